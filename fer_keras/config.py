@@ -1,0 +1,149 @@
+"""Run configuration: one validated object holding every protocol knob of one run.
+
+Configs are YAML files (``yaml.safe_load`` only) with at most one level of
+``include:``; command-line overrides are applied last. Unknown keys fail with the
+closest known key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used as it is."""
+
+
+class RunConfig(BaseModel):
+    """Every setting of one training run; the resolved copy is saved in the run folder."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # what to train
+    model: str = "resnet18"
+    res: int = Field(48, ge=16, le=1024)
+    pretrain: Literal["scratch", "imagenet", "vggface"] = "scratch"
+    pooling: Literal["gap", "flatten"] | None = None
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    weights_dir: Path | None = None
+    # data
+    dataset: str = "demo"
+    data_root: Path = Path("data")
+    crossdomain: str | None = "demo_wild"
+    limit_per_class: int | None = Field(None, ge=1)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    pipeline: Literal["tfdata", "legacy"] = "tfdata"
+    cache: bool = True
+    # class balancing
+    balance: Literal["none", "simple", "conservative"] = "conservative"
+    balance_cap: float = Field(3.0, gt=1)
+    # optimisation (PROTOCOL.md, 'Training')
+    epochs: int = Field(200, ge=1)
+    phase1_epochs: int = Field(30, ge=1)
+    batch: int = Field(32, ge=1, description="per replica; global batch = batch x replicas")
+    lr: float = Field(1e-4, gt=0)
+    reduce_lr_patience: int = Field(10, ge=1)
+    reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
+    min_lr: float = Field(1e-10, ge=0)
+    early_stopping_patience: int = Field(20, ge=1)
+    seed: int = 42
+    # bookkeeping
+    out: Path = Path("runs")
+    run_id: str | None = None
+    tensorboard: bool = True
+    paper_faithful: bool = Field(
+        False,
+        description="reproduce the paper's notebooks: validate on the test folder and feed 1/255 "
+        "RGB to every backbone; labelled as such in the run and the report",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from fer_keras.registry import get_spec
+
+        get_spec(name)
+        return name
+
+    def resolved_run_id(self) -> str:
+        """Readable, stable id: model_res_dataset_balance_pretrain_seed."""
+        if self.run_id:
+            return self.run_id
+        dataset = Path(self.dataset).name or "data"
+        tag = "_paper" if self.paper_faithful else ""
+        return f"{self.model}_{self.res}_{dataset}_{self.balance}_{self.pretrain}_s{self.seed}{tag}"
+
+    def run_dir(self) -> Path:
+        return self.out / self.resolved_run_id()
+
+    def dataset_dir(self) -> Path:
+        return _under(self.data_root, self.dataset)
+
+    def crossdomain_dir(self) -> Path | None:
+        return _under(self.data_root, self.crossdomain) if self.crossdomain else None
+
+
+def _under(root: Path, name: str) -> Path:
+    path = Path(name).expanduser()
+    return path if path.is_absolute() or path.exists() and len(path.parts) > 1 else root / name
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config with its (single-level) ``include:`` merged underneath it."""
+    path = Path(path)
+    data = _read_yaml(path)
+    include = data.pop("include", None)
+    if include:
+        base = _read_yaml((path.parent / include) if not Path(include).is_absolute() else Path(include))
+        if "include" in base:
+            raise ConfigError(f"{include} (included by {path}) includes another file; one level only")
+        data = {**base, **data}
+    return data
+
+
+def make_config(values: dict[str, Any], *, source: str = "config") -> RunConfig:
+    """Validate ``values`` into a RunConfig, turning pydantic errors into one clear message."""
+    known = set(RunConfig.model_fields)
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key {key!r} in {source}{hint} Known keys: {', '.join(sorted(known))}")
+    try:
+        return RunConfig(**values)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        )
+        raise ConfigError(f"invalid {source}: {problems}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults < config file (with its include) < explicit overrides (None values ignored)."""
+    values = read_config_file(path) if path else {}
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return make_config(values, source=str(path or "overrides"))
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))

@@ -1,0 +1,86 @@
+"""Canonical expression classes, their spelling variants and each dataset's label codes.
+
+Class order is canonical (alphabetical, as Keras' ``flow_from_directory`` ordered
+the BTFER paper's folders) everywhere in the suite, never the order folders are found in.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+CANONICAL_CLASSES: tuple[str, ...] = (
+    "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
+)
+CONTEMPT = "contempt"
+#: All names a class may carry, in canonical order (contempt sorts between angry and disgust).
+ALL_CLASSES: tuple[str, ...] = tuple(sorted((*CANONICAL_CLASSES, CONTEMPT)))
+
+ALIASES: dict[str, str] = {
+    "anger": "angry", "angry": "angry", "an": "angry",
+    "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust", "di": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "fe": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "ha": "happy",
+    "neutral": "neutral", "neutrality": "neutral", "calm": "neutral", "ne": "neutral",
+    "sad": "sad", "sadness": "sad", "sa": "sad",
+    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
+    "contempt": "contempt", "contemptuous": "contempt", "co": "contempt",
+}
+
+# Label codes of the public datasets (PROTOCOL.md, "Datasets").
+FER2013_CODES: dict[int, str] = {
+    0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral",
+}
+RAFDB_CODES: dict[int, str] = {
+    1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "angry", 7: "neutral",
+}
+AFFECTNET_CODES: dict[int, str | None] = {
+    0: "neutral", 1: "happy", 2: "sad", 3: "surprise", 4: "fear", 5: "disgust", 6: "angry",
+    7: "contempt", 8: None, 9: None, 10: None,  # none, uncertain, non-face: dropped
+}
+FERPLUS_COLUMNS: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+    "unknown", "NF",
+)
+
+
+class UnknownClassError(ValueError):
+    """A folder or label name that maps to no expression class."""
+
+
+def canonical_name(name: str, *, where: str = "") -> str:
+    """Map a class spelling ('Happy', 'happiness', '3_happy') to its canonical name."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in ALIASES:
+        return ALIASES[key]
+    # Tolerate numbered folders such as "3_happy" or "happy_03".
+    for part in key.split("_"):
+        if part in ALIASES and len(part) > 2:
+            return ALIASES[part]
+    close = difflib.get_close_matches(key, ALIASES, n=1)
+    hint = f" Did you mean {ALIASES[close[0]]!r}?" if close else ""
+    place = f" (at {where})" if where else ""
+    raise UnknownClassError(
+        f"{name!r}{place} is not an expression class. Known classes: "
+        f"{', '.join(ALL_CLASSES)}.{hint}"
+    )
+
+
+def canonical_order(names: Iterable[str]) -> tuple[str, ...]:
+    """Sort canonical class names in the suite's fixed order."""
+    names = set(names)
+    unknown = names - set(ALL_CLASSES)
+    if unknown:
+        raise UnknownClassError(f"not canonical class names: {sorted(unknown)}")
+    return tuple(c for c in ALL_CLASSES if c in names)
+
+
+def check_same_classes(train: Iterable[str], test: Iterable[str], *, test_name: str) -> None:
+    """Fail before any work when an evaluation set's classes differ from the model's."""
+    train, test = tuple(train), tuple(test)
+    if set(train) != set(test):
+        raise ValueError(
+            f"class sets differ between the model ({', '.join(train)}) and {test_name} "
+            f"({', '.join(test)}): missing in {test_name}: {sorted(set(train) - set(test))}, "
+            f"extra in {test_name}: {sorted(set(test) - set(train))}"
+        )

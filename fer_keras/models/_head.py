@@ -1,0 +1,42 @@
+"""The classification heads the protocol puts on top of a backbone."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from fer_keras.models.preprocessing import Preprocess
+from fer_keras.registry import BACKBONE, PREDICTIONS
+
+
+def pool(x, pooling: str):
+    """GlobalAveragePooling2D, or Flatten for the paper's rows marked '*'."""
+    if pooling == "gap":
+        return layers.GlobalAveragePooling2D(name="pool")(x)
+    if pooling == "flatten":
+        return layers.Flatten(name="pool")(x)
+    raise ValueError(f"pooling must be 'gap' or 'flatten', got {pooling!r}")
+
+
+def protocol_head(x, num_classes: int):
+    """Dense 256 ReLU + Dropout 0.2, Dense 256 ReLU, softmax (PROTOCOL.md, 'Initialisation')."""
+    x = layers.Dense(256, activation="relu", name="head_dense1")(x)
+    x = layers.Dropout(0.2, name="head_dropout")(x)
+    x = layers.Dense(256, activation="relu", name="head_dense2")(x)
+    return layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+
+
+def classifier_on_backbone(
+    backbone: keras.Model, input_shape, num_classes: int, *, preprocessing: str, pooling: str, name: str
+) -> keras.Model:
+    """Wrap a feature-map backbone as ``Input -> Preprocess -> backbone -> pool -> head``.
+
+    The backbone stays a nested model named ``backbone`` so fine-tuning can freeze it.
+    """
+    if backbone.name != BACKBONE:
+        raise ValueError(f"the backbone model must be named {BACKBONE!r}, got {backbone.name!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = Preprocess(preprocessing, name="preprocess")(inputs)
+    x = backbone(x)
+    x = pool(x, pooling)
+    return keras.Model(inputs, protocol_head(x, num_classes), name=name)

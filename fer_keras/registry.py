@@ -1,0 +1,132 @@
+"""Model registry: one decorator per architecture, one way to build any of them.
+
+Every builder has the same signature::
+
+    builder(input_shape, num_classes, *, pretrain, pooling, weights_dir, **options) -> keras.Model
+
+and returns a model whose first layers carry its own input normalisation (it takes
+raw 0-255 RGB), whose last layer is named ``predictions`` and, for pre-trained
+backbones, whose backbone is a nested model named ``backbone`` so two-phase
+fine-tuning can freeze and unfreeze it as one attribute.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRETRAINS = ("scratch", "imagenet", "vggface")
+POOLINGS = ("gap", "flatten")
+BACKBONE = "backbone"
+PREDICTIONS = "predictions"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the suite knows about an architecture before building it."""
+
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    paper_name: str
+    description: str
+    min_resolution: int = 32
+    max_resolution: int | None = None
+    pretrains: tuple[str, ...] = ("scratch",)
+    default_pooling: str = "gap"
+    #: Parameter counts with a 7-class head at 48 and 224 px (checked by the tests).
+    params: dict[int, int] = field(default_factory=dict)
+    #: Resolutions the tests build it at (the smallest valid one at least).
+    test_resolutions: tuple[int, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def supports(self, res: int) -> bool:
+        return res >= self.min_resolution and (self.max_resolution is None or res <= self.max_resolution)
+
+    def resolution_text(self) -> str:
+        top = f"{self.max_resolution}" if self.max_resolution else "any larger size"
+        return f"{self.min_resolution} to {top} px"
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str | None = None, **meta: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a builder under ``name`` (default: the function's name)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is registered twice")
+        for p in meta.get("pretrains", ()):
+            if p not in PRETRAINS:
+                raise ValueError(f"model {key!r}: unknown pretrain {p!r}; known: {PRETRAINS}")
+        _REGISTRY[key] = ModelSpec(name=key, builder=fn, **meta)
+        return fn
+
+    return decorate
+
+
+def _load_zoo() -> None:
+    # Importing the package registers every model module (see fer_keras/models/__init__.py).
+    import fer_keras.models  # noqa: F401
+
+
+def list_models() -> list[str]:
+    _load_zoo()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Look a model up; unknown names fail with the closest registered name."""
+    _load_zoo()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name.lower(), _REGISTRY, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown model {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))}")
+
+
+def validate_request(name: str, res: int, pretrain: str = "scratch", pooling: str | None = None) -> ModelSpec:
+    """Check a (model, resolution, initialisation, pooling) request before any work is done."""
+    spec = get_spec(name)
+    if not spec.supports(res):
+        raise ValueError(
+            f"model {name!r} cannot take {res}x{res} inputs; it works at {spec.resolution_text()}."
+        )
+    if pretrain not in spec.pretrains:
+        raise ValueError(
+            f"model {name!r} has no {pretrain!r} initialisation; it supports {', '.join(spec.pretrains)}"
+        )
+    if pooling is not None and pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    return spec
+
+
+def build_model(
+    name: str,
+    res: int = 48,
+    num_classes: int = 7,
+    *,
+    pretrain: str = "scratch",
+    pooling: str | None = None,
+    weights_dir: str | Path | None = None,
+    **options: Any,
+):
+    """Build a registered model for ``res`` x ``res`` RGB input on the 0-255 scale."""
+    spec = validate_request(name, res, pretrain, pooling)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    return spec.builder(
+        (res, res, 3),
+        num_classes,
+        pretrain=pretrain,
+        pooling=pooling or spec.default_pooling,
+        weights_dir=Path(weights_dir) if weights_dir else None,
+        **{**spec.options, **options},
+    )
