@@ -116,12 +116,20 @@ def build_model(
     pretrain: str = "scratch",
     pooling: str | None = None,
     weights_dir: str | Path | None = None,
+    paper_faithful: bool = False,
     **options: Any,
 ):
-    """Build a registered model for ``res`` x ``res`` RGB input on the 0-255 scale."""
+    """Build a registered model for ``res`` x ``res`` RGB input on the 0-255 scale.
+
+    ``paper_faithful`` reproduces the paper's notebooks, which fed 1/255-scaled RGB to
+    every pre-trained backbone instead of the normalisation its weights expect; it is
+    passed to builders of pre-trained models only.
+    """
     spec = validate_request(name, res, pretrain, pooling)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if pretrain != "scratch":
+        options["paper_faithful"] = paper_faithful
     return spec.builder(
         (res, res, 3),
         num_classes,
