@@ -54,6 +54,9 @@ class RunConfig(BaseModel):
     min_lr: float = Field(1e-10, ge=0)
     early_stopping_patience: int = Field(20, ge=1)
     seed: int = 42
+    devices: list[str] | None = Field(
+        None, description="explicit devices for MirroredStrategy, e.g. ['/cpu:0', '/cpu:1']"
+    )
     # bookkeeping
     out: Path = Path("runs")
     run_id: str | None = None

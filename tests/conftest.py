@@ -1,4 +1,4 @@
-"""Shared test setup: quiet TensorFlow, few threads, generated data only."""
+"""Shared test setup: quiet TensorFlow, few threads, generated data only (never ../shared)."""
 
 import os
 
@@ -6,3 +6,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """The synthetic demo datasets (demo/, demo_wild/), generated once per test session."""
+    from fer_keras.data.demo import ensure_demo
+
+    root = tmp_path_factory.mktemp("data")
+    ensure_demo(root)
+    return root
+
+
+def write_image(path: Path, seed: int = 0, size: int = 24, mode: str = "L") -> Path:
+    """A small random (non-blank) image."""
+    rng = np.random.default_rng(seed)
+    shape = (size, size) if mode == "L" else (size, size, 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(path)
+    return path
+
+
+def make_folder_dataset(root: Path, counts: dict[str, int], size: int = 24) -> Path:
+    """``root/<class>/<i>.png`` with ``counts[class]`` random images each."""
+    for c, n in counts.items():
+        for i in range(n):
+            write_image(root / c / f"{i}.png", seed=hash((c, i)) % 2**32, size=size)
+    return root

@@ -1,0 +1,66 @@
+"""The paper's own input pipeline, reproduced with Keras' ImageDataGenerator where it still exists.
+
+Keras 3 dropped ImageDataGenerator from its public API; the private
+``keras.src.legacy`` copy still runs on the stack this suite tests (TF 2.21 / Keras 3.15).
+This mode loads images the way ``flow_from_directory`` did (PIL, nearest-neighbour
+resize to RES) and applies ``random_transform`` image by image, but keeps the suite's
+rules: canonical class order, 0-255 output (the model rescales), every image once at
+evaluation. If a future Keras removes the private module this mode fails with a message,
+and the default ``tfdata`` pipeline still works.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from fer_keras.data.augment import ROTATION_DEGREES, SHIFT, ZOOM
+from fer_keras.data.readers import ImageSet
+
+
+def _generator():
+    try:
+        from keras.src.legacy.preprocessing.image import ImageDataGenerator
+    except ImportError as err:  # pragma: no cover - depends on the installed Keras
+        raise RuntimeError(
+            "pipeline 'legacy' needs keras.src.legacy.preprocessing.image.ImageDataGenerator, "
+            "which this Keras version no longer ships; use pipeline 'tfdata'"
+        ) from err
+    return ImageDataGenerator(rotation_range=ROTATION_DEGREES, width_shift_range=SHIFT,
+                              height_shift_range=SHIFT, zoom_range=ZOOM, horizontal_flip=True,
+                              fill_mode="nearest")
+
+
+def _load(images: ImageSet, i: int, res: int) -> np.ndarray:
+    if images.pixels is not None:
+        img = Image.fromarray(images.pixels[i])
+    else:
+        img = Image.open(images.paths[i])
+    img = img.convert("RGB")
+    if img.size != (res, res):
+        img = img.resize((res, res), Image.NEAREST)  # flow_from_directory's default interpolation
+    return np.asarray(img, dtype=np.float32)
+
+
+def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: bool,
+                        seed: int = 42) -> tf.data.Dataset:
+    """Batched (images, one-hot labels) produced by ImageDataGenerator.random_transform."""
+    gen = _generator() if training else None
+    n, k = len(images), len(images.class_names)
+    onehot = np.eye(k, dtype=np.float32)[images.labels]
+    epoch = [0]
+
+    def batches():
+        rng = np.random.default_rng(seed + epoch[0])
+        epoch[0] += 1
+        order = rng.permutation(n) if training else np.arange(n)
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            x = np.stack([_load(images, i, res) for i in idx])
+            if gen is not None:
+                x = np.stack([gen.random_transform(img, seed=int(rng.integers(2**31))) for img in x])
+            yield x, onehot[idx]
+
+    spec = (tf.TensorSpec((None, res, res, 3), tf.float32), tf.TensorSpec((None, k), tf.float32))
+    return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)

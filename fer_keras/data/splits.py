@@ -1,0 +1,77 @@
+"""Train / validation / test splits of a dataset, with the protocol's rules.
+
+The validation split is the dataset's own when it has one, else a stratified,
+seeded share carved from train. Test and cross-domain sets never drive
+checkpointing, early stopping or learning-rate decisions, unless the run is
+explicitly ``paper_faithful`` (the paper's notebooks validated on their test folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from fer_keras.data.readers import DatasetError, ImageSet, read_dataset
+from fer_keras.labels import check_same_classes
+
+
+@dataclass
+class Splits:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet | None
+    val_source: str  # "dataset", "carved from train" or "test (paper_faithful)"
+
+    def summary(self) -> dict:
+        out = {"classes": list(self.train.class_names), "val_source": self.val_source,
+               "train": self.train.summary(), "val": self.val.summary()}
+        if self.test is not None:
+            out["test"] = self.test.summary()
+        return out
+
+
+def limit_per_class(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
+    """A seeded subsample of at most ``limit`` images per class (for quick runs)."""
+    if not limit:
+        return images
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in range(len(images.class_names)):
+        idx = np.flatnonzero(images.labels == c)
+        keep.append(rng.permutation(idx)[:limit])
+    subset = images.subset(np.sort(np.concatenate(keep)), images.name)
+    subset.skipped = images.skipped
+    return subset
+
+
+def make_splits(path: Path, *, val_fraction: float = 0.1, seed: int = 42, limit: int | None = None,
+                paper_faithful: bool = False) -> Splits:
+    parts = read_dataset(path)
+    train = parts.get("train") or parts.get("all")
+    if train is None:
+        raise DatasetError(f"{path} has no train/ split (found: {', '.join(sorted(parts))})")
+    for name in ("val", "test"):
+        if name in parts:
+            check_same_classes(train.class_names, parts[name].class_names, test_name=f"{path}/{name}")
+    test = parts.get("test")
+    if paper_faithful:
+        if test is None:
+            raise DatasetError(f"paper_faithful validates on the test split, but {path} has no test/ folder")
+        val, source = test, "test (paper_faithful)"
+    elif "val" in parts:
+        val, source = parts["val"], "dataset"
+    else:
+        idx = np.arange(len(train))
+        try:
+            tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=train.labels)
+        except ValueError as err:
+            raise DatasetError(f"cannot carve a stratified validation split from {path}: {err}") from None
+        skipped = train.skipped
+        train, val = train.subset(np.sort(tr), f"{train.name}"), train.subset(np.sort(va), f"{train.name}[val]")
+        train.skipped = skipped
+        source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
+    train = limit_per_class(train, limit, seed)
+    return Splits(train=train, val=val, test=test, val_source=source)

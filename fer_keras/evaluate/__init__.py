@@ -1,0 +1,1 @@
+"""Evaluation: metrics on every image exactly once, confusion matrices, cross-domain runs."""

@@ -1,0 +1,57 @@
+"""The run folder: what a finished run leaves on disk, and how to read it back.
+
+``runs/<run-id>/`` holds config.yaml (fully resolved), classes.json, class_weights.json,
+data_summary.json, versions.txt, log.csv, best.keras (preprocessing inside),
+metrics.json, confusion-matrix PNGs and, once evaluated, crossdomain_<set>.json.
+The report reads only these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "best.keras"
+METRICS_FILE = "metrics.json"
+CLASSES_FILE = "classes.json"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically, so a killed process never leaves half a result."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / METRICS_FILE).is_file() and (run_dir / MODEL_FILE).is_file()
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Finished runs under ``root`` (any depth), sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.rglob(METRICS_FILE) if is_finished(p.parent))
+
+
+def crossdomain_file(run_dir: Path, set_name: str) -> Path:
+    return run_dir / f"crossdomain_{set_name}.json"
+
+
+def load_run_model(run_dir: Path):
+    """The run's best model, loaded with Keras' safe_mode on."""
+    import keras
+
+    import fer_keras.models  # noqa: F401  - registers the custom layers the file refers to
+
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: the run has not saved a model yet")
+    return keras.models.load_model(path, safe_mode=True, compile=False)

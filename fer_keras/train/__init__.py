@@ -1,0 +1,1 @@
+"""Training: distribution strategy, protocol callbacks, one- and two-phase fine-tuning, resume."""

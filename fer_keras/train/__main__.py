@@ -1,0 +1,5 @@
+import sys
+
+from fer_keras.train.cli import main
+
+sys.exit(main())

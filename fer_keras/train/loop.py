@@ -1,0 +1,174 @@
+"""One protocol run, end to end: data, model, one- or two-phase training, evaluation.
+
+Pre-trained backbones are fine-tuned in two phases (PROTOCOL.md, 'Training'): the new
+head is trained with the backbone frozen for up to ``phase1_epochs``; the best
+checkpoint is reloaded, every layer is unfrozen and training continues until early
+stopping. Models trained from scratch have one phase. Each phase is resumable; a
+finished phase is never run again.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from fer_keras.config import ConfigError, RunConfig, save_config
+from fer_keras.data.class_weights import class_weights
+from fer_keras.data.demo import ensure_demo
+from fer_keras.data.legacy import make_legacy_dataset
+from fer_keras.data.pipeline import make_dataset
+from fer_keras.data.readers import ImageSet, folder_classes
+from fer_keras.data.splits import Splits, make_splits
+from fer_keras.evaluate.evaluator import evaluate_set
+from fer_keras.labels import check_same_classes
+from fer_keras.registry import BACKBONE, build_model
+from fer_keras.runs import CLASSES_FILE, METRICS_FILE, MODEL_FILE, is_finished, read_json, write_json
+from fer_keras.train.callbacks import protocol_callbacks
+from fer_keras.train.strategy import describe, make_strategy
+
+STATE_FILE = "state.json"
+DEMO_SETS = ("demo", "demo_wild")
+
+
+def prepare_data(cfg: RunConfig) -> Splits:
+    """Read and split the training data; check the cross-domain set's classes before any work."""
+    if cfg.dataset in DEMO_SETS or cfg.crossdomain in DEMO_SETS:
+        ensure_demo(cfg.data_root)
+    splits = make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
+                         limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful)
+    cross = cfg.crossdomain_dir()
+    if cross is not None:
+        if cross.is_dir():
+            check_same_classes(splits.train.class_names, folder_classes(cross), test_name=str(cross))
+        else:
+            print(f"note: cross-domain set {cross} does not exist yet; `make crossdomain` will need it")
+    return splits
+
+
+def _datasets(cfg: RunConfig, splits: Splits, global_batch: int):
+    if cfg.pipeline == "legacy":
+        return (make_legacy_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed),
+                make_legacy_dataset(splits.val, cfg.res, global_batch, training=False))
+    return (make_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed, cache=cfg.cache),
+            make_dataset(splits.val, cfg.res, global_batch, training=False, cache=cfg.cache))
+
+
+def compile_model(model: keras.Model, lr: float) -> None:
+    # Keywords, not positions: Keras 3 reads a third positional argument as loss_weights.
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+
+
+def _versions() -> str:
+    pkgs = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
+                  if d.metadata["Name"])
+    return f"python=={platform.python_version()}\n" + "\n".join(pkgs) + "\n"
+
+
+def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    import yaml
+
+    old = yaml.safe_load(saved.read_text())
+    new = cfg.model_dump(mode="json")
+    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if differ:
+        raise ConfigError(
+            f"{run_dir} already holds a run with a different config (differs in: {', '.join(differ)}); "
+            "choose another --out or --run-id, or pass --force to start it again"
+        )
+
+
+def _preprocessing_mode(model: keras.Model) -> str | None:
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if layer.__class__.__name__ == "Preprocess":
+            return layer.mode
+    return None
+
+
+def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
+              extra_callbacks: list[keras.callbacks.Callback] | None = None) -> Path:
+    """Train (or resume, or skip if finished) the run ``cfg`` describes; return its folder."""
+    run_dir = cfg.run_dir()
+    if force and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    _check_same_run(cfg, run_dir)
+    if is_finished(run_dir):
+        print(f"{run_dir} is already finished; pass --force to train it again")
+        return run_dir
+    splits = prepare_data(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    strategy = make_strategy(cfg.devices)
+    global_batch = cfg.batch * strategy.num_replicas_in_sync
+    weights = class_weights(splits.train.counts(), cfg.balance, cfg.balance_cap)
+    classes = list(splits.train.class_names)
+
+    save_config(cfg, run_dir / "config.yaml")
+    write_json(run_dir / CLASSES_FILE, classes)
+    write_json(run_dir / "class_weights.json",
+               {"balance": cfg.balance, "cap": cfg.balance_cap,
+                "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
+    write_json(run_dir / "data_summary.json", splits.summary())
+    (run_dir / "versions.txt").write_text(_versions())
+
+    train_ds, val_ds = _datasets(cfg, splits, global_batch)
+    with strategy.scope():
+        model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
+                            weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
+                            **cfg.model_options)
+    write_json(run_dir / "run_info.json", {
+        **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
+        "preprocessing": _preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
+        "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    })
+    state_path = run_dir / STATE_FILE
+    state = read_json(state_path) if state_path.is_file() else {"phases_done": []}
+    two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
+    phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
+    started = time.time()
+    for phase, epochs in phases:
+        if phase in state["phases_done"]:
+            continue
+        with strategy.scope():
+            if phase == "main" and two_phase:
+                model.load_weights(run_dir / MODEL_FILE)  # best frozen-phase model, then unfreeze all
+            if two_phase:
+                model.get_layer(BACKBONE).trainable = phase == "main"
+            compile_model(model, cfg.lr)
+        print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {global_batch}, "
+              f"{len(splits.train)} train / {len(splits.val)} val images, class weights {cfg.balance}")
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=weights, shuffle=False,
+                  callbacks=protocol_callbacks(cfg, run_dir, phase) + (extra_callbacks or []), verbose=verbose)
+        state["phases_done"].append(phase)
+        write_json(state_path, state)
+    state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
+    write_json(state_path, state)
+    evaluate_run(cfg, run_dir, splits, global_batch)
+    return run_dir
+
+
+def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int) -> dict:
+    """Evaluate the best checkpoint on the validation and test splits; write metrics.json last."""
+    from fer_keras.runs import load_run_model
+
+    model = load_run_model(run_dir)
+    sets: dict[str, ImageSet] = {"val": splits.val}
+    if splits.test is not None and not cfg.paper_faithful:
+        sets["test"] = splits.test
+    results = {tag: evaluate_set(model, images, cfg.res, out_dir=run_dir, tag=tag, batch=batch)
+               for tag, images in sets.items()}
+    results["run_id"] = cfg.resolved_run_id()
+    results["best_epoch"] = read_json(run_dir / "best.json").get("epoch") if (run_dir / "best.json").is_file() else None
+    write_json(run_dir / METRICS_FILE, results)  # written last: its presence marks the run finished
+    return results
