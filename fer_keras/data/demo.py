@@ -17,10 +17,10 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from fer_keras.labels import CANONICAL_CLASSES
 
-VERSION = "1"
+VERSION = "2"
 SIZE = 64
-TRAIN_COUNTS = {"angry": 50, "disgust": 14, "fear": 36, "happy": 90,
-                "neutral": 64, "sad": 48, "surprise": 40}
+TRAIN_COUNTS = {"angry": 100, "disgust": 28, "fear": 72, "happy": 180,
+                "neutral": 128, "sad": 96, "surprise": 80}
 TEST_PER_CLASS = 16
 WILD_PER_CLASS = 24
 
@@ -53,18 +53,18 @@ def _face(expression: str, rng: np.random.Generator, wild: bool) -> Image.Image:
     cx, cy = big / 2 + j(big * 0.03), big / 2 + j(big * 0.03)
     fw, fh = big * (0.36 + j(0.02)), big * (0.44 + j(0.02))
     d.ellipse([cx - fw, cy - fh, cx + fw, cy + fh], fill=skin)
-    w = max(3, int(big * 0.025))
+    w = max(3, int(big * 0.045))  # bold strokes: still 2 px wide at 48 px
     eye_y, eye_dx = cy - fh * 0.22, fw * 0.42
     for side in (-1, 1):
         ex = cx + side * eye_dx
-        ew, eh = fw * 0.16, fw * 0.10 * max(eye_open + j(0.08), 0.15)
+        ew, eh = fw * 0.2, fw * 0.13 * max(eye_open + j(0.08), 0.15)
         d.ellipse([ex - ew, eye_y - eh, ex + ew, eye_y + eh], fill=(250, 250, 250), outline=ink, width=w)
         d.ellipse([ex - ew * 0.35, eye_y - min(eh, ew * 0.35), ex + ew * 0.35, eye_y + min(eh, ew * 0.35)], fill=ink)
         by = eye_y - fw * (0.28 + brow_h + j(0.015))
         inner, outer = ex - side * fw * 0.22, ex + side * fw * 0.22
         t = (tilt + j(0.05)) * fw * 0.18  # positive tilt: inner end lower (frown)
         d.line([inner, by + t, outer, by - t], fill=ink, width=w + 2)
-    my, mw = cy + fh * 0.45, fw * (0.42 + j(0.03))
+    my, mw = cy + fh * 0.45, fw * (0.5 + j(0.03))
     if shape == "oval":
         mh = fw * 0.12 * (mouth_open + j(0.05)) + 4
         d.ellipse([cx - mw * 0.6, my - mh, cx + mw * 0.6, my + mh], fill=(90, 20, 20), outline=ink, width=w)
@@ -72,7 +72,7 @@ def _face(expression: str, rng: np.random.Generator, wild: bool) -> Image.Image:
         pts = [(cx - mw + 2 * mw * k / 8, my + math.sin(k * 1.6) * fw * 0.05 * (1 + curve)) for k in range(9)]
         d.line(pts, fill=ink, width=w + 1)
     else:
-        c = (curve + j(0.08)) * fw * 0.22
+        c = (curve + j(0.08)) * fw * 0.3
         pts = [(cx - mw + 2 * mw * k / 12, my - c * (1 - ((k - 6) / 6) ** 2) + c) for k in range(13)]
         d.line(pts, fill=ink, width=w + 1)
     if wild:

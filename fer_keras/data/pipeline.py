@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from fer_keras.data.augment import protocol_augmentation
+from fer_keras.data.augment import augment_batch
 from fer_keras.data.readers import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -58,6 +58,5 @@ def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed
         ds = ds.shuffle(min(len(images), 10_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
     if training if augment is None else augment:
-        aug = protocol_augmentation(seed)
-        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda x, y: (augment_batch(x, seed), y), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
