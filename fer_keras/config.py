@@ -75,6 +75,12 @@ class RunConfig(BaseModel):
         get_spec(name)
         return name
 
+    @field_validator("crossdomain", mode="before")
+    @classmethod
+    def _no_crossdomain(cls, value: object) -> object:
+        # "null"/"none" from the command line mean: no cross-domain set.
+        return None if isinstance(value, str) and value.strip().lower() in ("", "null", "none") else value
+
     def resolved_run_id(self) -> str:
         """Readable, stable id: model_res_dataset_balance_pretrain_seed."""
         if self.run_id:

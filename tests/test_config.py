@@ -52,3 +52,10 @@ def test_shipped_configs_validate():
     assert files
     for f in files:
         load_config(f)
+
+
+def test_crossdomain_can_be_switched_off_from_the_command_line():
+    from fer_keras.train.cli import overrides_from, parser
+
+    cfg = make_config(overrides_from(parser().parse_args(["--crossdomain", "null", "--lr", "1e-3"])))
+    assert cfg.crossdomain is None and cfg.lr == 1e-3
