@@ -2,9 +2,10 @@
 
 Exact duplicates share a SHA-256 of the file bytes; near duplicates (re-encodes, small
 shifts, brightness changes, resizes) are perceptual hashes (``imagehash``) within a Hamming
-distance. Clusters are connected components of "near" pairs (single linkage), exact copies
-counted once. Reported: every cluster, whether it crosses splits (a train/test leak) and
-whether its members carry different labels (a label conflict).
+distance. Clusters are stars around a keeper (every member within the threshold of it, so
+chains of similar faces cannot merge), exact copies counted once. Reported: every cluster,
+whether it crosses splits (a train/test leak) and whether its members carry different
+labels (a label conflict).
 
 Keeper rule, one image per cluster: the member in the most precious split (test, then val,
 then train - evaluation sets stay intact, the leak is removed from training), then the
@@ -82,49 +83,52 @@ def near_pairs(bits: np.ndarray, threshold: int, block: int = 256) -> np.ndarray
     return np.concatenate(out)
 
 
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected components (union-find); returns a component id per node."""
-    parent = np.arange(n)
+def _leader_clusters(order: np.ndarray, pairs: np.ndarray, n: int) -> np.ndarray:
+    """Greedy star clustering: in keeper order, each unassigned node takes its free neighbours.
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(i) for i in range(n)])
+    Unlike connected components (single linkage), chains cannot grow: every member is within
+    the threshold of its cluster's keeper, which is what "keep one, drop the rest" needs.
+    """
+    both = np.concatenate([pairs, pairs[:, ::-1]]) if len(pairs) else np.empty((0, 2), int)
+    both = both[np.argsort(both[:, 0], kind="stable")]
+    starts = np.searchsorted(both[:, 0], np.arange(n + 1))
+    cluster = np.full(n, -1)
+    for v in order:
+        if cluster[v] >= 0:
+            continue
+        nb = both[starts[v]:starts[v + 1], 1]
+        cluster[v] = v
+        cluster[nb[cluster[nb] < 0]] = v
+    return cluster
 
 
 def find_duplicates(df: pd.DataFrame, bits: np.ndarray, threshold: int = 6) -> pd.DataFrame:
     """Rows of ``df`` that belong to a cluster of 2+ images, with cluster columns added."""
-    # Exact copies collapse to one node, so a near search never has to find them twice.
-    node = df.groupby("sha256", sort=False).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(df))).groupby(node).first().to_numpy()
-    comp_of_node = _components(len(first), near_pairs(bits[first], threshold)
-                               if threshold >= 0 else np.empty((0, 2), np.int64))
     out = df.copy()
-    out["component"] = comp_of_node[node]
-    sizes = out.groupby("component")["path"].transform("size")
-    out = out[sizes > 1].copy()
+    out["rank"] = out["split"].map(SPLIT_RANK)
+    out = out.sort_values(["rank", "pixels", "bytes", "path"],
+                          ascending=[True, False, False, True])
+    # Exact copies collapse to one node, so a near search never has to find them twice.
+    out["node"] = out.groupby("sha256", sort=False).ngroup()
+    first = out.groupby("node", sort=True).head(1).sort_values("node")
+    pairs = (near_pairs(bits[first.index.to_numpy()], threshold) if threshold >= 0
+             else np.empty((0, 2), np.int64))
+    keeper_order = pd.unique(out["node"].to_numpy())  # nodes by their best member
+    comp = _leader_clusters(keeper_order, pairs, len(first))
+    out["component"] = comp[out["node"].to_numpy()]
+    out = out[out.groupby("component")["path"].transform("size") > 1].copy()
     if out.empty:
         return out.assign(cluster=[], kind=[], keep=[], distance=[], cross_split=[],
                           train_test_leak=[], label_conflict=[])
-    out["rank"] = out["split"].map(SPLIT_RANK)
-    out = out.sort_values(["component", "rank", "pixels", "bytes", "path"],
-                          ascending=[True, True, False, False, True])
     g = out.groupby("component", sort=False)
-    out["keep"] = ~out["component"].duplicated()
+    out["keep"] = ~out["component"].duplicated()  # sorted by keeper rule above
     out["kind"] = np.where(g["sha256"].transform("nunique") == 1, "exact", "near")
     out["cross_split"] = g["split"].transform("nunique") > 1
     out["train_test_leak"] = g["split"].transform(lambda s: {"train", "test"} <= set(s))
     out["label_conflict"] = g["label"].transform("nunique") > 1
-    keeper_bits = {c: bits[i] for c, i in zip(out["component"], out.index, strict=True)
-                   if out.at[i, "keep"]}
-    out["distance"] = [int((bits[i] != keeper_bits[c]).sum())
+    keepers = out[out["keep"]]
+    keeper_row = dict(zip(keepers["component"], keepers.index, strict=True))
+    out["distance"] = [int((bits[i] != bits[keeper_row[c]]).sum())
                        for c, i in zip(out["component"], out.index, strict=True)]
     out["exact_copy_of_keeper"] = out["sha256"] == g["sha256"].transform("first")
     size = g["path"].transform("size")
