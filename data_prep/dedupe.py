@@ -192,7 +192,7 @@ def write_sheets(root: Path, dups: pd.DataFrame, out: Path, max_sheets: int) -> 
     for cluster, g in dups.groupby("cluster"):
         if n >= max_sheets:
             break
-        caps = [f"{'KEEP ' if k else ''}{s}/{lab} d{d} {Path(p).name}"
+        caps = [f"{'KEEP ' if k else ''}{s}/{lab} d{d}\n{Path(p).name}"
                 for k, s, lab, d, p in g[["keep", "split", "label", "distance", "path"]]
                 .itertuples(index=False)]
         flags = [f for f, on in (("LABEL CONFLICT", g["label_conflict"].iloc[0]),

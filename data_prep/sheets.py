@@ -48,8 +48,10 @@ def contact_sheet(paths: Sequence[Path], captions: Sequence[str], *, thumb: int 
 
 
 def _wrap(text: str, width_px: int) -> list[str]:
+    """At most two caption lines: split at a newline, else cut to the cell width."""
     n = max(4, width_px // 6)
-    return [text[i:i + n] for i in range(0, min(len(text), 2 * n), n)]
+    lines = text.split("\n") if "\n" in text else [text[i:i + n] for i in range(0, len(text), n)]
+    return [line[:n] for line in lines[:2]]
 
 
 def save_sheet(img: Image.Image, path: str | os.PathLike) -> Path:
