@@ -7,7 +7,7 @@ order; the pixels come from that file (``--fer2013``) or from the FER+ image fol
 
 Label rule (documented decision): the column with the most votes wins. A sample is dropped
 when the winner is unknown or NF, when the winner's share of all votes is not above
-``min_share`` (default 0: plain plurality; 0.5 gives Barsoum et al.'s strict majority), or
+``min_share`` (default 0: plain plurality; 0.5 asks for more than half the votes), or
 when two emotions tie for the most votes (``ties="drop"``, default; ``ties="first"`` keeps
 the first in FER+ column order, which favours neutral). Contempt is dropped unless asked
 for. Rows with an empty image name (removed by FER+) are skipped.
@@ -78,26 +78,29 @@ def run(src: Path, dst: Path, *, fer2013: Path | None = None, images: Path | Non
                                     f"FER+ rows must align one-to-one with fer2013.csv")
         pixels = base["pixels"].tolist()
     splits = [usage_split(u, src, row) for row, u in enumerate(df["Usage"])]
-    w = DatasetWriter(dst, NAME, src, force=force, skip_bad=skip_bad)
-    for row, (usage, name) in enumerate(zip(df["Usage"], df["Image name"], strict=True)):
-        usage, name, split = usage.strip(), name.strip(), splits[row]
-        if not name:
-            w.drop("removed by FER+ (no image name)")
-            continue
-        label, why = vote(votes[row], ties=ties, min_share=min_share)
-        if label is None:
-            w.drop(why)
-            continue
+    jobs, drops = [], []  # decide and parse every row first: a bad row leaves no half import
+    for row, name in enumerate(df["Image name"]):
+        name = name.strip()
+        label, why = vote(votes[row], ties=ties, min_share=min_share) if name else (
+            None, "removed by FER+ (no image name)")
         if label == "contempt" and not contempt:
-            w.drop("contempt")
+            label, why = None, "contempt"
+        if label is None:
+            drops.append(why)
             continue
-        if pixels is not None:
-            w.add_array(parse_pixels(pixels[row], row, fer2013), split, label, name)
+        data = parse_pixels(pixels[row], row, fer2013) if pixels is not None else None
+        jobs.append((row, name, label, data))
+    w = DatasetWriter(dst, NAME, src, force=force, skip_bad=skip_bad)
+    for why in drops:
+        w.drop(why)
+    for row, name, label, data in jobs:
+        if data is not None:
+            w.add_array(data, splits[row], label, name)
         else:
             path = images / name
             if not path.is_file():
-                path = images / IMAGE_DIRS[usage] / name
-            w.add_file(path, split, label, name)
+                path = images / IMAGE_DIRS[df["Usage"].iat[row].strip()] / name
+            w.add_file(path, splits[row], label, name)
     return w
 
 
