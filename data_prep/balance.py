@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_keras.labels import canonical_order
+from fer_keras.labels import CANONICAL_CLASSES, canonical_order
 
 from .layout import Item, require_new_folder, scan
 
@@ -89,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     m = balance(a.src, a.dst, per_class=a.per_class, seed=a.seed, split=a.split,
                 dst_split=a.dst_split, allow_fewer=a.allow_fewer)
-    print(m.groupby("class").size().to_string())
+    sizes = m.groupby("class").size()
+    print(sizes.to_string())
+    missing = [c for c in CANONICAL_CLASSES if c not in sizes.index]
+    short = sizes[sizes < a.per_class]
+    if missing or len(short):
+        print(f"warning: below {a.per_class} per class: {short.to_dict()}; absent: {missing}")
     print(f"{len(m)} images -> {a.dst} (manifest {a.dst / MANIFEST})")
     return 0
 
