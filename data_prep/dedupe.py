@@ -45,13 +45,14 @@ def hash_dataset(root: Path, *, method: str = "phash", hash_size: int = 8,
                  progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per image (path, split, label, sha256, hash, size) and the hash bits."""
     fn = HASHES[method]
-    rows, bits = [], []
+    rows, bits, bad = [], [], []
     for it in tqdm(scan(root), desc="hash", unit="img", disable=not progress, file=sys.stderr):
         path = root / it.rel
         try:
             img = open_rgb(path)
         except BadImageError as e:
             print(f"skipped: {e}", file=sys.stderr)
+            bad.append(it.rel.as_posix())
             continue
         h = fn(img, hash_size=hash_size)
         bits.append(np.asarray(h.hash, bool).ravel())
@@ -60,6 +61,7 @@ def hash_dataset(root: Path, *, method: str = "phash", hash_size: int = 8,
                      "pixels": img.width * img.height, "bytes": path.stat().st_size})
     df = pd.DataFrame(rows, columns=["path", "split", "label", "sha256", "hash", "pixels",
                                      "bytes"])
+    df.attrs["unreadable"] = bad
     return df, np.array(bits, bool).reshape(len(rows), -1)
 
 
@@ -231,7 +233,8 @@ def run(root: str | os.PathLike, out: str | os.PathLike, *, threshold: int = 6,
     dups = find_duplicates(df, bits, threshold)
     dups.to_csv(out / "duplicates.csv", index=False)
     summary = summarize(df, dups)
-    summary.update(threshold=threshold, method=method, hash_size=hash_size, root=str(root))
+    summary.update(threshold=threshold, method=method, hash_size=hash_size, root=str(root),
+                   unreadable=df.attrs.get("unreadable", []))
     summary["sheets"] = write_sheets(root, dups, out, max_sheets)
     removed = to_remove(dups, conflicts)
     if exclude:

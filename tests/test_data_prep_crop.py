@@ -124,6 +124,22 @@ def test_no_face_small_face_and_unreadable_are_rejected(tmp_path):
     assert "below min size 40px or confidence 0.9" in rows["img00.png"]
 
 
+def test_unusual_modes_are_cropped_as_rgb(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("CMYK", (200, 150), (0, 255, 255, 0)).save(src / "cmyk.jpg")
+    Image.fromarray(np.full((150, 200), 30000, np.uint16)).save(src / "deep.png")
+    Image.new("RGBA", (200, 150), (0, 0, 255, 128)).save(src / "alpha.png")
+    Image.new("L", (200, 150), 90).save(src / "gray.png")
+    s = crop_folder(src, tmp_path / "dst", CropOptions(ext=".png"), detector=FixedDetector(),
+                    progress=False)
+    assert (s.cropped, s.rejected) == (4, 0)
+    for name in ("cmyk", "deep", "alpha", "gray"):
+        out = Image.open(tmp_path / "dst" / f"{name}.png")
+        assert (out.mode, out.size) == ("RGB", (256, 256)), name
+    assert np.asarray(Image.open(tmp_path / "dst" / "cmyk.png"))[5, 5].tolist() == [255, 0, 0]
+
+
 def test_resume_after_interruption_never_redoes_images(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     write_images(src, 7)

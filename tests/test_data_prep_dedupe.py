@@ -92,6 +92,12 @@ def test_move_to_with_conflicts_dropped(dataset, tmp_path):
         dedupe.run(dataset, tmp_path / "r", move_to=dataset / "dups", progress=False)
 
 
+def test_unreadable_images_are_listed_not_fatal(dataset, tmp_path):
+    (dataset / "train/happy/broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    s = dedupe.run(dataset, tmp_path / "r", progress=False)
+    assert s["unreadable"] == ["train/happy/broken.jpg"] and s["clusters"] == 3
+
+
 def test_threshold_zero_and_exact_only(dataset, tmp_path):
     s = dedupe.run(dataset, tmp_path / "r", threshold=-1, progress=False)
     assert (s["clusters"], s["exact_duplicates"], s["near_duplicates"]) == (1, 1, 0)
