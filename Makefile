@@ -31,3 +31,30 @@ lint:
 
 models:                ## table of registered models
 	$(PY) -m fer_keras.models
+
+# --- data preparation (data_prep/README.md): SRC is read, never modified; DST is new ---
+need = $(if $($(1)),,$(error $(1)=... is required))
+.PHONY: crop dedupe balance review anonymize import
+
+crop:                  ## MTCNN face crops: make crop SRC=raw DST=cropped [MARGIN=20 SIZE=256 WORKERS=n]
+	$(call need,SRC)$(call need,DST)$(PY) -m data_prep.crop --src $(SRC) --dst $(DST) \
+	  $(call opt,--margin,$(MARGIN)) $(call opt,--size,$(SIZE)) $(call opt,--workers,$(WORKERS)) $(ARGS)
+
+dedupe:                ## duplicate report: make dedupe SRC=data/x DST=/tmp/dups [THRESHOLD=6] [ARGS=--exclude]
+	$(call need,SRC)$(call need,DST)$(PY) -m data_prep.dedupe --root $(SRC) --out $(DST) \
+	  $(call opt,--threshold,$(THRESHOLD)) $(ARGS)
+
+balance:               ## N per class: make balance SRC=data/x DST=data/y [N=300 SEED=0 SPLIT=train]
+	$(call need,SRC)$(call need,DST)$(PY) -m data_prep.balance --src $(SRC) --dst $(DST) \
+	  $(call opt,--per-class,$(N)) $(call opt,--seed,$(SEED)) $(call opt,--split,$(SPLIT)) $(ARGS)
+
+review:                ## contact sheets for the manual pass: make review SRC=data/x DST=/tmp/review
+	$(call need,SRC)$(call need,DST)$(PY) -m data_prep.review sheets --root $(SRC) --out $(DST) $(ARGS)
+
+anonymize:             ## hash names: make anonymize SRC=raw DST=release MAPPING=private/names.csv
+	$(call need,SRC)$(call need,DST)$(call need,MAPPING)$(PY) -m data_prep.anonymize \
+	  --src $(SRC) --dst $(DST) --mapping $(MAPPING) $(ARGS)
+
+import:                ## make import DATASET=fer2013_csv|ferplus|rafdb|affectnet|ckplus|jaffe|folders SRC=.. DST=..
+	$(call need,DATASET)$(call need,SRC)$(call need,DST)$(PY) -m data_prep.importers $(DATASET) \
+	  --src $(SRC) --dst $(DST) $(ARGS)

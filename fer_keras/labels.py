@@ -38,6 +38,11 @@ AFFECTNET_CODES: dict[int, str | None] = {
     0: "neutral", 1: "happy", 2: "sad", 3: "surprise", 4: "fear", 5: "disgust", 6: "angry",
     7: "contempt", 8: None, 9: None, 10: None,  # none, uncertain, non-face: dropped
 }
+#: CK+ Emotion/*_emotion.txt codes (Lucey et al. 2010); 0 (neutral) never appears in those files.
+CKPLUS_CODES: dict[int, str] = {
+    0: "neutral", 1: "angry", 2: "contempt", 3: "disgust", 4: "fear", 5: "happy", 6: "sad",
+    7: "surprise",
+}
 FERPLUS_COLUMNS: tuple[str, ...] = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
     "unknown", "NF",

@@ -1,0 +1,128 @@
+"""What every importer shares: a guarded output folder, image writing, counts per class/split."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from fer_keras.labels import ALL_CLASSES, canonical_order
+
+from ..images import BadImageError, open_rgb, save_clean
+from ..layout import SPLITS, prepare_output
+
+#: Formats Keras' directory readers decode as they are; anything else is re-encoded to PNG.
+KERAS_FORMATS = {"JPEG": {".jpg", ".jpeg"}, "PNG": {".png"}, "BMP": {".bmp"}, "GIF": {".gif"}}
+
+
+class ImportFormatError(ValueError):
+    """Input that does not have the dataset's documented format (names the file/row/key)."""
+
+
+class DatasetWriter:
+    """Writes ``<dst>/<split>/<class>/<name>`` and counts what was written and dropped."""
+
+    def __init__(self, dst: str | Path, dataset: str, source: str | Path, *,
+                 force: bool = False, skip_bad: bool = False) -> None:
+        self.root = prepare_output(dst, dataset, str(source), force=force)
+        if force:  # re-import of the same dataset (the marker proved it): start clean
+            for split in SPLITS:
+                shutil.rmtree(self.root / split, ignore_errors=True)
+        self.dataset = dataset
+        self.skip_bad = skip_bad
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.dropped: Counter[str] = Counter()
+
+    def _target(self, split: str, label: str, name: str) -> Path:
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {SPLITS}")
+        if label not in ALL_CLASSES:
+            raise ValueError(f"label {label!r} is not a canonical class")
+        path = self.root / split / label / name
+        if path.exists():
+            raise FileExistsError(f"{path} was already written by this import: two inputs "
+                                  f"map to the same name ({name})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.counts[(split, label)] += 1
+        return path
+
+    def add_array(self, pixels: np.ndarray, split: str, label: str, name: str) -> Path:
+        """Save a decoded image (e.g. a CSV pixel row) losslessly as PNG."""
+        path = self._target(split, label, Path(name).with_suffix(".png").name)
+        save_clean(Image.fromarray(pixels), path)
+        return path
+
+    def add_file(self, src: Path, split: str, label: str,
+                 name: str | None = None) -> Path | None:
+        """Copy an image file, validated; re-encode (8-bit RGB PNG) what Keras cannot read.
+
+        Source files are only read. 16-bit, CMYK, alpha and TIFF inputs are converted so the
+        training readers see the same pixels PIL shows. A missing or broken file raises
+        (naming it), or with ``skip_bad`` is counted as dropped and skipped.
+        """
+        try:
+            if not src.is_file():
+                raise BadImageError(f"{src}: image listed in the labels does not exist")
+            img = open_rgb(src)
+        except BadImageError:
+            if not self.skip_bad:
+                raise
+            self.drop("bad or missing image")
+            return None
+        name = name or src.name
+        with Image.open(src) as raw:
+            fmt, mode = raw.format, raw.mode
+        if src.suffix.lower() in KERAS_FORMATS.get(fmt, set()) and mode in ("L", "RGB"):
+            path = self._target(split, label, name)
+            shutil.copyfile(src, path)
+        else:
+            path = self._target(split, label, Path(name).with_suffix(".png").name)
+            save_clean(img, path)
+        return path
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+
+    def table(self) -> pd.DataFrame:
+        """Images per class (rows, canonical order) and split (columns)."""
+        if not self.counts:
+            return pd.DataFrame()
+        s = pd.Series(self.counts)
+        t = s.unstack(0, fill_value=0)
+        t = t.reindex(index=list(canonical_order(t.index)),
+                      columns=[c for c in SPLITS if c in t.columns])
+        t.loc["total"] = t.sum()
+        return t
+
+    def report(self) -> str:
+        lines = [f"{self.dataset} -> {self.root}", self.table().to_string()]
+        if self.dropped:
+            lines.append("dropped: " + ", ".join(f"{k}: {v}" for k, v in
+                                                 sorted(self.dropped.items())))
+        return "\n".join(lines)
+
+
+def require_columns(df: pd.DataFrame, needed: list[str], file: Path) -> None:
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise ImportFormatError(f"{file}: missing column(s) {missing}; found {list(df.columns)} "
+                                f"(expected header: {', '.join(needed)})")
+
+
+def parse_pixels(text: str, row: int, file: Path, side: int = 48) -> np.ndarray:
+    """A space-separated pixel string -> (side, side) uint8; errors name row and line."""
+    where = f"{file}: row {row} (line {row + 2})"
+    try:
+        values = np.array(str(text).split(), dtype=np.int64)
+    except ValueError:
+        raise ImportFormatError(f"{where}: pixels contain a non-integer value") from None
+    if values.size != side * side:
+        raise ImportFormatError(f"{where}: {values.size} pixel values, expected "
+                                f"{side * side} ({side}x{side})")
+    if values.min() < 0 or values.max() > 255:
+        raise ImportFormatError(f"{where}: pixel values outside 0..255")
+    return values.astype(np.uint8).reshape(side, side)
