@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from data_prep.exclusions import read_exclusions
 from fer_keras.labels import FER2013_CODES, canonical_name, canonical_order
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
-EXCLUDE_FILE = "exclude.txt"
 #: A decoded image whose pixel standard deviation is below this is treated as blank.
 BLANK_STD = 1.0
 
@@ -82,19 +82,6 @@ def check_image(path: Path) -> str | None:
     if pixels.size == 0 or float(pixels.std()) < BLANK_STD:
         return "blank image (a single colour)"
     return None
-
-
-def read_exclusions(root: Path) -> set[Path]:
-    """Paths listed in ``root/exclude.txt`` (one per line, relative to root; '#' comments)."""
-    file = root / EXCLUDE_FILE
-    if not file.is_file():
-        return set()
-    out = set()
-    for line in file.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.add((root / line).resolve())
-    return out
 
 
 def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 8,
@@ -203,7 +190,7 @@ def read_dataset(path: Path, *, workers: int = 8) -> dict[str, ImageSet]:
         return read_fer2013_csv(path)
     if not path.is_dir():
         raise DatasetError(f"dataset {path} does not exist (expected a folder or a FER2013 .csv)")
-    exclusions = read_exclusions(path)
+    exclusions = {(path / rel).resolve() for rel in read_exclusions(path)}
     splits = {SPLIT_NAMES[p.name.lower()]: p for p in path.iterdir()
               if p.is_dir() and p.name.lower() in SPLIT_NAMES}
     if not splits:
