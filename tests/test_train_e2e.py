@@ -165,3 +165,9 @@ def test_mirrored_strategy_on_two_logical_cpus(demo_root, tmp_path):
     info = json.loads((run / "run_info.json").read_text())
     assert info["strategy"] == "MirroredStrategy"
     assert info["replicas"] == 2 and info["global_batch"] == 2 * FAST["batch"]
+
+
+def test_legacy_pipeline_trains_a_run(demo_root, tmp_path):
+    run = train_run(_cfg(demo_root, tmp_path, epochs=1, pipeline="legacy", limit_per_class=6), verbose=0)
+    assert read_json(run / "run_info.json")["pipeline"] == "legacy"
+    assert read_json(run / "metrics.json")["val"]["n"] > 0

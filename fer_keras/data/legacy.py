@@ -63,4 +63,6 @@ def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: boo
             yield x, onehot[idx]
 
     spec = (tf.TensorSpec((None, res, res, 3), tf.float32), tf.TensorSpec((None, k), tf.float32))
-    return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+    ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    # A known length lets Keras run every epoch to the end instead of guessing.
+    return ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch))).prefetch(2)
