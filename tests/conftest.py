@@ -1,4 +1,4 @@
-"""Shared test setup: quiet TensorFlow, few threads, generated data only (never ../shared)."""
+"""Shared test setup: quiet TensorFlow, few threads, data the tests generate themselves."""
 
 import os
 
