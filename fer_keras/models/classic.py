@@ -37,7 +37,7 @@ def _fc_head(x, units: tuple[int, ...], dropout: float, num_classes: int):
     description="LeNet-5 (LeCun et al. 1998): conv 6/16 5x5 + avg pools, FC 120-84; ReLU",
     min_resolution=32,
     default_pooling="flatten",
-    params={},
+    params={48: 169_271, 224: 5_407_031},
     test_resolutions=(32,),
 )
 def lenet5(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
@@ -78,7 +78,7 @@ def _alexnet_body(x, res: int, *, zf: bool):
     description="AlexNet (Krizhevsky et al. 2012), BN for LRN, stride-1 11x11 stem below 112 px",
     min_resolution=32,
     default_pooling="flatten",
-    params={},
+    params={48: 46_777_095, 224: 46_777_095},
     test_resolutions=(32,),
 )
 def alexnet(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
@@ -94,7 +94,7 @@ def alexnet(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", 
     description="ZFNet (Zeiler & Fergus 2014): 7x7/2 stem, strided conv2; stride 1 below 112 px",
     min_resolution=32,
     default_pooling="flatten",
-    params={},
+    params={48: 46_756_359, 224: 58_290_695},
     test_resolutions=(32,),
 )
 def zfnet(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
@@ -109,7 +109,7 @@ def zfnet(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", we
     paper_name="VGGNet",
     description="VGG variant for 48 px faces (Khaireddin & Chen 2021): 4 x [conv-BN-ReLU x2, pool], FC 4096 x2",
     min_resolution=16,
-    params={},
+    params={48: 23_602_375, 224: 23_602_375},
     test_resolutions=(32,),
 )
 def vggnet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):

@@ -38,7 +38,7 @@ def member(x, stages, num_classes: int, *, name: str):
     paper_name="Ensemble",
     description="Self-designed: three BN CNNs, softmax outputs averaged",
     min_resolution=16,
-    params={},
+    params={48: 852_501, 224: 852_501},
     test_resolutions=(32,),
 )
 def ensemble(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):

@@ -50,7 +50,7 @@ def _maxpool(x, name: str):
     paper_name="GoogLeNet",
     description="GoogLeNet / Inception v1, no auxiliary heads, 3x3/1 stem below 112 px",
     min_resolution=32,
-    params={},
+    params={48: 5_973_047, 224: 5_980_727},
     test_resolutions=(32,),
 )
 def googlenet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):

@@ -131,42 +131,42 @@ def _simple(key: str, **meta: Any) -> None:
 _simple(
     "vgg19", family="vgg", paper_name="VGG19",
     description="VGG-19 (keras.applications), caffe normalisation, protocol head",
-    min_resolution=32, params={48: 20_221_511, 224: 20_221_511}, test_resolutions=(32,),
+    min_resolution=32, params={48: 20_223_303, 224: 20_223_303}, test_resolutions=(32,),
 )
 _simple(
     "mobilenet", family="mobilenet", paper_name="MobileNet",
     description="MobileNet v1 alpha 1.0 (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32, params={}, test_resolutions=(32,),
+    min_resolution=32, params={48: 3_558_855, 224: 3_558_855}, test_resolutions=(32,),
 )
 _simple(
     "mobilenet_v2", family="mobilenet", paper_name="MobileNetV2",
     description="MobileNetV2 alpha 1.0 (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32, params={}, test_resolutions=(32,),
+    min_resolution=32, params={48: 2_653_511, 224: 2_653_511}, test_resolutions=(32,),
 )
 _simple(
     "efficientnet_v2_b0", family="efficientnet", paper_name="EfficientNetV2-B0",
     description="EfficientNetV2-B0 with its built-in normalisation, protocol head",
-    min_resolution=32, params={}, test_resolutions=(32,),
+    min_resolution=32, params={48: 6_314_839, 224: 6_314_839}, test_resolutions=(32,),
 )
 _simple(
     "nasnet_mobile", family="nasnet", paper_name="NASNetMobile",
     description="NASNet-A Mobile (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32, params={}, test_resolutions=(32,),
+    min_resolution=32, params={48: 4_607_899, 224: 4_607_899}, test_resolutions=(32,),
 )
 _simple(
     "densenet121", family="densenet", paper_name="DenseNet121",
     description="DenseNet-121 (keras.applications), torch normalisation, protocol head",
-    min_resolution=32, params={}, test_resolutions=(32,),
+    min_resolution=32, params={48: 7_367_495, 224: 7_367_495}, test_resolutions=(32,),
 )
 _simple(
     "inception_v3", family="inception", paper_name="InceptionV3",
     description="Inception v3 (keras.applications; needs >= 75 px), [-1,1] input, protocol head",
-    min_resolution=75, params={}, test_resolutions=(75,),
+    min_resolution=75, params={224: 22_394_919}, test_resolutions=(75,),
 )
 _simple(
     "xception", family="xception", paper_name="Xception",
     description="Xception (keras.applications; needs >= 71 px), [-1,1] input, protocol head",
-    min_resolution=71, params={}, test_resolutions=(71,),
+    min_resolution=71, params={224: 21_453_615}, test_resolutions=(71,),
 )
 
 
@@ -176,7 +176,7 @@ _simple(
     description="VGG-16: keras.applications (scratch, ImageNet) or VGGFace v1 backbone, protocol head",
     min_resolution=32,
     pretrains=("scratch", "imagenet", "vggface"),
-    params={},
+    params={48: 14_913_607, 224: 14_913_607},
     test_resolutions=(32,),
 )
 def vgg16(
@@ -203,7 +203,7 @@ def vgg16(
     description="ResNet-50: keras.applications (scratch, ImageNet) or VGGFace2 backbone, protocol head",
     min_resolution=32,
     pretrains=("scratch", "imagenet", "vggface"),
-    params={},
+    params={48: 24_179_847, 224: 24_179_847},
     test_resolutions=(32,),
 )
 def resnet50(

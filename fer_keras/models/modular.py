@@ -34,7 +34,7 @@ def subnetwork(x, kernel: int, pooling: str, *, name: str):
     description="Self-designed: local (3x3) and global (7x7) conv sub-networks, concatenated",
     min_resolution=16,
     default_pooling="flatten",
-    params={},
+    params={48: 2_961_287, 224: 51_982_215},
     test_resolutions=(16,),
 )
 def modular(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):

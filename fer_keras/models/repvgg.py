@@ -45,7 +45,7 @@ def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = Fals
     paper_name="RepVGG",
     description="RepVGG-A0 (train-time branches; repvgg.reparameterize fuses them), protocol head",
     min_resolution=32,
-    params={},
+    params={48: 8_247_143, 224: 8_247_143},
     test_resolutions=(32,),
 )
 def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,

@@ -77,7 +77,7 @@ def _sequential_deep(input_shape, num_classes, pooling: str, *, four: bool, name
     paper_name="Sequential 3 Conv",
     description="Self-designed: [32,64,pool,drop] [128,128,pool] [512+BN,pool], GAP, Dense 1024",
     min_resolution=16,
-    params={},
+    params={48: 1_365_703, 224: 1_365_703},
     test_resolutions=(32,),
 )
 def sequential_3conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
@@ -89,7 +89,7 @@ def sequential_3conv(input_shape, num_classes, *, pretrain="scratch", pooling="g
     paper_name="Sequential 4 Conv",
     description="Sequential 3 Conv plus a [256,256,pool] block; 512 block adds Dropout 0.2",
     min_resolution=16,
-    params={},
+    params={48: 2_840_775, 224: 2_840_775},
     test_resolutions=(32,),
 )
 def sequential_4conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):

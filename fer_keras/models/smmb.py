@@ -29,7 +29,7 @@ def _conv(x, filters: int, name: str):
     min_resolution=16,
     max_resolution=112,
     default_pooling="flatten",
-    params={},
+    params={48: 6_030_983},
     test_resolutions=(16,),
 )
 def smmb(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None,

@@ -208,7 +208,7 @@ def build_vggface_classifier(
     description="SE-ResNet-50 in the VGGFace2 layout (keras-vggface SENET50), protocol head",
     min_resolution=32,
     pretrains=("scratch", "vggface"),
-    params={},
+    params={48: 26_684_279, 224: 26_684_279},
     test_resolutions=(32,),
 )
 def senet50(
