@@ -55,5 +55,5 @@ def branch_outputs_model(model: keras.Model) -> keras.Model:
     )
     if not names:
         raise ValueError(f"model {model.name!r} has no branchN_predictions / branchN_features layers")
-    return keras.Model(model.inputs, {n: model.get_layer(n).output for n in names},
+    return keras.Model(model.input, {n: model.get_layer(n).output for n in names},
                        name=f"{model.name}_branches")

@@ -139,6 +139,17 @@ def _text(values) -> list[str]:
     return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
 
+def _attribute(group, name: str) -> list[str]:
+    """A list attribute; Keras 2 splits long ones into ``name0``, ``name1``, ... (HDF5 64 kB cap)."""
+    if name in group.attrs:
+        return _text(group.attrs[name])
+    chunks, i = [], 0
+    while f"{name}{i}" in group.attrs:
+        chunks.extend(_text(group.attrs[f"{name}{i}"]))
+        i += 1
+    return chunks
+
+
 def _ordered(layer: keras.layers.Layer, names: list[str], values: list[np.ndarray]):
     """File values in the layer's weight order: by variable name when they match, else as stored."""
     wanted = [w.name for w in layer.trainable_weights + layer.non_trainable_weights]
@@ -157,10 +168,11 @@ def load_vggface_weights(backbone: keras.Model, path: str | Path) -> LoadReport:
     report = LoadReport()
     model_layers = {layer.name: layer for layer in backbone.layers if layer.weights}
     with h5py.File(path, "r") as f:
-        root = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
-        for h5_name in _text(root.attrs["layer_names"]):
+        # A full-model file keeps the weights under "model_weights".
+        root = f["model_weights"] if "model_weights" in f else f
+        for h5_name in _attribute(root, "layer_names"):
             group = root[h5_name]
-            weight_names = _text(group.attrs.get("weight_names", []))
+            weight_names = _attribute(group, "weight_names")
             if not weight_names:
                 continue
             layer = model_layers.get(keras_name(h5_name))
