@@ -21,16 +21,23 @@ from fer_keras.registry import PREDICTIONS, register_model
 A0_STAGES = ((1, 48), (2, 48), (4, 96), (14, 192), (1, 1280))
 
 
+def _conv(x, filters: int, kernel: int, stride: int, name: str, *, use_bias: bool = False):
+    # Symmetric padding as in the PyTorch original: TF's "same" pads a strided 3x3 conv
+    # bottom/right only, which would shift its centre off the 1x1 branch's sample point.
+    if kernel == 3:
+        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    return layers.Conv2D(filters, kernel, strides=stride, use_bias=use_bias, name=name)(x)
+
+
 def _branch(x, filters: int, kernel: int, stride: int, name: str):
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
+    x = _conv(x, filters, kernel, stride, f"{name}_conv")
     return layers.BatchNormalization(name=f"{name}_bn")(x)
 
 
 def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = False):
     """One RepVGG block; ``deploy`` builds the fused form (a single biased 3x3 conv)."""
     if deploy:
-        y = layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"{name}_fused")(x)
+        y = _conv(x, filters, 3, stride, f"{name}_fused", use_bias=True)
     else:
         branches = [_branch(x, filters, 3, stride, f"{name}_3x3"),
                     _branch(x, filters, 1, stride, f"{name}_1x1")]
