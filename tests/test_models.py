@@ -7,10 +7,10 @@ by model, so only one model is alive at a time).
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from fer_keras.models._head import branch_outputs_model
 from fer_keras.models.preprocessing import Preprocess
 from fer_keras.registry import BACKBONE, PREDICTIONS, build_model, get_spec, list_models
@@ -42,10 +42,30 @@ def built(request):
 
 def test_registry_has_the_zoo():
     expected = {
-        "vgg16", "vgg19", "vggnet", "repvgg", "mobilenet", "mobilenet_v2", "efficientnet_v2_b0",
-        "resnet18", "resnet50", "nasnet_mobile", "densenet121", "googlenet", "inception_v3",
-        "xception", "senet50", "lenet5", "alexnet", "zfnet", "sequential_simple",
-        "sequential_3conv", "sequential_4conv", "ensemble", "modular", "smmb",
+        "vgg16",
+        "vgg19",
+        "vggnet",
+        "repvgg",
+        "mobilenet",
+        "mobilenet_v2",
+        "efficientnet_v2_b0",
+        "resnet18",
+        "resnet50",
+        "nasnet_mobile",
+        "densenet121",
+        "googlenet",
+        "inception_v3",
+        "xception",
+        "senet50",
+        "lenet5",
+        "alexnet",
+        "zfnet",
+        "sequential_simple",
+        "sequential_3conv",
+        "sequential_4conv",
+        "ensemble",
+        "modular",
+        "smmb",
     }
     assert expected <= set(MODELS)
 
@@ -115,12 +135,17 @@ def test_one_training_step_lowers_the_loss(built):
     # Dropout off makes the step deterministic (BatchNorm still uses batch statistics), so
     # "the loss went down" tests the gradients, not the luck of the dropout masks. Eager:
     # tracing (and XLA-compiling) a big backbone's train step costs more than the steps.
-    dropouts = [layer for layer in model._flatten_layers(include_self=False)
-                if isinstance(layer, keras.layers.Dropout)]
+    dropouts = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Dropout)
+    ]
     rates = [layer.rate for layer in dropouts]
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy",
-        metrics=["accuracy"], run_eagerly=True,
+        optimizer=keras.optimizers.Adam(1e-4),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        run_eagerly=True,
     )
     try:
         for layer in dropouts:
@@ -159,8 +184,15 @@ def test_invalid_resolution_names_valid_ones(name):
             build_model(name, res)
 
 
-@pytest.mark.parametrize("typo,closest", [("resnet5", "resnet50"), ("VGG16", "vgg16"),
-                                          ("mobilenetv2", "mobilenet_v2"), ("senet", "senet50")])
+@pytest.mark.parametrize(
+    "typo,closest",
+    [
+        ("resnet5", "resnet50"),
+        ("VGG16", "vgg16"),
+        ("mobilenetv2", "mobilenet_v2"),
+        ("senet", "senet50"),
+    ],
+)
 def test_unknown_name_suggests_the_closest(typo, closest):
     with pytest.raises(ValueError, match=f"Did you mean.*'{closest}'"):
         build_model(typo, 48)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
-import keras
 from fer_keras.models.repvgg import reparameterize
 from fer_keras.registry import build_model
 
@@ -14,10 +14,14 @@ def _randomise_batchnorm(model: keras.Model, rng: np.random.Generator) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             c = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
-                rng.uniform(0.5, 2.0, c),
-            ])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, c),
+                    rng.normal(0, 0.1, c),
+                    rng.normal(0, 0.1, c),
+                    rng.uniform(0.5, 2.0, c),
+                ]
+            )
 
 
 def test_reparameterized_model_matches_in_inference_mode():

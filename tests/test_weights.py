@@ -8,10 +8,10 @@ order); VGGFace files follow keras-vggface's (Keras 2: root ``layer_names``, per
 from __future__ import annotations
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
-import keras
 from fer_keras.models.keras_apps import APPS, app_backbone
 from fer_keras.models.vggface import (
     PREPROCESSING,
@@ -106,8 +106,11 @@ def test_imagenet_never_downloads(monkeypatch, tmp_path):
 def keras_vggface_layer_names(arch: str) -> list[str]:
     """The weight-carrying layers of keras-vggface's no-top models, named as that project does."""
     if arch == "vgg16":
-        return [f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
-                for i in range(1, n + 1)]
+        return [
+            f"conv{b}_{i}"
+            for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+            for i in range(1, n + 1)
+        ]
     names = ["conv1/7x7_s2", "conv1/7x7_s2/bn"]
     for stage, blocks in ((2, 3), (3, 4), (4, 6), (5, 3)):
         for block in range(1, blocks + 1):
@@ -125,11 +128,14 @@ def keras_vggface_layer_names(arch: str) -> list[str]:
 KNOWN_SHAPES = {
     "vgg16": {"conv1_1": [(3, 3, 3, 64), (64,)], "conv5_3": [(3, 3, 512, 512), (512,)]},
     "resnet50": {
-        "conv1/7x7_s2": [(7, 7, 3, 64)], "conv1/7x7_s2/bn": [(64,)] * 4,
-        "conv3_1_1x1_proj": [(1, 1, 256, 512)], "conv5_3_1x1_increase": [(1, 1, 512, 2048)],
+        "conv1/7x7_s2": [(7, 7, 3, 64)],
+        "conv1/7x7_s2/bn": [(64,)] * 4,
+        "conv3_1_1x1_proj": [(1, 1, 256, 512)],
+        "conv5_3_1x1_increase": [(1, 1, 512, 2048)],
     },
     "senet50": {
-        "conv2_1_1x1_down": [(1, 1, 256, 16), (16,)], "conv5_1_1x1_up": [(1, 1, 128, 2048), (2048,)],
+        "conv2_1_1x1_down": [(1, 1, 256, 16), (16,)],
+        "conv5_1_1x1_up": [(1, 1, 128, 2048), (2048,)],
         "conv4_6_3x3": [(3, 3, 256, 256)],
     },
 }
@@ -145,8 +151,12 @@ def vggface_file(arch: str, path, rng, *, extra_top: bool = False, break_layer: 
         values = random_like(variables, rng)
         if h5_name == break_layer:
             values[0] = values[0][..., :-1]
-        layers.append((h5_name, [(f"{h5_name}/{v.name}:0", x) for v, x in zip(variables, values,
-                                                                              strict=True)]))
+        layers.append(
+            (
+                h5_name,
+                [(f"{h5_name}/{v.name}:0", x) for v, x in zip(variables, values, strict=True)],
+            )
+        )
         layers.append((f"activation_{len(layers)}", []))  # weightless layers are listed too
         expected[layer.name] = values
     if extra_top:
@@ -170,7 +180,9 @@ def test_vggface_weights_load_by_name(arch, tmp_path):
     rng = np.random.default_rng(1)
     expected = vggface_file(arch, tmp_path / WEIGHT_FILES[arch], rng, extra_top=True)
 
-    report = load_vggface_weights(vggface_backbone(arch, (32, 32, 3)), tmp_path / WEIGHT_FILES[arch])
+    report = load_vggface_weights(
+        vggface_backbone(arch, (32, 32, 3)), tmp_path / WEIGHT_FILES[arch]
+    )
     assert len(report.loaded) == len(expected)
     assert report.skipped == ["classifier"] and not report.mismatched and not report.missing
 
@@ -200,4 +212,6 @@ def test_missing_vggface_weights_name_the_file_and_url(arch, tmp_path):
         build_model(arch, 32, pretrain="vggface", weights_dir=tmp_path)
     message = str(err.value)
     assert WEIGHT_FILES[arch] in message
-    assert f"github.com/rcmalli/keras-vggface/releases/download/v2.0/{WEIGHT_FILES[arch]}" in message
+    assert (
+        f"github.com/rcmalli/keras-vggface/releases/download/v2.0/{WEIGHT_FILES[arch]}" in message
+    )

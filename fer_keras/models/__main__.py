@@ -8,11 +8,13 @@ from fer_keras.registry import get_spec, list_models
 
 
 def table() -> str:
-    rows = [("model", "family", "paper name", "min res", "init", "params@48", "params@224", "description")]
+    rows = [("model", "family", "paper name", "res px", "init", "params@48", "params@224", "description")]
     for name in list_models():
         s = get_spec(name)
         rows.append((
-            name, s.family, s.paper_name, str(s.min_resolution), ",".join(s.pretrains),
+            name, s.family, s.paper_name,
+            f"{s.min_resolution}-{s.max_resolution}" if s.max_resolution else str(s.min_resolution),
+            ",".join(s.pretrains),
             f"{s.params[48]:,}" if 48 in s.params else "-",
             f"{s.params[224]:,}" if 224 in s.params else "-",
             s.description,

@@ -54,6 +54,6 @@ def branch_outputs_model(model: keras.Model) -> keras.Model:
         key=lambda n: (int(n[len("branch"):].split("_")[0]), n),
     )
     if not names:
-        raise ValueError(f"model {model.name!r} has no branchN_predictions / branchN_features layers")
+        raise ValueError(f"model {model.name!r} has no branchN_predictions/_features layers")
     return keras.Model(model.input, {n: model.get_layer(n).output for n in names},
                        name=f"{model.name}_branches")

@@ -55,16 +55,34 @@ def _alexnet_body(x, res: int, *, zf: bool):
     """Five conv layers and three 3x3/2 max pools; ZFNet uses 7x7/2 and a strided conv2."""
     small = res < SMALL
     if zf:
-        x = layers.Conv2D(96, 7, strides=1 if small else 2, padding="same" if small else "valid",
-                          activation="relu", name="conv1")(x)
+        x = layers.Conv2D(
+            96,
+            7,
+            strides=1 if small else 2,
+            padding="same" if small else "valid",
+            activation="relu",
+            name="conv1",
+        )(x)
     else:
-        x = layers.Conv2D(96, 11, strides=1 if small else 4, padding="same" if small else "valid",
-                          activation="relu", name="conv1")(x)
+        x = layers.Conv2D(
+            96,
+            11,
+            strides=1 if small else 4,
+            padding="same" if small else "valid",
+            activation="relu",
+            name="conv1",
+        )(x)
     # BatchNorm stands in for the original local response normalisation.
     x = layers.BatchNormalization(name="conv1_bn")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
-    x = layers.Conv2D(256, 5, strides=2 if zf and not small else 1, padding="same",
-                      activation="relu", name="conv2")(x)
+    x = layers.Conv2D(
+        256,
+        5,
+        strides=2 if zf and not small else 1,
+        padding="same",
+        activation="relu",
+        name="conv2",
+    )(x)
     x = layers.BatchNormalization(name="conv2_bn")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
     for i, filters in enumerate((384, 384, 256), 3):
@@ -107,7 +125,7 @@ def zfnet(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", we
 @register_model(
     family="vgg",
     paper_name="VGGNet",
-    description="VGG variant for 48 px faces (Khaireddin & Chen 2021): 4 x [conv-BN-ReLU x2, pool], FC 4096 x2",
+    description="VGG for 48 px faces (Khaireddin & Chen 2021): 4 x [2 conv-BN, pool], FC 4096 x2",
     min_resolution=16,
     params={48: 23_602_375, 224: 23_602_375},
     test_resolutions=(32,),
@@ -121,7 +139,9 @@ def vggnet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weigh
     inputs, x = _start(input_shape)
     for s, filters in enumerate((64, 128, 256, 512), 1):
         for i in (1, 2):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{s}_conv{i}")(x)
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{s}_conv{i}")(
+                x
+            )
             x = layers.BatchNormalization(name=f"block{s}_bn{i}")(x)
             x = layers.ReLU(name=f"block{s}_relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)

@@ -44,5 +44,7 @@ def member(x, stages, num_classes: int, *, name: str):
 def ensemble(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
-    outs = [member(x, stages, num_classes, name=f"branch{i}") for i, stages in enumerate(MEMBERS, 1)]
+    outs = [
+        member(x, stages, num_classes, name=f"branch{i}") for i, stages in enumerate(MEMBERS, 1)
+    ]
     return keras.Model(inputs, layers.Average(name=PREDICTIONS)(outs), name="ensemble")

@@ -36,8 +36,11 @@ class KerasApp:
 
 def _app(fn: str, weights_file: str, folder: str, preprocessing: str, **kwargs: Any) -> KerasApp:
     return KerasApp(
-        getattr(keras.applications, fn), weights_file, f"{_GCS}/{folder}/{weights_file}",
-        preprocessing, kwargs,
+        getattr(keras.applications, fn),
+        weights_file,
+        f"{_GCS}/{folder}/{weights_file}",
+        preprocessing,
+        kwargs,
     )
 
 
@@ -51,24 +54,33 @@ APPS: dict[str, KerasApp] = {
     # input size, so the 224 px file serves every resolution (as Keras itself does).
     "mobilenet": _app("MobileNet", "mobilenet_1_0_224_tf_no_top.h5", "mobilenet", "tf"),
     "mobilenet_v2": _app(
-        "MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-        "mobilenet_v2", "tf",
+        "MobileNetV2",
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+        "mobilenet_v2",
+        "tf",
     ),
     "nasnet_mobile": _app("NASNetMobile", "nasnet_mobile_no_top.h5", "nasnet", "tf"),
     "densenet121": _app(
-        "DenseNet121", "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5", "densenet",
+        "DenseNet121",
+        "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "densenet",
         "torch",
     ),
     "inception_v3": _app(
-        "InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "inception_v3", "tf",
+        "InceptionV3",
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "inception_v3",
+        "tf",
     ),
     "xception": _app(
         "Xception", "xception_weights_tf_dim_ordering_tf_kernels_notop.h5", "xception", "tf"
     ),
     # EfficientNetV2 normalises inside the network (include_preprocessing), on 0-255 input.
     "efficientnet_v2_b0": _app(
-        "EfficientNetV2B0", "efficientnetv2-b0_notop.h5", "efficientnet_v2", "none",
+        "EfficientNetV2B0",
+        "efficientnetv2-b0_notop.h5",
+        "efficientnet_v2",
+        "none",
         include_preprocessing=True,
     ),
 }
@@ -80,7 +92,9 @@ def imagenet_weights_path(key: str, weights_dir: Path | None = None) -> Path:
     return find_weights(app.weights_file, app.url, weights_dir)
 
 
-def app_backbone(key: str, input_shape, *, pretrain: str = "scratch", weights_dir=None) -> keras.Model:
+def app_backbone(
+    key: str, input_shape, *, pretrain: str = "scratch", weights_dir=None
+) -> keras.Model:
     """The feature-map backbone of ``key`` named ``backbone``, ImageNet-initialised on request."""
     app = APPS[key]
     weights = str(imagenet_weights_path(key, weights_dir)) if pretrain == "imagenet" else None
@@ -103,7 +117,9 @@ def build_app_classifier(
     paper_faithful: bool = False,
 ) -> keras.Model:
     if pretrain not in ("scratch", "imagenet"):
-        raise ValueError(f"{key}: keras.applications backbones take scratch or imagenet, got {pretrain!r}")
+        raise ValueError(
+            f"{key}: keras.applications backbones take scratch or imagenet, got {pretrain!r}"
+        )
     backbone = app_backbone(key, input_shape, pretrain=pretrain, weights_dir=weights_dir)
     preprocessing = "rescale" if paper_faithful else APPS[key].preprocessing
     return classifier_on_backbone(
@@ -115,12 +131,22 @@ def _simple(key: str, **meta: Any) -> None:
     """Register ``key`` as a plain keras.applications model (scratch or ImageNet)."""
 
     def builder(
-        input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
+        input_shape,
+        num_classes,
+        *,
+        pretrain="scratch",
+        pooling="gap",
+        weights_dir=None,
         paper_faithful=False,
     ):
         return build_app_classifier(
-            key, input_shape, num_classes, pretrain=pretrain, pooling=pooling,
-            weights_dir=weights_dir, paper_faithful=paper_faithful,
+            key,
+            input_shape,
+            num_classes,
+            pretrain=pretrain,
+            pooling=pooling,
+            weights_dir=weights_dir,
+            paper_faithful=paper_faithful,
         )
 
     builder.__name__ = key
@@ -129,58 +155,95 @@ def _simple(key: str, **meta: Any) -> None:
 
 
 _simple(
-    "vgg19", family="vgg", paper_name="VGG19",
+    "vgg19",
+    family="vgg",
+    paper_name="VGG19",
     description="VGG-19 (keras.applications), caffe normalisation, protocol head",
-    min_resolution=32, params={48: 20_223_303, 224: 20_223_303}, test_resolutions=(32,),
+    min_resolution=32,
+    params={48: 20_223_303, 224: 20_223_303},
+    test_resolutions=(32,),
 )
 _simple(
-    "mobilenet", family="mobilenet", paper_name="MobileNet",
+    "mobilenet",
+    family="mobilenet",
+    paper_name="MobileNet",
     description="MobileNet v1 alpha 1.0 (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32, params={48: 3_558_855, 224: 3_558_855}, test_resolutions=(32,),
+    min_resolution=32,
+    params={48: 3_558_855, 224: 3_558_855},
+    test_resolutions=(32,),
 )
 _simple(
-    "mobilenet_v2", family="mobilenet", paper_name="MobileNetV2",
+    "mobilenet_v2",
+    family="mobilenet",
+    paper_name="MobileNetV2",
     description="MobileNetV2 alpha 1.0 (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32, params={48: 2_653_511, 224: 2_653_511}, test_resolutions=(32,),
+    min_resolution=32,
+    params={48: 2_653_511, 224: 2_653_511},
+    test_resolutions=(32,),
 )
 _simple(
-    "efficientnet_v2_b0", family="efficientnet", paper_name="EfficientNetV2-B0",
+    "efficientnet_v2_b0",
+    family="efficientnet",
+    paper_name="EfficientNetV2-B0",
     description="EfficientNetV2-B0 with its built-in normalisation, protocol head",
-    min_resolution=32, params={48: 6_314_839, 224: 6_314_839}, test_resolutions=(32,),
+    min_resolution=32,
+    params={48: 6_314_839, 224: 6_314_839},
+    test_resolutions=(32,),
 )
 _simple(
-    "nasnet_mobile", family="nasnet", paper_name="NASNetMobile",
+    "nasnet_mobile",
+    family="nasnet",
+    paper_name="NASNetMobile",
     description="NASNet-A Mobile (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32, params={48: 4_607_899, 224: 4_607_899}, test_resolutions=(32,),
+    min_resolution=32,
+    params={48: 4_607_899, 224: 4_607_899},
+    test_resolutions=(32,),
 )
 _simple(
-    "densenet121", family="densenet", paper_name="DenseNet121",
+    "densenet121",
+    family="densenet",
+    paper_name="DenseNet121",
     description="DenseNet-121 (keras.applications), torch normalisation, protocol head",
-    min_resolution=32, params={48: 7_367_495, 224: 7_367_495}, test_resolutions=(32,),
+    min_resolution=32,
+    params={48: 7_367_495, 224: 7_367_495},
+    test_resolutions=(32,),
 )
 _simple(
-    "inception_v3", family="inception", paper_name="InceptionV3",
+    "inception_v3",
+    family="inception",
+    paper_name="InceptionV3",
     description="Inception v3 (keras.applications; needs >= 75 px), [-1,1] input, protocol head",
-    min_resolution=75, params={224: 22_394_919}, test_resolutions=(75,),
+    min_resolution=75,
+    params={224: 22_394_919},
+    test_resolutions=(75,),
 )
 _simple(
-    "xception", family="xception", paper_name="Xception",
+    "xception",
+    family="xception",
+    paper_name="Xception",
     description="Xception (keras.applications; needs >= 71 px), [-1,1] input, protocol head",
-    min_resolution=71, params={224: 21_453_615}, test_resolutions=(71,),
+    min_resolution=71,
+    params={224: 21_453_615},
+    test_resolutions=(71,),
 )
 
 
 @register_model(
     family="vgg",
     paper_name="VGG16",
-    description="VGG-16: keras.applications (scratch, ImageNet) or VGGFace v1 backbone, protocol head",
+    description="VGG-16: keras apps (scratch, ImageNet) or VGGFace v1 backbone, protocol head",
     min_resolution=32,
     pretrains=("scratch", "imagenet", "vggface"),
     params={48: 14_913_607, 224: 14_913_607},
     test_resolutions=(32,),
 )
 def vgg16(
-    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
+    input_shape,
+    num_classes,
+    *,
+    pretrain="scratch",
+    pooling="gap",
+    weights_dir=None,
     paper_faithful=False,
 ):
     """VGG16; ``pretrain="vggface"`` swaps in the VGGFace (v1) backbone with its layer names."""
@@ -188,37 +251,66 @@ def vgg16(
         from fer_keras.models.vggface import build_vggface_classifier
 
         return build_vggface_classifier(
-            "vgg16", input_shape, num_classes, pooling=pooling, weights_dir=weights_dir,
-            paper_faithful=paper_faithful, name="vgg16",
+            "vgg16",
+            input_shape,
+            num_classes,
+            pooling=pooling,
+            weights_dir=weights_dir,
+            paper_faithful=paper_faithful,
+            name="vgg16",
         )
     return build_app_classifier(
-        "vgg16", input_shape, num_classes, pretrain=pretrain, pooling=pooling,
-        weights_dir=weights_dir, paper_faithful=paper_faithful,
+        "vgg16",
+        input_shape,
+        num_classes,
+        pretrain=pretrain,
+        pooling=pooling,
+        weights_dir=weights_dir,
+        paper_faithful=paper_faithful,
     )
 
 
 @register_model(
     family="resnet",
     paper_name="ResNet50",
-    description="ResNet-50: keras.applications (scratch, ImageNet) or VGGFace2 backbone, protocol head",
+    description="ResNet-50: keras apps (scratch, ImageNet) or VGGFace2 backbone, protocol head",
     min_resolution=32,
     pretrains=("scratch", "imagenet", "vggface"),
     params={48: 24_179_847, 224: 24_179_847},
     test_resolutions=(32,),
 )
 def resnet50(
-    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
+    input_shape,
+    num_classes,
+    *,
+    pretrain="scratch",
+    pooling="gap",
+    weights_dir=None,
     paper_faithful=False,
 ):
-    """ResNet50; ``pretrain="vggface"`` swaps in the VGGFace2 ResNet-50 (bias-free convs)."""
+    """ResNet50; ``pretrain="vggface"`` swaps in the VGGFace2 ResNet-50.
+
+    Its convolutions have no bias, so that variant has 24,153,287 parameters, not the
+    24,179,847 of the keras.applications layout counted in ``params``.
+    """
     if pretrain == "vggface":
         from fer_keras.models.vggface import build_vggface_classifier
 
         return build_vggface_classifier(
-            "resnet50", input_shape, num_classes, pooling=pooling, weights_dir=weights_dir,
-            paper_faithful=paper_faithful, name="resnet50",
+            "resnet50",
+            input_shape,
+            num_classes,
+            pooling=pooling,
+            weights_dir=weights_dir,
+            paper_faithful=paper_faithful,
+            name="resnet50",
         )
     return build_app_classifier(
-        "resnet50", input_shape, num_classes, pretrain=pretrain, pooling=pooling,
-        weights_dir=weights_dir, paper_faithful=paper_faithful,
+        "resnet50",
+        input_shape,
+        num_classes,
+        pretrain=pretrain,
+        pooling=pooling,
+        weights_dir=weights_dir,
+        paper_faithful=paper_faithful,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import pool
 from fer_keras.models.preprocessing import Preprocess
 from fer_keras.registry import PREDICTIONS, register_model
 
@@ -21,10 +20,15 @@ FILTERS = (32, 64, 128)
 
 def subnetwork(x, kernel: int, pooling: str, *, name: str):
     for i, filters in enumerate(FILTERS, 1):
-        x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"{name}_conv{i}")(x)
+        x = layers.Conv2D(
+            filters, kernel, padding="same", activation="relu", name=f"{name}_conv{i}"
+        )(x)
         x = layers.MaxPooling2D(2, name=f"{name}_pool{i}")(x)
-    x = layers.Flatten(name=f"{name}_flatten")(x) if pooling == "flatten" else (
-        layers.GlobalAveragePooling2D(name=f"{name}_gap")(x))
+    x = (
+        layers.Flatten(name=f"{name}_flatten")(x)
+        if pooling == "flatten"
+        else (layers.GlobalAveragePooling2D(name=f"{name}_gap")(x))
+    )
     return layers.Dropout(0.25, name=f"{name}_dropout")(x)
 
 

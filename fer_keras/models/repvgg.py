@@ -39,8 +39,10 @@ def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = Fals
     if deploy:
         y = _conv(x, filters, 3, stride, f"{name}_fused", use_bias=True)
     else:
-        branches = [_branch(x, filters, 3, stride, f"{name}_3x3"),
-                    _branch(x, filters, 1, stride, f"{name}_1x1")]
+        branches = [
+            _branch(x, filters, 3, stride, f"{name}_3x3"),
+            _branch(x, filters, 1, stride, f"{name}_1x1"),
+        ]
         if stride == 1 and x.shape[-1] == filters:
             branches.append(layers.BatchNormalization(name=f"{name}_id_bn")(x))
         y = layers.Add(name=f"{name}_add")(branches)
@@ -55,32 +57,46 @@ def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = Fals
     params={48: 8_247_143, 224: 8_247_143},
     test_resolutions=(32,),
 )
-def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-           deploy: bool = False):
+def repvgg(
+    input_shape,
+    num_classes,
+    *,
+    pretrain="scratch",
+    pooling="gap",
+    weights_dir=None,
+    deploy: bool = False,
+):
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
     for s, (blocks, width) in enumerate(A0_STAGES):
         for b in range(blocks):
-            x = repvgg_block(x, width, 2 if b == 0 else 1, name=f"stage{s}_block{b + 1}",
-                             deploy=deploy)
+            x = repvgg_block(
+                x, width, 2 if b == 0 else 1, name=f"stage{s}_block{b + 1}", deploy=deploy
+            )
     outputs = protocol_head(pool(x, pooling), num_classes)
     return keras.Model(inputs, outputs, name="repvgg")
 
 
-def _fold_bn(kernel: np.ndarray, bn: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
+def _fold_bn(
+    kernel: np.ndarray, bn: keras.layers.BatchNormalization
+) -> tuple[np.ndarray, np.ndarray]:
     """BN(conv(x)) as one conv: scale the kernel by gamma/std, shift the bias."""
-    gamma, beta, mean, var = (np.asarray(w) for w in (bn.gamma, bn.beta, bn.moving_mean,
-                                                        bn.moving_variance))
+    gamma, beta, mean, var = (
+        np.asarray(w) for w in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+    )
     t = gamma / np.sqrt(var + bn.epsilon)
     return kernel * t, beta - mean * t
 
 
 def fuse_block(model: keras.Model, name: str) -> tuple[np.ndarray, np.ndarray]:
     """The 3x3 kernel and bias equivalent to block ``name`` of a training-time model."""
-    k3, b3 = _fold_bn(np.asarray(model.get_layer(f"{name}_3x3_conv").kernel),
-                      model.get_layer(f"{name}_3x3_bn"))
+    k3, b3 = _fold_bn(
+        np.asarray(model.get_layer(f"{name}_3x3_conv").kernel), model.get_layer(f"{name}_3x3_bn")
+    )
     k1 = np.asarray(model.get_layer(f"{name}_1x1_conv").kernel)
-    k1, b1 = _fold_bn(np.pad(k1, ((1, 1), (1, 1), (0, 0), (0, 0))), model.get_layer(f"{name}_1x1_bn"))
+    k1, b1 = _fold_bn(
+        np.pad(k1, ((1, 1), (1, 1), (0, 0), (0, 0))), model.get_layer(f"{name}_1x1_bn")
+    )
     kernel, bias = k3 + k1, b3 + b1
     try:
         id_bn = model.get_layer(f"{name}_id_bn")

@@ -80,7 +80,9 @@ def _sequential_deep(input_shape, num_classes, pooling: str, *, four: bool, name
     params={48: 1_365_703, 224: 1_365_703},
     test_resolutions=(32,),
 )
-def sequential_3conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
+def sequential_3conv(
+    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None
+):
     return _sequential_deep(input_shape, num_classes, pooling, four=False, name="sequential_3conv")
 
 
@@ -92,5 +94,7 @@ def sequential_3conv(input_shape, num_classes, *, pretrain="scratch", pooling="g
     params={48: 2_840_775, 224: 2_840_775},
     test_resolutions=(32,),
 )
-def sequential_4conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
+def sequential_4conv(
+    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None
+):
     return _sequential_deep(input_shape, num_classes, pooling, four=True, name="sequential_4conv")

@@ -25,15 +25,23 @@ def _conv(x, filters: int, name: str):
 @register_model(
     family="custom",
     paper_name="SMMB",
-    description="Self-designed single model, multi-branch: conv 'face' branch + attention 'emotion' branch",
+    description="Self-designed single model, multi-branch: conv 'face', attention 'emotion' branch",
     min_resolution=16,
     max_resolution=112,
     default_pooling="flatten",
     params={48: 6_030_983},
     test_resolutions=(16,),
 )
-def smmb(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None,
-         num_heads: int = 4, key_dim: int = 64):
+def smmb(
+    input_shape,
+    num_classes,
+    *,
+    pretrain="scratch",
+    pooling="flatten",
+    weights_dir=None,
+    num_heads: int = 4,
+    key_dim: int = 64,
+):
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
     for i, filters in enumerate((32, 64, 64), 1):

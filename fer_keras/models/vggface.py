@@ -32,8 +32,12 @@ WEIGHT_FILES = {
     "senet50": "rcmalli_vggface_tf_notop_senet50.h5",
 }
 PREPROCESSING = {"vgg16": "vggface_v1", "resnet50": "vggface_v2", "senet50": "vggface_v2"}
-RESNET50_STAGES = ((2, 3, (64, 64, 256)), (3, 4, (128, 128, 512)), (4, 6, (256, 256, 1024)),
-                   (5, 3, (512, 512, 2048)))
+RESNET50_STAGES = (
+    (2, 3, (64, 64, 256)),
+    (3, 4, (128, 128, 512)),
+    (4, 6, (256, 256, 1024)),
+    (5, 3, (512, 512, 2048)),
+)
 
 
 def keras_name(h5_name: str) -> str:
@@ -54,15 +58,24 @@ def vggface_vgg16_backbone(input_shape) -> keras.Model:
     x = inputs
     for block, (filters, n) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), 1):
         for i in range(1, n + 1):
-            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{block}_{i}")(x)
+            x = layers.Conv2D(
+                filters, 3, padding="same", activation="relu", name=f"conv{block}_{i}"
+            )(x)
         x = layers.MaxPooling2D(2, strides=2, name=f"pool{block}")(x)
     return keras.Model(inputs, x, name=BACKBONE)
 
 
-def _conv_bn(x, filters: int, kernel: int, h5_name: str, *, strides: int = 1, eps: float,
-             relu: bool = True):
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same" if kernel > 1 else "valid",
-                      use_bias=False, name=keras_name(h5_name))(x)
+def _conv_bn(
+    x, filters: int, kernel: int, h5_name: str, *, strides: int = 1, eps: float, relu: bool = True
+):
+    x = layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding="same" if kernel > 1 else "valid",
+        use_bias=False,
+        name=keras_name(h5_name),
+    )(x)
     x = layers.BatchNormalization(epsilon=eps, name=keras_name(f"{h5_name}/bn"))(x)
     return layers.ReLU(name=keras_name(f"{h5_name}/relu"))(x) if relu else x
 
@@ -123,7 +136,7 @@ class LoadReport:
     """What ``load_vggface_weights`` did, layer by layer."""
 
     loaded: list[str] = field(default_factory=list)
-    #: Layers in the file with no layer of that name in the model (e.g. a with-top file's classifier).
+    #: File layers with no model layer of that name (e.g. a with-top file's classifier).
     skipped: list[str] = field(default_factory=list)
     #: Layers whose weight count or shapes differ between the file and the model.
     mismatched: list[str] = field(default_factory=list)
@@ -131,8 +144,10 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"loaded {len(self.loaded)} layers, skipped {len(self.skipped)}, "
-                f"mismatched {len(self.mismatched)}, missing {len(self.missing)}")
+        return (
+            f"loaded {len(self.loaded)} layers, skipped {len(self.skipped)}, "
+            f"mismatched {len(self.mismatched)}, missing {len(self.missing)}"
+        )
 
 
 def _text(values) -> list[str]:
@@ -140,7 +155,7 @@ def _text(values) -> list[str]:
 
 
 def _attribute(group, name: str) -> list[str]:
-    """A list attribute; Keras 2 splits long ones into ``name0``, ``name1``, ... (HDF5 64 kB cap)."""
+    """A list attribute; Keras 2 split long ones into ``name0``, ``name1``... (HDF5 64 kB cap)."""
     if name in group.attrs:
         return _text(group.attrs[name])
     chunks, i = [], 0
@@ -200,8 +215,15 @@ def load_vggface_weights(backbone: keras.Model, path: str | Path) -> LoadReport:
 
 
 def build_vggface_classifier(
-    arch: str, input_shape, num_classes: int, *, pretrain: str = "vggface", pooling: str = "gap",
-    weights_dir=None, paper_faithful: bool = False, name: str,
+    arch: str,
+    input_shape,
+    num_classes: int,
+    *,
+    pretrain: str = "vggface",
+    pooling: str = "gap",
+    weights_dir=None,
+    paper_faithful: bool = False,
+    name: str,
 ) -> keras.Model:
     """VGGFace backbone (loaded from the cache when ``pretrain == "vggface"``) + protocol head."""
     backbone = vggface_backbone(arch, input_shape)
@@ -224,11 +246,22 @@ def build_vggface_classifier(
     test_resolutions=(32,),
 )
 def senet50(
-    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
+    input_shape,
+    num_classes,
+    *,
+    pretrain="scratch",
+    pooling="gap",
+    weights_dir=None,
     paper_faithful=False,
 ):
-    """SENet50 (Hu et al. 2018 on ResNet-50); keras-vggface required 197 px only for its 7x7 pool."""
+    """SENet50 (Hu et al. 2018); keras-vggface needed 197 px only for its 7x7 average pool."""
     return build_vggface_classifier(
-        "senet50", input_shape, num_classes, pretrain=pretrain, pooling=pooling,
-        weights_dir=weights_dir, paper_faithful=paper_faithful, name="senet50",
+        "senet50",
+        input_shape,
+        num_classes,
+        pretrain=pretrain,
+        pooling=pooling,
+        weights_dir=weights_dir,
+        paper_faithful=paper_faithful,
+        name="senet50",
     )
