@@ -96,6 +96,7 @@ def test_save_load_roundtrip(built, tmp_path):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     np.testing.assert_allclose(
         np.asarray(model(x, training=False)), np.asarray(loaded(x, training=False)), atol=1e-6
     )
@@ -129,7 +130,7 @@ def test_branch_outputs(built):
         )
 
 
-def test_one_training_step_lowers_the_loss(built):
+def test_training_steps_lower_the_loss(built):
     name, res, model = built
     x, y = batch(res, n=4)  # BatchNorm over 2 samples of a 1x1 map is a sign function
     # Dropout off makes the step deterministic (BatchNorm still uses batch statistics), so
@@ -150,12 +151,14 @@ def test_one_training_step_lowers_the_loss(built):
     try:
         for layer in dropouts:
             layer.rate = 0.0
-        losses = [float(model.train_on_batch(x, y)[0]) for _ in range(2)]
+        losses = [float(model.train_on_batch(x, y)[0]) for _ in range(3)]
     finally:
         for layer, rate in zip(dropouts, rates, strict=True):
             layer.rate = rate
     assert np.all(np.isfinite(losses)), losses
-    assert losses[1] < losses[0], f"{name}: {losses}"
+    # Two updates, not one: on a 1x1 final map BatchNorm over 4 samples makes the loss surface
+    # rough enough that a single Adam step can overshoot (seen for repvgg and densenet121).
+    assert losses[-1] < losses[0], f"{name}: {losses}"
 
 
 def _param_cases():
