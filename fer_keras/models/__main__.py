@@ -8,7 +8,8 @@ from fer_keras.registry import get_spec, list_models
 
 
 def table() -> str:
-    rows = [("model", "family", "paper name", "res px", "init", "params@48", "params@224", "description")]
+    header = ("model", "family", "paper name", "res px", "init", "params@48", "params@224")
+    rows = [(*header, "description")]
     for name in list_models():
         s = get_spec(name)
         rows.append((
@@ -20,7 +21,10 @@ def table() -> str:
             s.description,
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + f" | {r[-1]} |" for r in rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + f" | {r[-1]} |"
+        for r in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|---|")
     return "\n".join(lines)
 

@@ -27,7 +27,13 @@ def protocol_head(x, num_classes: int):
 
 
 def classifier_on_backbone(
-    backbone: keras.Model, input_shape, num_classes: int, *, preprocessing: str, pooling: str, name: str
+    backbone: keras.Model,
+    input_shape,
+    num_classes: int,
+    *,
+    preprocessing: str,
+    pooling: str,
+    name: str,
 ) -> keras.Model:
     """Wrap a feature-map backbone as ``Input -> Preprocess -> backbone -> pool -> head``.
 

@@ -23,7 +23,9 @@ def _conv(x, filters: int, name: str):
     params={48: 1_350_791, 224: 25_861_255},
     test_resolutions=(32,),
 )
-def sequential_simple(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
+def sequential_simple(
+    input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None
+):
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
     x = _conv(x, 32, "conv1")
@@ -34,7 +36,10 @@ def sequential_simple(input_shape, num_classes, *, pretrain="scratch", pooling="
     x = layers.MaxPooling2D(2, name="pool2")(x)
     x = _conv(x, 64, "conv4")
     x = layers.MaxPooling2D(2, name="pool3")(x)
-    x = layers.Flatten(name="flatten")(x) if pooling == "flatten" else layers.GlobalAveragePooling2D(name="gap")(x)
+    if pooling == "flatten":
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(512, activation="relu", name="dense")(x)
     x = layers.Dropout(0.2, name="drop2")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
