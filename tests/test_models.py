@@ -7,6 +7,8 @@ by model, so only one model is alive at a time).
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -79,6 +81,19 @@ def test_spec_metadata_is_consistent():
         assert spec.default_pooling in ("gap", "flatten"), name
 
 
+def test_builders_share_one_signature():
+    for name in MODELS:
+        spec = get_spec(name)
+        params = inspect.signature(spec.builder).parameters
+        assert list(params)[:2] == ["input_shape", "num_classes"], name
+        for kw in ("pretrain", "pooling", "weights_dir"):
+            assert params[kw].kind is inspect.Parameter.KEYWORD_ONLY, (name, kw)
+        assert params["pretrain"].default == "scratch", name
+        assert params["pooling"].default == spec.default_pooling, name
+        # registry.build_model passes paper_faithful exactly when a pre-trained init is asked for.
+        assert ("paper_faithful" in params) == (spec.pretrains != ("scratch",)), name
+
+
 def test_forward_shape_softmax_and_layout(built):
     name, res, model = built
     x, _ = batch(res)
@@ -88,6 +103,7 @@ def test_forward_shape_softmax_and_layout(built):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert isinstance(model.layers[1], Preprocess), f"{name}: first layer must normalise input"
     assert model.layers[-1].name == PREDICTIONS
+    assert model.name == name
 
 
 def test_save_load_roundtrip(built, tmp_path):
