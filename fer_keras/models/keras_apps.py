@@ -5,6 +5,9 @@ Each family keeps the input normalisation its ImageNet weights were trained with
 1/255 scaling. Scratch variants use the same normalisation so that scratch and
 pre-trained runs differ only in their initial weights. ImageNet weights are looked up
 offline (``find_weights``); ``weights="imagenet"`` is never passed because it downloads.
+EfficientNetV2 normalises inside the network (``include_preprocessing``), so its layer is
+a no-op; with ``paper_faithful`` it sees 1/255 input that it rescales again, which is what
+the paper's notebooks fed it.
 """
 
 from __future__ import annotations
