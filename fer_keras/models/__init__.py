@@ -5,4 +5,15 @@ Add a model: write a builder in a module here, decorate it with
 pick it up without new test code.
 """
 
-from fer_keras.models import resnet, sequential  # noqa: F401
+from fer_keras.models import (  # noqa: F401
+    classic,
+    ensemble,
+    googlenet,
+    keras_apps,
+    modular,
+    repvgg,
+    resnet,
+    sequential,
+    smmb,
+    vggface,
+)

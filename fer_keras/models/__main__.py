@@ -8,17 +8,23 @@ from fer_keras.registry import get_spec, list_models
 
 
 def table() -> str:
-    rows = [("model", "family", "paper name", "min res", "init", "params@48", "params@224", "description")]
+    header = ("model", "family", "paper name", "res px", "init", "params@48", "params@224")
+    rows = [(*header, "description")]
     for name in list_models():
         s = get_spec(name)
         rows.append((
-            name, s.family, s.paper_name, str(s.min_resolution), ",".join(s.pretrains),
+            name, s.family, s.paper_name,
+            f"{s.min_resolution}-{s.max_resolution}" if s.max_resolution else str(s.min_resolution),
+            ",".join(s.pretrains),
             f"{s.params[48]:,}" if 48 in s.params else "-",
             f"{s.params[224]:,}" if 224 in s.params else "-",
             s.description,
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + f" | {r[-1]} |" for r in rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + f" | {r[-1]} |"
+        for r in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|---|")
     return "\n".join(lines)
 

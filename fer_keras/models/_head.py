@@ -27,7 +27,13 @@ def protocol_head(x, num_classes: int):
 
 
 def classifier_on_backbone(
-    backbone: keras.Model, input_shape, num_classes: int, *, preprocessing: str, pooling: str, name: str
+    backbone: keras.Model,
+    input_shape,
+    num_classes: int,
+    *,
+    preprocessing: str,
+    pooling: str,
+    name: str,
 ) -> keras.Model:
     """Wrap a feature-map backbone as ``Input -> Preprocess -> backbone -> pool -> head``.
 
@@ -40,3 +46,20 @@ def classifier_on_backbone(
     x = backbone(x)
     x = pool(x, pooling)
     return keras.Model(inputs, protocol_head(x, num_classes), name=name)
+
+
+def branch_outputs_model(model: keras.Model) -> keras.Model:
+    """A model returning each branch's own output (``branchN_predictions`` / ``branchN_features``).
+
+    For analysing multi-branch networks (ensemble, smmb): shares the trained layers, so
+    it needs no retraining. Outputs come in branch order, keyed by layer name.
+    """
+    names = sorted(
+        (layer.name for layer in model.layers
+         if layer.name.startswith("branch") and layer.name.endswith(("_predictions", "_features"))),
+        key=lambda n: (int(n[len("branch"):].split("_")[0]), n),
+    )
+    if not names:
+        raise ValueError(f"model {model.name!r} has no branchN_predictions/_features layers")
+    return keras.Model(model.input, {n: model.get_layer(n).output for n in names},
+                       name=f"{model.name}_branches")

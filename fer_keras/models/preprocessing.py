@@ -14,7 +14,8 @@ from keras import ops
 _MODES: dict[str, tuple[str, float, tuple[float, ...] | None, tuple[float, ...] | None]] = {
     "none": ("rgb", 1.0, None, None),
     "rescale": ("rgb", 1 / 255.0, None, None),  # the protocol's ImageDataGenerator(rescale=1/255)
-    "tf": ("rgb", 1 / 127.5, (1.0, 1.0, 1.0), None),  # [-1, 1]: MobileNet, Inception, Xception, NASNet
+    # [-1, 1]: MobileNet, Inception, Xception, NASNet
+    "tf": ("rgb", 1 / 127.5, (1.0, 1.0, 1.0), None),
     "torch": ("rgb", 1 / 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # DenseNet
     "caffe": ("bgr", 1.0, (103.939, 116.779, 123.68), None),  # VGG16/19, ResNet50 (ImageNet)
     "vggface_v1": ("bgr", 1.0, (93.5940, 104.7624, 129.1863), None),  # VGGFace VGG16

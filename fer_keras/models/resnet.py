@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import resnet_stage, resnet_stem
+from fer_keras.models._head import pool
 from fer_keras.models.preprocessing import Preprocess
 from fer_keras.registry import PREDICTIONS, register_model
 
@@ -23,7 +24,9 @@ def resnet_features(x, res: int, blocks=(2, 2, 2, 2), *, se_ratio: int | None = 
 @register_model(
     family="resnet",
     paper_name="ResNet18",
-    description="ResNet-18, basic blocks [2,2,2,2], 3x3 stride-1 stem at 48 px; the paper's best at 48x48",
+    description=(
+        "ResNet-18, basic blocks [2,2,2,2], 3x3 stride-1 stem at 48 px; the paper's best at 48x48"
+    ),
     min_resolution=32,
     params={48: 11_710_919, 224: 11_718_599},
     test_resolutions=(32,),
@@ -32,7 +35,7 @@ def resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", wei
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
     x = resnet_features(x, input_shape[0])
-    x = layers.GlobalAveragePooling2D(name="pool")(x) if pooling == "gap" else layers.Flatten(name="pool")(x)
+    x = pool(x, pooling)
     x = layers.Dropout(0.2, name="head_dropout1")(x)
     x = layers.Dense(1024, activation="relu", name="head_dense")(x)
     x = layers.Dropout(0.5, name="head_dropout2")(x)

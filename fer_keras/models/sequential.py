@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from fer_keras.models._blocks import BN_MOMENTUM
+from fer_keras.models._head import pool
 from fer_keras.models.preprocessing import Preprocess
 from fer_keras.registry import PREDICTIONS, register_model
 
@@ -22,7 +24,9 @@ def _conv(x, filters: int, name: str):
     params={48: 1_350_791, 224: 25_861_255},
     test_resolutions=(32,),
 )
-def sequential_simple(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
+def sequential_simple(
+    input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None
+):
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
     x = _conv(x, 32, "conv1")
@@ -33,8 +37,70 @@ def sequential_simple(input_shape, num_classes, *, pretrain="scratch", pooling="
     x = layers.MaxPooling2D(2, name="pool2")(x)
     x = _conv(x, 64, "conv4")
     x = layers.MaxPooling2D(2, name="pool3")(x)
-    x = layers.Flatten(name="flatten")(x) if pooling == "flatten" else layers.GlobalAveragePooling2D(name="gap")(x)
+    if pooling == "flatten":
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(512, activation="relu", name="dense")(x)
     x = layers.Dropout(0.2, name="drop2")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
     return keras.Model(inputs, outputs, name="sequential_simple")
+
+
+def _bn_block(x, filters: int, name: str, dropout: float = 0.0):
+    """Conv 3x3 ReLU + BatchNorm (+ Dropout), then a 2x2 max pool: the networks' last block."""
+    x = _conv(x, filters, f"{name}_conv")
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_drop")(x)
+    return layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+
+
+def _sequential_deep(input_shape, num_classes, pooling: str, *, four: bool, name: str):
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = Preprocess("rescale", name="preprocess")(inputs)
+    x = _conv(x, 32, "conv1")
+    x = _conv(x, 64, "conv2")
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Dropout(0.25, name="drop1")(x)
+    x = _conv(x, 128, "conv3")
+    x = _conv(x, 128, "conv4")
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    if four:
+        x = _conv(x, 256, "conv5")
+        x = _conv(x, 256, "conv6")
+        x = layers.MaxPooling2D(2, name="pool3")(x)
+    x = _bn_block(x, 512, "block_512", dropout=0.2 if four else 0.0)
+    x = pool(x, pooling)
+    x = layers.Dense(1024, activation="relu", name="dense")(x)
+    x = layers.Dropout(0.5, name="drop_dense")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register_model(
+    family="custom",
+    paper_name="Sequential 3 Conv",
+    description="Self-designed: [32,64,pool,drop] [128,128,pool] [512+BN,pool], GAP, Dense 1024",
+    min_resolution=16,
+    params={48: 1_365_703, 224: 1_365_703},
+    test_resolutions=(32,),
+)
+def sequential_3conv(
+    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None
+):
+    return _sequential_deep(input_shape, num_classes, pooling, four=False, name="sequential_3conv")
+
+
+@register_model(
+    family="custom",
+    paper_name="Sequential 4 Conv",
+    description="Sequential 3 Conv plus a [256,256,pool] block; 512 block adds Dropout 0.2",
+    min_resolution=16,
+    params={48: 2_840_775, 224: 2_840_775},
+    test_resolutions=(32,),
+)
+def sequential_4conv(
+    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None
+):
+    return _sequential_deep(input_shape, num_classes, pooling, four=True, name="sequential_4conv")

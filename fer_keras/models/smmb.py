@@ -1,0 +1,68 @@
+"""SMMB, the BTFER paper's single-model multi-branch network (PROTOCOL.md, 'Self-designed').
+
+Shared Conv 32/64/64 3x3; branch 1 ("face"): MaxPool, Conv 128, Flatten, Dense 64;
+branch 2 ("emotion"): Conv 128, MaxPool, Conv 256, self-attention over the spatial
+positions (MultiHeadAttention, residual + LayerNormalization), Dense 128 + Dropout 0.5,
+Flatten; the two are concatenated into one softmax. The paper gives no head count: 4
+heads of 64. Attention is quadratic in the (res/2)^2 positions (12,544 at 224 px), so
+the suite caps SMMB at 112 px. The branches have no softmax of their own;
+``_head.branch_outputs_model`` returns their features (``branch1_features`` ...).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from fer_keras.models.preprocessing import Preprocess
+from fer_keras.registry import PREDICTIONS, register_model
+
+
+def _conv(x, filters: int, name: str):
+    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+
+
+@register_model(
+    family="custom",
+    paper_name="SMMB",
+    description="Self-designed single model, multi-branch: conv 'face', attention 'emotion' branch",
+    min_resolution=16,
+    max_resolution=112,
+    default_pooling="flatten",
+    params={48: 6_030_983},
+    test_resolutions=(16,),
+)
+def smmb(
+    input_shape,
+    num_classes,
+    *,
+    pretrain="scratch",
+    pooling="flatten",
+    weights_dir=None,
+    num_heads: int = 4,
+    key_dim: int = 64,
+):
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = Preprocess("rescale", name="preprocess")(inputs)
+    for i, filters in enumerate((32, 64, 64), 1):
+        x = _conv(x, filters, f"shared_conv{i}")
+
+    a = layers.MaxPooling2D(2, name="face_pool")(x)
+    a = _conv(a, 128, "face_conv")
+    a = layers.Flatten(name="face_flatten")(a)
+    a = layers.Dense(64, activation="relu", name="branch1_features")(a)
+
+    b = _conv(x, 128, "emotion_conv1")
+    b = layers.MaxPooling2D(2, name="emotion_pool")(b)
+    b = _conv(b, 256, "emotion_conv2")
+    b = layers.Reshape((-1, b.shape[-1]), name="emotion_tokens")(b)
+    attended = layers.MultiHeadAttention(num_heads, key_dim, name="emotion_attention")(b, b)
+    b = layers.Add(name="emotion_residual")([b, attended])
+    b = layers.LayerNormalization(name="emotion_norm")(b)
+    b = layers.Dense(128, activation="relu", name="emotion_dense")(b)
+    b = layers.Dropout(0.5, name="emotion_dropout")(b)
+    b = layers.Flatten(name="branch2_features")(b)
+
+    x = layers.Concatenate(name="concat")([a, b])
+    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    return keras.Model(inputs, outputs, name="smmb")

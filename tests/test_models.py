@@ -1,0 +1,224 @@
+"""Registry-wide model tests: every registered model is checked without new test code.
+
+One model per module-scoped fixture, built once at its smallest test resolution and
+shared by the forward, save/load, freezing and training checks (pytest groups the tests
+by model, so only one model is alive at a time).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+
+from fer_keras.models._head import branch_outputs_model
+from fer_keras.models.preprocessing import Preprocess
+from fer_keras.registry import BACKBONE, PREDICTIONS, build_model, get_spec, list_models
+
+MODELS = list_models()
+NUM_CLASSES = 7
+
+
+def smallest_resolution(name: str) -> int:
+    spec = get_spec(name)
+    return min(spec.test_resolutions or (spec.min_resolution,))
+
+
+def batch(res: int, n: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, size=(n, res, res, 3)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(n) % NUM_CLASSES, NUM_CLASSES)
+    return x, y
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def built(request):
+    name = request.param
+    res = smallest_resolution(name)
+    keras.utils.set_random_seed(0)
+    yield name, res, build_model(name, res, NUM_CLASSES)
+    keras.backend.clear_session()
+
+
+def test_registry_has_the_zoo():
+    expected = {
+        "vgg16",
+        "vgg19",
+        "vggnet",
+        "repvgg",
+        "mobilenet",
+        "mobilenet_v2",
+        "efficientnet_v2_b0",
+        "resnet18",
+        "resnet50",
+        "nasnet_mobile",
+        "densenet121",
+        "googlenet",
+        "inception_v3",
+        "xception",
+        "senet50",
+        "lenet5",
+        "alexnet",
+        "zfnet",
+        "sequential_simple",
+        "sequential_3conv",
+        "sequential_4conv",
+        "ensemble",
+        "modular",
+        "smmb",
+    }
+    assert expected <= set(MODELS)
+
+
+def test_spec_metadata_is_consistent():
+    for name in MODELS:
+        spec = get_spec(name)
+        assert spec.test_resolutions, name
+        assert all(spec.supports(r) for r in spec.test_resolutions), name
+        assert set(spec.params) == {r for r in (48, 224) if spec.supports(r)}, name
+        assert spec.default_pooling in ("gap", "flatten"), name
+
+
+def test_builders_share_one_signature():
+    for name in MODELS:
+        spec = get_spec(name)
+        params = inspect.signature(spec.builder).parameters
+        assert list(params)[:2] == ["input_shape", "num_classes"], name
+        for kw in ("pretrain", "pooling", "weights_dir"):
+            assert params[kw].kind is inspect.Parameter.KEYWORD_ONLY, (name, kw)
+        assert params["pretrain"].default == "scratch", name
+        assert params["pooling"].default == spec.default_pooling, name
+        # registry.build_model passes paper_faithful exactly when a pre-trained init is asked for.
+        assert ("paper_faithful" in params) == (spec.pretrains != ("scratch",)), name
+
+
+def test_forward_shape_softmax_and_layout(built):
+    name, res, model = built
+    x, _ = batch(res)
+    probs = np.asarray(model(x, training=False))
+    assert probs.shape == (2, NUM_CLASSES)
+    assert np.all(np.isfinite(probs))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert isinstance(model.layers[1], Preprocess), f"{name}: first layer must normalise input"
+    assert model.layers[-1].name == PREDICTIONS
+    assert model.name == name
+
+
+def test_save_load_roundtrip(built, tmp_path):
+    name, res, model = built
+    x, _ = batch(res)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    np.testing.assert_allclose(
+        np.asarray(model(x, training=False)), np.asarray(loaded(x, training=False)), atol=1e-6
+    )
+
+
+def test_freezing_touches_exactly_the_backbone(built):
+    name, _, model = built
+    if BACKBONE not in {layer.name for layer in model.layers}:
+        pytest.skip(f"{name} has no pre-trained backbone")
+    backbone = model.get_layer(BACKBONE)
+    before = {id(w) for w in model.trainable_weights}
+    backbone_ids = {id(w) for w in backbone.trainable_weights}
+    assert backbone_ids and backbone_ids < before
+    backbone.trainable = False
+    assert {id(w) for w in model.trainable_weights} == before - backbone_ids
+    backbone.trainable = True
+    assert {id(w) for w in model.trainable_weights} == before
+
+
+def test_branch_outputs(built):
+    name, res, model = built
+    if not any(layer.name.startswith("branch") for layer in model.layers):
+        pytest.skip(f"{name} has no branches")
+    x, _ = batch(res)
+    outs = branch_outputs_model(model)(x, training=False)
+    assert len(outs) >= 2
+    preds = [np.asarray(v) for k, v in sorted(outs.items()) if k.endswith("_predictions")]
+    if preds:  # averaged softmax members: their mean is the model's output
+        np.testing.assert_allclose(
+            np.mean(preds, axis=0), np.asarray(model(x, training=False)), atol=1e-5
+        )
+
+
+def test_training_steps_lower_the_loss(built):
+    name, res, model = built
+    x, y = batch(res, n=4)  # BatchNorm over 2 samples of a 1x1 map is a sign function
+    # Dropout off makes the step deterministic (BatchNorm still uses batch statistics), so
+    # "the loss went down" tests the gradients, not the luck of the dropout masks. Eager:
+    # tracing (and XLA-compiling) a big backbone's train step costs more than the steps.
+    dropouts = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Dropout)
+    ]
+    rates = [layer.rate for layer in dropouts]
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        run_eagerly=True,
+    )
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        losses = [float(model.train_on_batch(x, y)[0]) for _ in range(3)]
+    finally:
+        for layer, rate in zip(dropouts, rates, strict=True):
+            layer.rate = rate
+    assert np.all(np.isfinite(losses)), losses
+    # Two updates, not one: on a 1x1 final map BatchNorm over 4 samples makes the loss surface
+    # rough enough that a single Adam step can overshoot (seen for repvgg and densenet121).
+    assert losses[-1] < losses[0], f"{name}: {losses}"
+
+
+def _param_cases():
+    """(name, res) pairs; a 224 count equal to the 48 one (GAP heads) is re-checked only
+    in the slow run, since the fast 48 build already exercises the same layers."""
+    for name in MODELS:
+        params = get_spec(name).params
+        for res in sorted(params):
+            same = res == 224 and params.get(48) == params[224]
+            yield pytest.param(name, res, marks=pytest.mark.slow) if same else (name, res)
+
+
+@pytest.mark.parametrize("name,res", list(_param_cases()))
+def test_parameter_count(name, res):
+    model = build_model(name, res, NUM_CLASSES)
+    assert model.count_params() == get_spec(name).params[res]
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_invalid_resolution_names_valid_ones(name):
+    spec = get_spec(name)
+    bad = [spec.min_resolution - 1] + ([spec.max_resolution + 1] if spec.max_resolution else [])
+    for res in bad:
+        with pytest.raises(ValueError, match=f"{spec.min_resolution} to"):
+            build_model(name, res)
+
+
+@pytest.mark.parametrize(
+    "typo,closest",
+    [
+        ("resnet5", "resnet50"),
+        ("VGG16", "vgg16"),
+        ("mobilenetv2", "mobilenet_v2"),
+        ("senet", "senet50"),
+    ],
+)
+def test_unknown_name_suggests_the_closest(typo, closest):
+    with pytest.raises(ValueError, match=f"Did you mean.*'{closest}'"):
+        build_model(typo, 48)
+
+
+def test_unsupported_initialisation_fails_early():
+    with pytest.raises(ValueError, match="initialisation"):
+        build_model("lenet5", 48, pretrain="imagenet")
+    with pytest.raises(ValueError, match="initialisation"):
+        build_model("mobilenet", 48, pretrain="vggface")
