@@ -5,4 +5,4 @@ Add a model: write a builder in a module here, decorate it with
 pick it up without new test code.
 """
 
-from fer_keras.models import resnet, sequential  # noqa: F401
+from fer_keras.models import esr, resmasking, resnet, se_resnet, sequential, tlf  # noqa: F401
