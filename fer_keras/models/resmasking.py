@@ -58,26 +58,27 @@ def _sigmoid_block(x, filters: int, *, name: str):
     return layers.Activation("sigmoid", name=f"{name}_sigmoid")(y)
 
 
-def masking_block(x, depth: int, *, name: str):
-    """The mask M in [0, 1], same shape as ``x``: a ``depth``-level residual U-Net."""
+def masking_block(x, depth: int, *, name: str, growth: int = 2):
+    """The mask M in [0, 1], same shape as ``x``: a ``depth``-level residual U-Net whose
+    channels grow by ``growth`` per level (2 in the paper)."""
     channels = x.shape[-1]
     skips, y = [], x
     for level in range(depth):
-        y = basic_block(y, channels * 2 ** (level + 1), name=f"{name}_enc{level + 1}")
+        y = basic_block(y, channels * growth ** (level + 1), name=f"{name}_enc{level + 1}")
         if level < depth - 1:
             skips.append(y)
             y = layers.MaxPooling2D(2, name=f"{name}_pool{level + 1}")(y)
     for level in reversed(range(depth - 1)):
-        filters = channels * 2 ** (level + 1)
+        filters = channels * growth ** (level + 1)
         y = _up(y, filters, name=f"{name}_up{level + 1}")
         y = layers.Concatenate(name=f"{name}_cat{level + 1}")([y, skips[level]])
         y = basic_block(y, filters, name=f"{name}_dec{level + 1}")
     return _sigmoid_block(y, channels, name=f"{name}_out")
 
 
-def apply_mask(x, depth: int, *, name: str):
+def apply_mask(x, depth: int, *, name: str, growth: int = 2):
     """F + F * M."""
-    m = masking_block(x, depth, name=name)
+    m = masking_block(x, depth, name=name, growth=growth)
     return layers.Add(name=f"{name}_residual")([x, layers.Multiply(name=f"{name}_apply")([x, m])])
 
 
@@ -91,16 +92,20 @@ def apply_mask(x, depth: int, *, name: str):
     test_resolutions=(32,),
 )
 def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-                   dropout: float = 0.4) -> keras.Model:
+                   dropout: float = 0.4, mask_growth: int = 2) -> keras.Model:
+    """``mask_growth`` 1 keeps the masks' channels constant (~40M parameters instead of ~138M), a
+    light variant for CPUs and tests; 2 is the paper's."""
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if mask_growth not in (1, 2):
+        raise ValueError(f"mask_growth must be 1 or 2, got {mask_growth!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
     x = resnet_stem(x, input_shape[0])
     for i, (filters, blocks, nominal) in enumerate(zip(STAGE_FILTERS, RESNET34_BLOCKS, MASK_DEPTHS, strict=True)):
         x = resnet_stage(x, filters, blocks, 1 if i == 0 else 2, name=f"stage{i + 1}")
         depth = min(mask_depth(size, nominal) for size in x.shape[1:3])
-        x = apply_mask(x, depth, name=f"mask{i + 1}")
+        x = apply_mask(x, depth, name=f"mask{i + 1}", growth=mask_growth)
     x = layers.GlobalAveragePooling2D(name="pool")(x) if pooling == "gap" else layers.Flatten(name="pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
