@@ -92,17 +92,21 @@ def apply_mask(x, depth: int, *, name: str, growth: int = 2):
     test_resolutions=(32,),
 )
 def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-                   dropout: float = 0.4, mask_growth: int = 2) -> keras.Model:
-    """``mask_growth`` 1 keeps the masks' channels constant (~40M parameters instead of ~138M), a
-    light variant for CPUs and tests; 2 is the paper's."""
+                   dropout: float = 0.4, mask_growth: int = 2,
+                   stage_blocks: tuple[int, ...] = RESNET34_BLOCKS) -> keras.Model:
+    """``mask_growth`` 1 keeps the masks' channels constant (~40M parameters instead of ~138M) and
+    ``stage_blocks`` (1, 1, 1, 1) shortens the backbone: light variants for CPUs and quick tests;
+    the defaults are the paper's."""
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if mask_growth not in (1, 2):
         raise ValueError(f"mask_growth must be 1 or 2, got {mask_growth!r}")
+    if len(stage_blocks) != 4 or min(stage_blocks) < 1:
+        raise ValueError(f"stage_blocks must be four positive block counts, got {stage_blocks!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocess("rescale", name="preprocess")(inputs)
     x = resnet_stem(x, input_shape[0])
-    for i, (filters, blocks, nominal) in enumerate(zip(STAGE_FILTERS, RESNET34_BLOCKS, MASK_DEPTHS, strict=True)):
+    for i, (filters, blocks, nominal) in enumerate(zip(STAGE_FILTERS, stage_blocks, MASK_DEPTHS, strict=True)):
         x = resnet_stage(x, filters, blocks, 1 if i == 0 else 2, name=f"stage{i + 1}")
         depth = min(mask_depth(size, nominal) for size in x.shape[1:3])
         x = apply_mask(x, depth, name=f"mask{i + 1}", growth=mask_growth)
