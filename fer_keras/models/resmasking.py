@@ -48,12 +48,14 @@ def _up(x, filters: int, *, name: str):
 
 
 def _sigmoid_block(x, filters: int, *, name: str):
-    """A residual block (two 3x3 convs, projected shortcut) ending in a sigmoid instead of ReLU."""
+    """A basic residual block ending in a sigmoid instead of ReLU."""
     y = conv_bn_relu(x, filters, 3, 1, name=f"{name}_1")
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
     y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_2_bn")(y)
-    shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_down_conv")(x)
-    shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_down_bn")(shortcut)
+    shortcut = x
+    if x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_down_conv")(x)
+        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_down_bn")(shortcut)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.Activation("sigmoid", name=f"{name}_sigmoid")(y)
 
