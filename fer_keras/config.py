@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -40,6 +40,9 @@ class RunConfig(BaseModel):
     limit_per_class: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     pipeline: Literal["tfdata", "legacy"] = "tfdata"
+    sampling: Literal["shuffle", "weighted"] = Field(
+        "shuffle", description="weighted: draw training classes uniformly (instead of class weights; tfdata only)"
+    )
     cache: bool = True
     # class balancing
     balance: Literal["none", "simple", "conservative"] = "conservative"
@@ -66,6 +69,15 @@ class RunConfig(BaseModel):
         description="reproduce the paper's notebooks: validate on the test folder and feed 1/255 "
         "RGB to every backbone; labelled as such in the run and the report",
     )
+
+    @model_validator(mode="after")
+    def _one_balancing(self) -> RunConfig:
+        if self.sampling == "weighted" and self.pipeline != "tfdata":
+            raise ValueError("sampling 'weighted' needs pipeline 'tfdata'")
+        if self.sampling == "weighted" and self.balance != "none":
+            raise ValueError(f"sampling 'weighted' already balances the classes; set balance to 'none' "
+                             f"(got {self.balance!r}) so minority classes are not weighted twice")
+        return self
 
     @field_validator("model")
     @classmethod

@@ -42,6 +42,9 @@ class ModelSpec:
     #: Resolutions the tests build it at (the smallest valid one at least).
     test_resolutions: tuple[int, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    #: ``"module:function"`` of a training procedure replacing the protocol's fit (ESR's progressive
+    #: schedule, triplet loss + SVM); None for the protocol's one- or two-phase fit.
+    trainer: str | None = None
 
     def supports(self, res: int) -> bool:
         return res >= self.min_resolution and (self.max_resolution is None or res <= self.max_resolution)

@@ -46,16 +46,47 @@ def image_dataset(images: ImageSet, res: int) -> tf.data.Dataset:
     return paths.map(lambda p: _decode(p, res), num_parallel_calls=AUTOTUNE)
 
 
-def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
-                 cache: bool = True, augment: bool | None = None) -> tf.data.Dataset:
-    """Batched (images, one-hot labels); shuffled and augmented only when ``training``."""
-    n_classes = len(images.class_names)
-    labels = tf.data.Dataset.from_tensor_slices(tf.one_hot(images.labels, n_classes))
+SAMPLINGS = ("shuffle", "weighted")
+
+
+def _labelled(images: ImageSet, res: int, cache: bool) -> tf.data.Dataset:
+    labels = tf.data.Dataset.from_tensor_slices(tf.one_hot(images.labels, len(images.class_names)))
     ds = tf.data.Dataset.zip((image_dataset(images, res), labels))
-    if cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(min(len(images), 10_000), seed=seed, reshuffle_each_iteration=True)
+    return ds.cache() if cache else ds
+
+
+def class_balanced(images: ImageSet, res: int, *, seed: int = 42, cache: bool = True) -> tf.data.Dataset:
+    """One epoch of ``len(images)`` samples drawn with every class equally likely.
+
+    Weighted sampling (Haider et al., Sensors 2023): each class is an endlessly repeated,
+    shuffled stream and a sample's class is drawn uniformly, so minority images are seen
+    more often per epoch instead of weighing more in the loss.
+    """
+    streams = []
+    for c in range(len(images.class_names)):
+        index = np.flatnonzero(images.labels == c)
+        if len(index):
+            part = images.subset(index, f"{images.name}[{images.class_names[c]}]")
+            streams.append(_labelled(part, res, cache).repeat().shuffle(min(len(index), 10_000), seed=seed + c))
+    mixed = tf.data.Dataset.sample_from_datasets(streams, weights=[1 / len(streams)] * len(streams), seed=seed,
+                                                 rerandomize_each_iteration=True)
+    return mixed.take(len(images))
+
+
+def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
+                 cache: bool = True, augment: bool | None = None, sampling: str = "shuffle") -> tf.data.Dataset:
+    """Batched (images, one-hot labels); shuffled and augmented only when ``training``.
+
+    ``sampling="weighted"`` (training only) draws classes uniformly, see :func:`class_balanced`.
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    if training and sampling == "weighted":
+        ds = class_balanced(images, res, seed=seed, cache=cache)
+    else:
+        ds = _labelled(images, res, cache)
+        if training:
+            ds = ds.shuffle(min(len(images), 10_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
     if training if augment is None else augment:
         ds = ds.map(lambda x, y: (augment_batch(x, seed), y), num_parallel_calls=AUTOTUNE)

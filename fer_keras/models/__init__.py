@@ -8,12 +8,16 @@ pick it up without new test code.
 from fer_keras.models import (  # noqa: F401
     classic,
     ensemble,
+    esr,
     googlenet,
     keras_apps,
     modular,
     repvgg,
+    resmasking,
     resnet,
+    se_resnet,
     sequential,
     smmb,
+    tlf,
     vggface,
 )

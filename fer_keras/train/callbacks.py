@@ -21,8 +21,8 @@ from fer_keras.config import RunConfig
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint(save_best_only) whose best score survives restarts and phases."""
 
-    def __init__(self, filepath: Path, monitor: str = "val_accuracy"):
-        super().__init__(str(filepath), monitor=monitor, mode="max", save_best_only=True, verbose=0)
+    def __init__(self, filepath: Path, monitor: str = "val_accuracy", mode: str = "max"):
+        super().__init__(str(filepath), monitor=monitor, mode=mode, save_best_only=True, verbose=0)
         self.score_file = Path(filepath).with_suffix(".json")
 
     def on_train_begin(self, logs=None):
@@ -39,14 +39,17 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
             tmp.replace(self.score_file)
 
 
-def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str) -> list[keras.callbacks.Callback]:
+def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = "best.keras",
+                       monitor: str = "val_accuracy", mode: str = "max") -> list[keras.callbacks.Callback]:
+    """The protocol's callbacks; procedures that train something other than the final classifier
+    (a triplet embedding, one ESR stage) checkpoint to their own file and may monitor another metric."""
     log = run_dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase), delete_checkpoint=False),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience),
-        BestCheckpoint(run_dir / "best.keras"),
+        BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
         keras.callbacks.CSVLogger(str(log), append=True),
     ]
     if cfg.tensorboard:

@@ -9,9 +9,12 @@ finished phase is never run again.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -26,13 +29,36 @@ from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, make_splits
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
-from fer_keras.registry import BACKBONE, build_model
+from fer_keras.registry import BACKBONE, build_model, get_spec
 from fer_keras.runs import CLASSES_FILE, METRICS_FILE, MODEL_FILE, is_finished, read_json, write_json
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.strategy import describe, make_strategy
 
 STATE_FILE = "state.json"
 DEMO_SETS = ("demo", "demo_wild")
+
+
+@dataclass
+class RunContext:
+    """What a training procedure works with: the run, its data, its strategy and its class weights."""
+
+    cfg: RunConfig
+    run_dir: Path
+    splits: Splits
+    strategy: tf.distribute.Strategy
+    global_batch: int
+    train_ds: tf.data.Dataset
+    val_ds: tf.data.Dataset
+    class_weight: dict[int, float] | None
+    verbose: int = 2
+    extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+
+    def read_state(self) -> dict:
+        path = self.run_dir / STATE_FILE
+        return read_json(path) if path.is_file() else {"phases_done": []}
+
+    def write_state(self, state: dict) -> None:
+        write_json(self.run_dir / STATE_FILE, state)
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
@@ -54,7 +80,8 @@ def _datasets(cfg: RunConfig, splits: Splits, global_batch: int):
     if cfg.pipeline == "legacy":
         return (make_legacy_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed),
                 make_legacy_dataset(splits.val, cfg.res, global_batch, training=False))
-    return (make_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed, cache=cfg.cache),
+    return (make_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed, cache=cfg.cache,
+                         sampling=cfg.sampling),
             make_dataset(splits.val, cfg.res, global_batch, training=False, cache=cfg.cache))
 
 
@@ -132,34 +159,58 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
         "keras": keras.__version__,
     })
-    state_path = run_dir / STATE_FILE
-    state = read_json(state_path) if state_path.is_file() else {"phases_done": []}
+    ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
+                     train_ds=train_ds, val_ds=val_ds, class_weight=weights, verbose=verbose,
+                     extra_callbacks=list(extra_callbacks or []))
+    trainer = get_spec(cfg.model).trainer
+    if trainer:
+        resolve_trainer(trainer)(ctx, model)  # trains, then calls evaluate_run itself
+    else:
+        fit_protocol(ctx, model)
+        evaluate_run(cfg, run_dir, splits, global_batch)
+    return run_dir
+
+
+def resolve_trainer(path: str) -> Callable[[RunContext, keras.Model], None]:
+    """The training procedure named ``"module:function"`` in a ModelSpec."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
+    """The protocol's fit: one phase from scratch, or frozen-backbone then unfrozen phases."""
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    state = ctx.read_state()
     two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
     phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
     started = time.time()
     for phase, epochs in phases:
         if phase in state["phases_done"]:
             continue
-        with strategy.scope():
+        with ctx.strategy.scope():
             if phase == "main" and two_phase:
                 model.load_weights(run_dir / MODEL_FILE)  # best frozen-phase model, then unfreeze all
             if two_phase:
                 model.get_layer(BACKBONE).trainable = phase == "main"
             compile_model(model, cfg.lr)
-        print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {global_batch}, "
-              f"{len(splits.train)} train / {len(splits.val)} val images, class weights {cfg.balance}")
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=weights, shuffle=False,
-                  callbacks=protocol_callbacks(cfg, run_dir, phase) + (extra_callbacks or []), verbose=verbose)
+        print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
+              f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
+        model.fit(ctx.train_ds, validation_data=ctx.val_ds, epochs=epochs, class_weight=ctx.class_weight,
+                  shuffle=False, callbacks=protocol_callbacks(cfg, run_dir, phase) + ctx.extra_callbacks,
+                  verbose=ctx.verbose)
         state["phases_done"].append(phase)
-        write_json(state_path, state)
+        ctx.write_state(state)
     state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
-    write_json(state_path, state)
-    evaluate_run(cfg, run_dir, splits, global_batch)
-    return run_dir
+    ctx.write_state(state)
 
 
-def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int) -> dict:
-    """Evaluate the best checkpoint on the validation and test splits; write metrics.json last."""
+def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
+                 extra: Callable[[keras.Model, ImageSet], dict] | None = None) -> dict:
+    """Evaluate the best checkpoint on the validation and test splits; write metrics.json last.
+
+    ``extra(model, images)`` adds procedure-specific results to each split's entry (ESR's
+    per-branch accuracies).
+    """
     from fer_keras.runs import load_run_model
 
     model = load_run_model(run_dir)
@@ -168,6 +219,9 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int) -> d
         sets["test"] = splits.test
     results = {tag: evaluate_set(model, images, cfg.res, out_dir=run_dir, tag=tag, batch=batch)
                for tag, images in sets.items()}
+    if extra is not None:
+        for tag, images in sets.items():
+            results[tag].update(extra(model, images))
     results["run_id"] = cfg.resolved_run_id()
     results["best_epoch"] = read_json(run_dir / "best.json").get("epoch") if (run_dir / "best.json").is_file() else None
     write_json(run_dir / METRICS_FILE, results)  # written last: its presence marks the run finished

@@ -1,0 +1,56 @@
+"""SE-ResNet-18 (Huang et al., "Facial expression recognition based on SE-ResNet", Sci. Rep. 2023).
+
+ResNet-18 with a squeeze-and-excitation block (Hu et al., CVPR 2018) in every basic block,
+applied to the residual branch before the addition; GAP and a 7-way softmax on top
+(~11.27M parameters at 224 px). The paper shows each SE block's feature maps;
+:func:`se_feature_model` returns them.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models.resnet import resnet_features
+from fer_keras.registry import PREDICTIONS, register_model
+
+SE_SCALE = "_se_scale"  # SE-scaled residual branch of a block (its "feature maps")
+SE_ATTENTION = "_se_expand"  # the block's channel attention, sigmoid in (0, 1)
+
+
+@register_model(
+    family="resnet",
+    paper_name="SE-ResNet18",
+    description="ResNet-18 with squeeze-and-excitation in every basic block (Huang et al., Sci. Rep. 2023); "
+    "option ratio (SE reduction, default 16)",
+    min_resolution=32,
+    params={48: 11_271_103, 224: 11_278_783},
+    test_resolutions=(32,),
+)
+def se_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
+                ratio: int = 16) -> keras.Model:
+    if not isinstance(ratio, int) or ratio < 1:
+        raise ValueError(f"ratio (SE reduction) must be a positive integer, got {ratio!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = Preprocess("rescale", name="preprocess")(inputs)
+    x = resnet_features(x, input_shape[0], se_ratio=ratio)
+    x = layers.GlobalAveragePooling2D(name="pool")(x) if pooling == "gap" else layers.Flatten(name="pool")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    return keras.Model(inputs, outputs, name="se_resnet18")
+
+
+def se_feature_model(model: keras.Model, kind: str = "features") -> keras.Model:
+    """A model mapping the same input to every SE block's output, in network order, as a dict.
+
+    ``kind="features"``: the SE-scaled feature maps (b, h, w, c) of each block, what the paper
+    visualises; ``kind="attention"``: the channel weights (b, 1, 1, c) each block applies.
+    Keys are block names such as ``stage2_block1``.
+    """
+    suffix = {"features": SE_SCALE, "attention": SE_ATTENTION}.get(kind)
+    if suffix is None:
+        raise ValueError(f"kind must be 'features' or 'attention', got {kind!r}")
+    outputs = {layer.name[: -len(suffix)]: layer.output for layer in model.layers if layer.name.endswith(suffix)}
+    if not outputs:
+        raise ValueError(f"model {model.name!r} has no squeeze-and-excitation blocks")
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_se_{kind}")

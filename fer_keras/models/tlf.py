@@ -1,0 +1,65 @@
+"""TLF-ResNet18: a triplet-loss embedding with a linear classifier (Haider et al., Sensors 2023).
+
+ResNet-18 learns an embedding (its global-average-pooled features, L2-normalised) with
+the triplet loss; a linear classifier fitted on the training embeddings (linear SVM;
+LDA and softmax regression as alternatives, option ``head``) classifies them. Training
+is :mod:`fer_keras.train.triplet`.
+
+The fitted classifier is stored *inside* the Keras model: its weights become the Dense
+layer ``head_decision`` (kernel = ``coef_.T``, bias = ``intercept_``), followed by a
+softmax named ``predictions``. The model's argmax is the classifier's prediction. For
+``head="logreg"`` the softmax is the classifier's own probability; for the SVM and LDA it
+is a softmax over decision values, a pseudo-probability that ranks classes correctly but
+is not calibrated (AUC uses it as a score).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models.resnet import resnet_features
+from fer_keras.registry import PREDICTIONS, register_model
+
+HEADS = ("svm", "lda", "logreg")
+MININGS = ("batch_hard", "batch_all")
+EMBEDDING = "embedding"
+DECISION = "head_decision"
+
+
+@register_model(
+    family="resnet",
+    paper_name="TLF-ResNet18 + SVM",
+    description="ResNet-18 embedding trained with the triplet loss, then a linear SVM (or LDA, softmax "
+    "regression) on the embeddings, stored as a Dense layer (Haider et al., Sensors 2023); options head, "
+    "margin, mining",
+    min_resolution=32,
+    params={48: 11_182_023, 224: 11_189_703},
+    test_resolutions=(32,),
+    trainer="fer_keras.train.triplet:train_triplet",
+)
+def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
+                 head: str = "svm", margin: float = 0.2, mining: str = "batch_hard") -> keras.Model:
+    """``head``, ``margin`` and ``mining`` configure the training procedure; they are checked here."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if mining not in MININGS:
+        raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
+    if not margin > 0:
+        raise ValueError(f"margin must be positive, got {margin!r}")
+    if pooling != "gap":
+        raise ValueError(f"tlf_resnet18 embeds with global average pooling; pooling {pooling!r} is not available")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = Preprocess("rescale", name="preprocess")(inputs)
+    x = resnet_features(x, input_shape[0])
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.UnitNormalization(name=EMBEDDING)(x)
+    x = layers.Dense(num_classes, name=DECISION)(x)  # replaced by the fitted linear classifier
+    outputs = layers.Softmax(name=PREDICTIONS)(x)
+    return keras.Model(inputs, outputs, name="tlf_resnet18")
+
+
+def embedding_model(model: keras.Model) -> keras.Model:
+    """The same input mapped to the L2-normalised embedding (shares the layers)."""
+    return keras.Model(model.inputs, model.get_layer(EMBEDDING).output, name=f"{model.name}_embedding")

@@ -1,0 +1,92 @@
+"""Training procedures of ESR (Siqueira et al., AAAI 2020), and its per-branch accuracies.
+
+``schedule: joint`` trains the base and every branch together with the protocol's fit.
+``schedule: progressive`` is the authors' schedule (``main_ck_plus.py``): train the base
+with one branch; then, branch after branch, reload the best ensemble so far, add a new
+branch and train it alone (the base and the earlier branches keep their weights; the
+authors set their learning rate to 0). Every stage runs the protocol's callbacks and
+keeps its best model (by the ensemble's validation accuracy) in ``esr_stage<k>.keras``;
+the last stage's best becomes ``best.keras``. Both schedules add each branch's accuracy
+to metrics.json (``branch_accuracy``, branch 1 first).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import keras
+import numpy as np
+
+from fer_keras.data.pipeline import make_dataset
+from fer_keras.data.readers import ImageSet
+from fer_keras.models.esr import branch_outputs_model, num_branches
+from fer_keras.registry import build_model
+from fer_keras.runs import MODEL_FILE
+from fer_keras.train.callbacks import protocol_callbacks
+from fer_keras.train.loop import RunContext, compile_model, evaluate_run, fit_protocol
+
+
+def stage_file(k: int) -> str:
+    return f"esr_stage{k}.keras"
+
+
+def branch_accuracy(model: keras.Model, images: ImageSet, res: int, batch: int = 64) -> dict:
+    """Accuracy of each branch alone, in branch order."""
+    ds = make_dataset(images, res, batch, training=False, cache=False).map(lambda x, y: x)
+    probs = branch_outputs_model(model).predict(ds, verbose=0)
+    probs = probs if isinstance(probs, list) else [probs]
+    return {"branch_accuracy": [float(np.mean(np.argmax(p, axis=1) == images.labels)) for p in probs]}
+
+
+def train_esr(ctx: RunContext, model: keras.Model) -> None:
+    """Train ESR jointly or progressively, then evaluate with per-branch accuracies."""
+    if ctx.cfg.model_options.get("schedule", "joint") == "progressive":
+        fit_progressive(ctx, num_branches(model))
+    else:
+        fit_protocol(ctx, model)
+    res, batch = ctx.cfg.res, ctx.global_batch
+    evaluate_run(ctx.cfg, ctx.run_dir, ctx.splits, batch,
+                 extra=lambda m, images: branch_accuracy(m, images, res, batch))
+
+
+def _grow(cfg, k: int, num_classes: int, previous: keras.Model | None) -> keras.Model:
+    """A k-branch ESR; with ``previous`` (k - 1 branches) its weights are copied and frozen."""
+    model = build_model(cfg.model, cfg.res, num_classes, pretrain=cfg.pretrain, pooling=cfg.pooling,
+                        weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
+                        **{**cfg.model_options, "branches": k})
+    if previous is not None:
+        for layer in previous.layers:
+            if layer.weights:
+                target = model.get_layer(layer.name)
+                target.set_weights(layer.get_weights())
+                target.trainable = False
+    return model
+
+
+def fit_progressive(ctx: RunContext, total: int) -> None:
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    num_classes = len(ctx.splits.train.class_names)
+    state = ctx.read_state()
+    started = time.time()
+    for k in range(1, total + 1):
+        phase = f"stage{k}"
+        if phase in state["phases_done"]:
+            continue
+        with ctx.strategy.scope():
+            previous = (keras.models.load_model(run_dir / stage_file(k - 1), safe_mode=True, compile=False)
+                        if k > 1 else None)
+            model = _grow(cfg, k, num_classes, previous)
+            compile_model(model, cfg.lr)
+        print(f"[{cfg.resolved_run_id()}] ESR stage {k}/{total}: training branch {k}"
+              f"{' with the shared base' if k == 1 else ' alone'}, up to {cfg.epochs} epochs")
+        model.fit(ctx.train_ds, validation_data=ctx.val_ds, epochs=cfg.epochs, class_weight=ctx.class_weight,
+                  shuffle=False, verbose=ctx.verbose,
+                  callbacks=protocol_callbacks(cfg, run_dir, phase, checkpoint=stage_file(k)) + ctx.extra_callbacks)
+        state["phases_done"].append(phase)
+        ctx.write_state(state)
+    final = run_dir / stage_file(total)
+    shutil.copyfile(final, run_dir / MODEL_FILE)
+    shutil.copyfile(final.with_suffix(".json"), (run_dir / MODEL_FILE).with_suffix(".json"))
+    state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
+    ctx.write_state(state)

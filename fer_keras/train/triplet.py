@@ -1,0 +1,166 @@
+"""Triplet-loss embedding plus a linear classifier: the TLF-ResNet18 procedure (Haider et al., Sensors 2023).
+
+1. The embedding (``tlf_resnet18`` up to its ``embedding`` layer) is trained with the
+   triplet loss L = max(0, |f(a)-f(p)|^2 - |f(a)-f(n)|^2 + margin), triplets mined
+   online within each batch: ``batch_hard`` (each anchor with its farthest positive and
+   nearest negative; Hermans et al. 2017) or ``batch_all`` (every valid triplet, averaged
+   over those with a positive loss). The protocol's callbacks run with ``val_loss`` as the
+   checkpoint criterion (there is no accuracy yet); the best embedding is kept in
+   ``embedding.keras``.
+2. A linear classifier (``head``: ``svm`` = LinearSVC, ``lda``, ``logreg``) is fitted on
+   the embeddings of the training split (no augmentation; class weights as the run's).
+3. Its weights become the model's ``head_decision`` Dense layer and the whole model is
+   saved as ``best.keras``, so it is evaluated, tested cross-domain and exported like any
+   run, with no pickled estimator. ``head.json`` records the classifier.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+from fer_keras.data.pipeline import make_dataset
+from fer_keras.models.tlf import DECISION, HEADS, MININGS, embedding_model
+from fer_keras.runs import MODEL_FILE, write_json
+from fer_keras.train.callbacks import protocol_callbacks
+from fer_keras.train.loop import RunContext, evaluate_run
+
+EMBEDDING_FILE = "embedding.keras"
+#: Bias of a class the classifier never saw in training: never predicted.
+ABSENT_BIAS = -1e4
+
+
+def pairwise_squared_distances(embeddings):
+    dot = ops.matmul(embeddings, ops.transpose(embeddings))
+    sq = ops.diagonal(dot)
+    return ops.maximum(ops.expand_dims(sq, 1) - 2.0 * dot + ops.expand_dims(sq, 0), 0.0)
+
+
+def triplet_loss(labels, embeddings, margin: float = 0.2, mining: str = "batch_hard"):
+    """Per-anchor triplet losses (batch,), scaled so their mean is the batch's triplet loss.
+
+    ``batch_hard``: mean over anchors that have a positive and a negative in the batch;
+    ``batch_all``: sum over valid triplets / number of triplets with a positive loss.
+    """
+    if mining not in MININGS:
+        raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
+    d = pairwise_squared_distances(ops.cast(embeddings, "float32"))
+    labels = ops.reshape(labels, (-1,))
+    n = ops.shape(labels)[0]
+    same = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
+    positive = ops.logical_and(same, ops.logical_not(ops.cast(ops.eye(n), "bool")))
+    negative = ops.logical_not(same)
+    batch = ops.cast(n, "float32")
+    if mining == "batch_hard":
+        hardest_pos = ops.max(ops.where(positive, d, 0.0), axis=1)
+        hardest_neg = ops.min(ops.where(negative, d, ops.max(d) + 1.0), axis=1)
+        valid = ops.cast(ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1)), "float32")
+        loss = ops.relu(hardest_pos - hardest_neg + margin) * valid
+        return loss * batch / ops.maximum(ops.sum(valid), 1.0)
+    mask = ops.logical_and(ops.expand_dims(positive, 2), ops.expand_dims(negative, 1))  # (a, p, n)
+    terms = ops.relu(ops.expand_dims(d, 2) - ops.expand_dims(d, 1) + margin) * ops.cast(mask, "float32")
+    hard = ops.sum(ops.cast(terms > 1e-16, "float32"))
+    return ops.sum(terms, axis=(1, 2)) * batch / ops.maximum(hard, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class TripletLoss(keras.losses.Loss):
+    """Online-mined triplet loss on one-hot labels and embeddings."""
+
+    def __init__(self, margin: float = 0.2, mining: str = "batch_hard", name: str = "triplet_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if mining not in MININGS:
+            raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
+        self.margin, self.mining = float(margin), mining
+
+    def call(self, y_true, y_pred):
+        return triplet_loss(ops.argmax(y_true, axis=-1), y_pred, self.margin, self.mining)
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin, "mining": self.mining}
+
+
+def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str = "svm",
+                    class_weight: dict[int, float] | None = None, seed: int = 42):
+    """A fitted scikit-learn linear classifier: LinearSVC, LDA or (multinomial) LogisticRegression."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    if head == "svm":
+        clf = LinearSVC(C=1.0, class_weight=class_weight, random_state=seed, max_iter=10_000)
+    elif head == "lda":
+        clf = LinearDiscriminantAnalysis()  # no class weights: the class priors play that role
+    elif head == "logreg":
+        clf = LogisticRegression(C=1.0, class_weight=class_weight, max_iter=5_000)
+    else:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    return clf.fit(embeddings, labels)
+
+
+def dense_weights(clf, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel (features, classes), bias (classes,)) whose argmax equals ``clf.predict``.
+
+    Multi-class LinearSVC (one-vs-rest), LDA and LogisticRegression decide by the argmax of
+    ``coef_ @ x + intercept_``; a binary one has a single decision function d (class 1 when
+    d > 0), stored as the scores (0, d). Classes absent from training get ``ABSENT_BIAS``.
+    """
+    coef, intercept = np.atleast_2d(clf.coef_), np.atleast_1d(clf.intercept_)
+    classes = np.asarray(clf.classes_, dtype=int)
+    if len(classes) == 2 and coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    kernel = np.zeros((coef.shape[1], num_classes), dtype="float32")
+    bias = np.full(num_classes, ABSENT_BIAS, dtype="float32")
+    kernel[:, classes] = coef.T
+    bias[classes] = intercept
+    return kernel, bias
+
+
+def _embed(model: keras.Model, images, res: int, batch: int) -> np.ndarray:
+    ds = make_dataset(images, res, batch, training=False, cache=False).map(lambda x, y: x)
+    return model.predict(ds, verbose=0)
+
+
+def train_triplet(ctx: RunContext, model: keras.Model) -> None:
+    """Triplet-loss embedding, then a linear head fitted on the training embeddings; then evaluate."""
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    opts = {"head": "svm", "margin": 0.2, "mining": "batch_hard", **cfg.model_options}
+    state = ctx.read_state()
+    started = time.time()
+    embed = embedding_model(model)
+    if "embedding" not in state["phases_done"]:
+        with ctx.strategy.scope():
+            embed.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr),
+                          loss=TripletLoss(opts["margin"], opts["mining"]))
+        print(f"[{cfg.resolved_run_id()}] triplet embedding ({opts['mining']}, margin {opts['margin']}): "
+              f"up to {cfg.epochs} epochs")
+        callbacks = protocol_callbacks(cfg, run_dir, "embedding", checkpoint=EMBEDDING_FILE, monitor="val_loss",
+                                       mode="min")
+        embed.fit(ctx.train_ds, validation_data=ctx.val_ds, epochs=cfg.epochs, class_weight=ctx.class_weight,
+                  shuffle=False, callbacks=callbacks + ctx.extra_callbacks, verbose=ctx.verbose)
+        state["phases_done"].append("embedding")
+        ctx.write_state(state)
+    embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by validation triplet loss
+
+    train = ctx.splits.train
+    features = _embed(embed, train, cfg.res, ctx.global_batch)
+    clf = fit_linear_head(features, train.labels, opts["head"], ctx.class_weight, cfg.seed)
+    kernel, bias = dense_weights(clf, len(train.class_names))
+    model.get_layer(DECISION).set_weights([kernel, bias])
+    model.save(run_dir / MODEL_FILE)
+    shutil.copyfile((run_dir / EMBEDDING_FILE).with_suffix(".json"), (run_dir / MODEL_FILE).with_suffix(".json"))
+    write_json(run_dir / "head.json", {
+        "head": opts["head"], "estimator": type(clf).__name__, "params": clf.get_params(),
+        "train_accuracy": float(np.mean(clf.predict(features) == train.labels)),
+        "probabilities": "the estimator's own (softmax regression)" if opts["head"] == "logreg"
+        else "softmax over decision values: a pseudo-probability, not calibrated",
+    })
+    state["phases_done"].append("head")
+    state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
+    ctx.write_state(state)
+    evaluate_run(cfg, run_dir, ctx.splits, ctx.global_batch)
