@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -39,6 +39,8 @@ class RunConfig(BaseModel):
     crossdomain: str | None = "demo_wild"
     limit_per_class: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, gt=0, lt=1)
+    folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of stratified folds")
+    fold: int | None = Field(None, ge=0, description="which fold is the test split (0 .. folds-1)")
     pipeline: Literal["tfdata", "legacy"] = "tfdata"
     cache: bool = True
     # class balancing
@@ -75,12 +77,24 @@ class RunConfig(BaseModel):
         get_spec(name)
         return name
 
+    @model_validator(mode="after")
+    def _fold_pair(self) -> RunConfig:
+        # A fold without a fold count (or the reverse) would silently train on the plain split.
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError(f"folds and fold go together (got folds={self.folds}, fold={self.fold})")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold must be below folds={self.folds}, got {self.fold}")
+        if self.folds is not None and self.paper_faithful:
+            raise ValueError("cross-validation folds cannot be combined with paper_faithful")
+        return self
+
     def resolved_run_id(self) -> str:
-        """Readable, stable id: model_res_dataset_balance_pretrain_seed."""
+        """Readable, stable id: model_res_dataset_balance_pretrain_seed (plus _f<fold> in cross-validation)."""
         if self.run_id:
             return self.run_id
         dataset = Path(self.dataset).name or "data"
         tag = "_paper" if self.paper_faithful else ""
+        tag += f"_f{self.fold}" if self.folds is not None else ""
         return f"{self.model}_{self.res}_{dataset}_{self.balance}_{self.pretrain}_s{self.seed}{tag}"
 
     def run_dir(self) -> Path:
