@@ -179,9 +179,9 @@ def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
         raise GridError(f"{path}: " + "; ".join(errors))
     _check_models(base, fixed, grid, rules["include"], path)
 
-    combos = [(c, False) for c in _product(grid) if not any(_matches({**fixed, **c}, r) for r in rules["exclude"])]
+    combos = [c for c in _product(grid) if not any(_matches({**fixed, **c}, r) for r in rules["exclude"])]
     for rule in rules["include"]:
-        combos += [(c, True) for c in _product({**grid, **{k: _as_list(v) for k, v in rule.items()}})]
+        combos += _product({**grid, **{k: _as_list(v) for k, v in rule.items()}})
     used = [False] * len(rules["exclude"])
     for c in _product(grid):
         for i, r in enumerate(rules["exclude"]):
@@ -191,7 +191,7 @@ def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
     folds = [None] if cv is None else list(range(cv))
     points: dict[str, Point] = {}
     skipped: list[tuple[str, str]] = []
-    for combo, included in combos:
+    for combo in combos:
         for fold in folds:
             try:
                 point = _point(base, fixed, combo, cv, fold)
@@ -199,7 +199,7 @@ def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
                 errors.append(f"point {combo}: {err}")
                 continue
             except _Unsupported as err:
-                if unsupported == "error" or included:
+                if unsupported == "error":
                     errors.append(f"point {combo}: {err}")
                 elif fold in (None, 0):
                     skipped.append((", ".join(f"{k}={v}" for k, v in combo.items()), str(err)))
