@@ -47,7 +47,7 @@ def describe(grid: Grid, points, shard) -> str:
     lines += [f"note: {n}" for n in grid.notes]
     width = max(len(p.run_id) for p in points) if points else 10
     for i, p in enumerate(points):
-        state = "complete" if is_complete(p) else read_status(p.run_dir).get("state", "pending")
+        state = "complete" if is_complete(p, generate=False) else read_status(p.run_dir).get("state", "pending")
         lines.append(f"{i:>4}  {p.run_id:<{width}}  {state}")
     if grid.skipped:
         reasons = Counter(why for _, why in grid.skipped)

@@ -57,22 +57,22 @@ def default_crossdomain(run_dir: Path, data: Path) -> object:
     return evaluate_crossdomain(run_dir, data)
 
 
-def crossdomain_target(cfg: RunConfig) -> Path | None:
+def crossdomain_target(cfg: RunConfig, *, generate: bool = True) -> Path | None:
     """The cross-domain set a point must be evaluated on: configured and present (or generated)."""
     path = cfg.crossdomain_dir()
     if path is None:
         return None
-    if not path.is_dir() and path.name in GENERATED_SETS:
+    if generate and not path.is_dir() and path.name in GENERATED_SETS:
         from fer_keras.data.demo import ensure_demo
 
         ensure_demo(path.parent)
     return path if path.is_dir() else None
 
 
-def is_complete(point: Point) -> bool:
+def is_complete(point: Point, *, generate: bool = True) -> bool:
     if not is_finished(point.run_dir):
         return False
-    target = crossdomain_target(point.cfg)
+    target = crossdomain_target(point.cfg, generate=generate)
     return target is None or crossdomain_file(point.run_dir, target.name).is_file()
 
 
