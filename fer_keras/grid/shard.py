@@ -10,7 +10,7 @@ Per-run locks (``lock.py``) keep workers safe even without shards.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -36,7 +36,7 @@ def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int] | No
     return parse_shard(f"{i}/{int(env['SLURM_ARRAY_TASK_COUNT'])}")
 
 
-def select(items: Sequence[T], shard: tuple[int, int] | None, key=str) -> list[T]:
+def select(items: Sequence[T], shard: tuple[int, int] | None, key: Callable[[T], str] = str) -> list[T]:
     """The items of ``shard`` (all of them when None), in sorted ``key`` order."""
     ordered = sorted(items, key=key)
     if shard is None:

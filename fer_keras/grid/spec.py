@@ -230,17 +230,23 @@ def load_grid(path: str | Path, *, only_registered: bool = False) -> Grid:
         from fer_keras.registry import list_models
 
         known = set(list_models())
-        for section in [data.get("fixed") or {}, data.get("grid") or {}, *(data.get("include") or [])]:
-            if isinstance(section, dict) and "model" in section:
-                names = _as_list(section["model"])
-                dropped = [m for m in names if m not in known]
-                if dropped:
-                    notes.append(f"not registered, left out: {', '.join(map(str, dropped))}")
-                    kept = [m for m in names if m in known]
-                    section["model"] = kept if isinstance(section["model"], list) else (kept or [None])[0]
-        data["include"] = [r for r in data.get("include") or [] if r.get("model") not in (None, [])]
-        if isinstance(data.get("grid"), dict) and data["grid"].get("model") == []:
+        dropped: list[str] = []
+
+        def registered(section: dict) -> bool:
+            """Keep the registered names of ``section['model']``; False when none is left."""
+            if not isinstance(section, dict) or "model" not in section:
+                return True
+            names = _as_list(section["model"])
+            dropped.extend(str(m) for m in names if m not in known and str(m) not in dropped)
+            kept = [m for m in names if m in known]
+            section["model"] = kept if isinstance(section["model"], list) else (kept or [None])[0]
+            return bool(kept)
+
+        if not registered(data.get("grid") or {}) or not registered(data.get("fixed") or {}):
             raise GridError(f"{path}: none of the grid's models is registered")
+        data["include"] = [rule for rule in data.get("include") or [] if registered(rule)]
+        if dropped:
+            notes.append(f"not registered, left out: {', '.join(dropped)}")
     grid = expand(data, path)
     grid.notes = notes + grid.notes
     return grid

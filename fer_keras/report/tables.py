@@ -126,8 +126,9 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
 def display(table: pd.DataFrame) -> pd.DataFrame:
     """Formatted strings for Markdown/HTML; columns that are empty everywhere are dropped."""
     table = table.copy()
-    table["notes"] = [("collapsed" if c else "") + ("" if s == "done" else (" " if c else "") + s)
-                      for c, s in zip(table["collapsed"], table["status"], strict=True)]
+    table["notes"] = [" ".join(word for word, on in (("paper-faithful", str(p) == "True"), ("collapsed", c),
+                                                     (s, s != "done")) if on)
+                      for p, c, s in zip(table["paper_faithful"], table["collapsed"], table["status"], strict=True)]
     best = {col: table[col].idxmax() if table[col].notna().any() else None
             for _, col in DISPLAY if col.endswith("_accuracy")}
     out = pd.DataFrame({head: [_cell(r, col, best.get(col) == i) for i, r in table.iterrows()]
