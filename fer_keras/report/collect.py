@@ -35,14 +35,26 @@ class RunRecord:
     results: dict[str, dict] = field(default_factory=dict)  # split -> metrics dict
     prediction_files: dict[str, Path] = field(default_factory=dict)  # split -> predictions csv
 
+    _correct: dict[str, pd.Series | None] = field(default_factory=dict, repr=False)
+
     def correct(self, split: str) -> pd.Series | None:
-        """Right/wrong per image, indexed by file when per-image predictions exist."""
+        """Right/wrong per image, indexed by file when per-image predictions exist (read once)."""
+        if split not in self._correct:
+            self._correct[split] = self._read_correct(split)
+        return self._correct[split]
+
+    def _read_correct(self, split: str) -> pd.Series | None:
         path = self.prediction_files.get(split)
         if path is not None and path.is_file():
             p = pd.read_csv(path, usecols=["file", "y_true", "y_pred"])
             return pd.Series((p["y_true"] == p["y_pred"]).to_numpy(np.int8), index=p["file"])
         cm = self.results.get(split, {}).get("confusion_matrix")
         return pd.Series(correct_from_confusion(cm)) if cm else None
+
+    def newest_result(self) -> float:
+        """Modification time of the newest result file (figures older than this are redrawn)."""
+        files = [self.run_dir / METRICS_FILE, *self.run_dir.glob("crossdomain_*.json")]
+        return max(f.stat().st_mtime for f in files if f.is_file())
 
 
 def group_of(run_id: str, fold: int | None) -> str:

@@ -84,7 +84,13 @@ def per_class_crossdomain(summary: pd.DataFrame, records: dict[str, RunRecord], 
 
 
 def confusion(record: RunRecord, path: Path) -> Path | None:
-    """Row-normalised confusion matrices of one run: validation and cross-domain side by side."""
+    """Row-normalised confusion matrices of one run: validation, test and cross-domain side by side.
+
+    Kept when already drawn from the run's current results: a report over hundreds of runs
+    redraws only the runs that changed.
+    """
+    if path.is_file() and path.stat().st_mtime >= record.newest_result():
+        return path
     panels = [(split, record.results[split]["confusion_matrix"]) for split in ("val", "test", "cross")
               if record.results.get(split, {}).get("confusion_matrix")]
     if not panels:

@@ -61,18 +61,22 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
     return pd.DataFrame(rows)
 
 
-def _aligned(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """The two models' right/wrong on the same images (by file), or None if they saw different ones."""
-    if a.index.is_unique and b.index.is_unique and not isinstance(a.index, pd.RangeIndex):
-        common = a.index.intersection(b.index)
-        if len(common) >= 0.9 * max(len(a), len(b)):
-            return a.loc[common].to_numpy(), b.loc[common].to_numpy()
-        return None
-    return None  # counts only (no predictions files): pairing is impossible
+def _paired_frame(correct: dict[int, pd.Series | None]) -> pd.DataFrame:
+    """Right/wrong per image, one column per table row, aligned on the image file (NaN: not seen).
+
+    Rows whose results come from a confusion matrix only (no predictions file) cannot be paired.
+    """
+    usable = {i: c for i, c in correct.items()
+              if c is not None and not isinstance(c.index, pd.RangeIndex) and c.index.is_unique}
+    return pd.concat(usable, axis=1) if usable else pd.DataFrame()
 
 
 def significance(table: pd.DataFrame, records: dict[str, RunRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Adds ``<split>_p_vs_best`` to ``table``; returns it and every pairwise p-value (long format)."""
+    """Adds ``<split>_p_vs_best`` to ``table``; returns it and every pairwise p-value (long format).
+
+    Two rows are compared on the images both were evaluated on, if that is at least 90% of each
+    one's images (the same split of the same dataset); otherwise the pair is left out.
+    """
     table = table.copy()
     pairs = []
     for split in SPLITS:
@@ -81,17 +85,23 @@ def significance(table: pd.DataFrame, records: dict[str, RunRecord]) -> tuple[pd
         single = table[(table["run_ids"].map(len) == 1) & table[col].notna()]
         if len(single) < 2:
             continue
-        correct = {i: records[r[0]].correct(split) for i, r in single["run_ids"].items() if r[0] in records}
+        frame = _paired_frame({i: records[r[0]].correct(split) if r[0] in records else None
+                               for i, r in single["run_ids"].items()})
+        if frame.shape[1] < 2:
+            continue
+        seen = frame.notna().to_numpy()
+        values = frame.fillna(0).to_numpy(dtype=bool)
+        sizes = seen.sum(axis=0)
         best = single[col].idxmax()
-        for i, j in itertools.combinations(correct, 2):
-            if correct[i] is None or correct[j] is None:
+        columns = list(frame.columns)
+        for a, b in itertools.combinations(range(len(columns)), 2):
+            both = seen[:, a] & seen[:, b]
+            if both.sum() < 0.9 * max(sizes[a], sizes[b]):
                 continue
-            both = _aligned(correct[i], correct[j])
-            if both is None:
-                continue
-            p = mcnemar_p(*both)
+            p = mcnemar_p(values[both, a], values[both, b])
+            i, j = columns[a], columns[b]
             pairs.append({"split": split, "a": table.at[i, "group"], "b": table.at[j, "group"],
-                          "acc_a": table.at[i, col], "acc_b": table.at[j, col], "n": len(both[0]), "p": p,
+                          "acc_a": table.at[i, col], "acc_b": table.at[j, col], "n": int(both.sum()), "p": p,
                           "significant": p < ALPHA})
             if best in (i, j):
                 table.at[j if i == best else i, f"{split}_p_vs_best"] = p
