@@ -239,3 +239,14 @@ def test_cross_validation_points_get_one_run_per_fold(tmp_path):
     p = grid.points[0]
     assert p.run_id == "sequential_simple_48_demo_conservative_scratch_s1_f0" and p.group == p.run_id[:-3]
     assert (p.cfg.folds, p.cfg.fold) == (3, 0) and p.cfg.resolved_run_id() == p.run_id
+
+
+def test_only_registered_drops_unknown_names_and_keeps_other_rules(tmp_path):
+    path = _grid(tmp_path, grid={"model": ["sequential_simple", "not_yet_a_model"], "balance": ["simple", "none"]},
+                 include=[{"balance": "conservative"}, {"model": "also_missing", "res": 96}],
+                 exclude=[{"dataset": "demo", "balance": "none"}])  # dataset comes from 'fixed'
+    with pytest.raises(GridError, match="unknown model 'not_yet_a_model'"):
+        load_grid(path)
+    grid = load_grid(path, only_registered=True)
+    assert [p.cfg.balance for p in grid.points] == ["conservative", "simple"]
+    assert grid.notes[0] == "not registered, left out: not_yet_a_model, also_missing"

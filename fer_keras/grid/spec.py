@@ -179,13 +179,13 @@ def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
         raise GridError(f"{path}: " + "; ".join(errors))
     _check_models(base, fixed, grid, rules["include"], path)
 
-    combos = [c for c in _product(grid) if not any(_matches({**fixed, **c}, r) for r in rules["exclude"])]
+    combos = [c for c in _product(grid) if not any(_matches({**base, **fixed, **c}, r) for r in rules["exclude"])]
     for rule in rules["include"]:
         combos += _product({**grid, **{k: _as_list(v) for k, v in rule.items()}})
     used = [False] * len(rules["exclude"])
     for c in _product(grid):
         for i, r in enumerate(rules["exclude"]):
-            used[i] = used[i] or _matches({**fixed, **c}, r)
+            used[i] = used[i] or _matches({**base, **fixed, **c}, r)
     notes = [f"exclude[{i}] {r} matches no point of the grid (a misspelt value?)"
              for i, (r, hit) in enumerate(zip(rules["exclude"], used, strict=True)) if not hit]
     folds = [None] if cv is None else list(range(cv))
