@@ -19,8 +19,11 @@ from fer_keras.report.figures import _save, plt
 
 def _last_spatial_layer(model):
     for layer in reversed(model.layers):
-        shape = getattr(layer, "output", None)
-        if shape is not None and len(getattr(shape, "shape", ())) == 4:
+        try:
+            output = layer.output
+        except (AttributeError, ValueError):  # a layer called more than once has no single output
+            continue
+        if len(getattr(output, "shape", ())) == 4:
             return layer
     raise ValueError(f"model {model.name} has no layer with a spatial output for Grad-CAM")
 
