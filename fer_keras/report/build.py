@@ -52,12 +52,13 @@ def build_report(runs: Path, out: Path, *, gradcam: list[str] | None = None, gra
         table, p = tables.significance(table, records)
         pairs.append(p.assign(table=name))
         text = tables.display(table)
-        written += _write(table, text, out / name, name.replace("_", " "))
-        html_tables[name] = text
+        title = f"{table['dataset'].iloc[0]} at {int(table['res'].iloc[0])}x{int(table['res'].iloc[0])} ({name})"
+        written += _write(table, text, out / name, title)
+        html_tables[title] = text
     rank = tables.rank_column(summary)
     for name, small in (("top5_overall", False), ("top5_small", True)):
         top = tables.top5(summary, small)
-        title = f"Top 5 by {rank.replace('_', ' ')}"
+        title = f"Top 5 by {'cross-domain' if rank == 'cross_accuracy' else 'validation'} accuracy"
         title += f" (< {tables.SMALL_PARAMS / 1e6:.0f}M params)" if small else ""
         text = tables.display(top)
         written += _write(top, text, out / name, title)
