@@ -52,7 +52,7 @@ def test_expansion_with_excludes_includes_and_unsupported_combinations(tmp_path,
         tmp_path,
         grid={"model": ["sequential_simple", "tiny_imagenet"], "balance": ["simple", "conservative"],
               "pretrain": ["scratch", "imagenet", "vggface"]},
-        exclude=[{"model": "tiny_imagenet", "balance": "simple"}],
+        exclude=[{"model": "tiny_imagenet", "balance": "simple"}, {"balance": "conservatve"}],
         include=[{"model": "sequential_simple", "balance": "none", "res": 96, "lr": 0.01}],
     ))
     ids = [p.run_id for p in grid.points]
@@ -62,6 +62,7 @@ def test_expansion_with_excludes_includes_and_unsupported_combinations(tmp_path,
         "sequential_simple_96_demo_none_scratch_s42_lr0.01",  # lr is not in the default id: appended
     }
     # tiny_imagenet needs 64 px: every 48 px point of it is skipped with the registry's reason.
+    assert grid.notes == ["exclude[1] {'balance': 'conservatve'} matches no point of the grid (a misspelt value?)"]
     reasons = " ".join(why for _, why in grid.skipped)
     assert "cannot take 48x48" in reasons and "has no 'vggface' initialisation" in reasons
     point = next(p for p in grid.points if p.run_id.endswith("_lr0.01"))

@@ -139,9 +139,21 @@ def read_grid(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
-    """Validate a grid mapping and expand it into points sorted by run id."""
-    path = Path(path)
+@dataclass
+class _Sections:
+    """The checked parts of a grid file."""
+
+    base: dict[str, Any]
+    fixed: dict[str, Any]
+    grid: dict[str, list]
+    exclude: list[dict[str, Any]]
+    include: list[dict[str, Any]]
+    cv: int | None
+    unsupported: str
+
+
+def _sections(data: dict[str, Any], path: Path) -> _Sections:
+    """Check every section's shape and keys; all problems in one GridError."""
     errors: list[str] = []
     base = read_config_file(_find_base(str(data["base"]), path)) if data.get("base") else {}
     fixed = data.get("fixed") or {}
@@ -177,29 +189,39 @@ def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
         errors.append(f"unsupported must be 'skip' or 'error', got {unsupported!r}")
     if errors:
         raise GridError(f"{path}: " + "; ".join(errors))
-    _check_models(base, fixed, grid, rules["include"], path)
+    return _Sections(base, fixed, grid, rules["exclude"], rules["include"], cv, unsupported)
 
-    combos = [c for c in _product(grid) if not any(_matches({**base, **fixed, **c}, r) for r in rules["exclude"])]
-    for rule in rules["include"]:
-        combos += _product({**grid, **{k: _as_list(v) for k, v in rule.items()}})
-    used = [False] * len(rules["exclude"])
-    for c in _product(grid):
-        for i, r in enumerate(rules["exclude"]):
-            used[i] = used[i] or _matches({**base, **fixed, **c}, r)
-    notes = [f"exclude[{i}] {r} matches no point of the grid (a misspelt value?)"
-             for i, (r, hit) in enumerate(zip(rules["exclude"], used, strict=True)) if not hit]
-    folds = [None] if cv is None else list(range(cv))
+
+def _combinations(s: _Sections) -> tuple[list[dict[str, Any]], list[str]]:
+    """The grid's combinations minus the excluded ones, plus the included sub-grids; notes on unused rules."""
+    crossed = _product(s.grid)
+    hits = [[_matches({**s.base, **s.fixed, **c}, rule) for rule in s.exclude] for c in crossed]
+    combos = [c for c, hit in zip(crossed, hits, strict=True) if not any(hit)]
+    for rule in s.include:
+        combos += _product({**s.grid, **{k: _as_list(v) for k, v in rule.items()}})
+    notes = [f"exclude[{i}] {rule} matches no point of the grid (a misspelt value?)"
+             for i, rule in enumerate(s.exclude) if not any(h[i] for h in hits)]
+    return combos, notes
+
+
+def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
+    """Validate a grid mapping and expand it into points sorted by run id."""
+    path = Path(path)
+    s = _sections(data, path)
+    _check_models(s.base, s.fixed, s.grid, s.include, path)
+    combos, notes = _combinations(s)
+    errors: list[str] = []
     points: dict[str, Point] = {}
     skipped: list[tuple[str, str]] = []
     for combo in combos:
-        for fold in folds:
+        for fold in [None] if s.cv is None else range(s.cv):
             try:
-                point = _point(base, fixed, combo, cv, fold)
+                point = _point(s.base, s.fixed, combo, s.cv, fold)
             except ConfigError as err:
                 errors.append(f"point {combo}: {err}")
                 continue
             except _Unsupported as err:
-                if unsupported == "error":
+                if s.unsupported == "error":
                     errors.append(f"point {combo}: {err}")
                 elif fold in (None, 0):
                     skipped.append((", ".join(f"{k}={v}" for k, v in combo.items()), str(err)))
