@@ -58,3 +58,18 @@ anonymize:             ## hash names: make anonymize SRC=raw DST=release MAPPING
 import:                ## make import DATASET=fer2013_csv|ferplus|rafdb|affectnet|ckplus|jaffe|folders SRC=.. DST=..
 	$(call need,DATASET)$(call need,SRC)$(call need,DST)$(PY) -m data_prep.importers $(DATASET) \
 	  --src $(SRC) --dst $(DST) $(ARGS)
+
+# --- experiment grids and the report (fer_keras.grid, fer_keras.report) ---
+GRID   ?= experiments/demo.yaml
+REPORT ?= report
+
+.PHONY: grid grid-dry report
+
+grid:                  ## run every missing point of a grid: make grid GRID=experiments/demo.yaml [SHARD=i/n GRID_ARGS=..]
+	$(PY) -m fer_keras.grid $(GRID) $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
+
+grid-dry:              ## list a grid's runs, their ids and states; trains nothing
+	$(PY) -m fer_keras.grid $(GRID) --dry-run $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
+
+report:                ## tables, figures and report.html from every run under OUT: make report [OUT=runs REPORT=report]
+	$(PY) -m fer_keras.report --runs $(OUT) --out $(REPORT) $(REPORT_ARGS)

@@ -39,6 +39,8 @@ class RunConfig(BaseModel):
     crossdomain: str | None = "demo_wild"
     limit_per_class: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, gt=0, lt=1)
+    folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of stratified folds")
+    fold: int | None = Field(None, ge=0, description="which fold is the test split (0 .. folds-1)")
     pipeline: Literal["tfdata", "legacy"] = "tfdata"
     sampling: Literal["shuffle", "weighted"] = Field(
         "shuffle", description="weighted: draw training classes uniformly (instead of class weights; tfdata only)"
@@ -93,12 +95,24 @@ class RunConfig(BaseModel):
         # "null"/"none" from the command line mean: no cross-domain set.
         return None if isinstance(value, str) and value.strip().lower() in ("", "null", "none") else value
 
+    @model_validator(mode="after")
+    def _fold_pair(self) -> RunConfig:
+        # A fold without a fold count (or the reverse) would silently train on the plain split.
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError(f"folds and fold go together (got folds={self.folds}, fold={self.fold})")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold must be below folds={self.folds}, got {self.fold}")
+        if self.folds is not None and self.paper_faithful:
+            raise ValueError("cross-validation folds cannot be combined with paper_faithful")
+        return self
+
     def resolved_run_id(self) -> str:
-        """Readable, stable id: model_res_dataset_balance_pretrain_seed."""
+        """Readable, stable id: model_res_dataset_balance_pretrain_seed (plus _f<fold> in cross-validation)."""
         if self.run_id:
             return self.run_id
         dataset = Path(self.dataset).name or "data"
         tag = "_paper" if self.paper_faithful else ""
+        tag += f"_f{self.fold}" if self.folds is not None else ""
         return f"{self.model}_{self.res}_{dataset}_{self.balance}_{self.pretrain}_s{self.seed}{tag}"
 
     def run_dir(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ CLASSES_FILE = "classes.json"
 
 def write_json(path: Path, data: Any) -> None:
     """Write atomically, so a killed process never leaves half a result."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    # pid and thread in the name: concurrent writers never share a temporary file.
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
     tmp.replace(path)
 

@@ -4,6 +4,11 @@ The validation split is the dataset's own when it has one, else a stratified,
 seeded share carved from train. Test and cross-domain sets never drive
 checkpointing, early stopping or learning-rate decisions, unless the run is
 explicitly ``paper_faithful`` (the paper's notebooks validated on their test folder).
+
+Cross-validation (``folds``/``fold``) pools every image of the dataset, whatever
+split it came in, and cuts ``folds`` stratified, seeded folds: fold ``fold`` is the
+test split and a stratified ``val_fraction`` of *all* images is carved from the rest
+as validation, so ``folds=10`` gives El Cheikh et al.'s 80/10/10.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fer_keras.data.readers import DatasetError, ImageSet, read_dataset
 from fer_keras.labels import check_same_classes
@@ -47,9 +52,49 @@ def limit_per_class(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return subset
 
 
+def pool(parts: dict[str, ImageSet], name: str) -> ImageSet:
+    """Every image of every split in one set (the splits must share their classes)."""
+    sets = [parts[k] for k in sorted(parts)]
+    first = sets[0]
+    for other in sets[1:]:
+        check_same_classes(first.class_names, other.class_names, test_name=other.name)
+    pixels = [s.pixels for s in sets]
+    return ImageSet(
+        name=name, class_names=first.class_names, labels=np.concatenate([s.labels for s in sets]),
+        paths=sum((s.paths for s in sets), []),
+        pixels=np.concatenate(pixels) if all(p is not None for p in pixels) else None,
+        skipped=sum((s.skipped for s in sets), []),
+    )
+
+
+def fold_splits(images: ImageSet, folds: int, fold: int, *, val_fraction: float, seed: int) -> Splits:
+    """Stratified k-fold: test is fold ``fold``; validation is carved from the other folds."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
+    try:
+        kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        rest, test = list(kfold.split(np.zeros(len(images)), images.labels))[fold]
+        share = min(val_fraction * len(images) / len(rest), 0.5)
+        tr, va = train_test_split(rest, test_size=share, random_state=seed, stratify=images.labels[rest])
+    except ValueError as err:
+        raise DatasetError(f"cannot cut {folds} stratified folds from {images.name}: {err}") from None
+    name = f"{images.name}[fold {fold}/{folds}]"
+    train = images.subset(np.sort(tr), f"{name}[train]")
+    train.skipped = images.skipped
+    return Splits(train=train, val=images.subset(np.sort(va), f"{name}[val]"),
+                  test=images.subset(np.sort(test), f"{name}[test]"),
+                  val_source=f"fold {fold} of {folds} (stratified, seed {seed}); val {val_fraction:.0%} of all")
+
+
 def make_splits(path: Path, *, val_fraction: float = 0.1, seed: int = 42, limit: int | None = None,
-                paper_faithful: bool = False) -> Splits:
+                paper_faithful: bool = False, folds: int | None = None, fold: int | None = None) -> Splits:
     parts = read_dataset(path)
+    if folds is not None:
+        if paper_faithful:
+            raise ValueError("cross-validation folds cannot be combined with paper_faithful")
+        splits = fold_splits(pool(parts, Path(path).name), folds, fold or 0, val_fraction=val_fraction, seed=seed)
+        splits.train = limit_per_class(splits.train, limit, seed)
+        return splits
     train = parts.get("train") or parts.get("all")
     if train is None:
         raise DatasetError(f"{path} has no train/ split (found: {', '.join(sorted(parts))})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,8 @@ def predict_probs(model, images: ImageSet, res: int, batch: int = 64) -> np.ndar
 
 def evaluate_set(model, images: ImageSet, res: int, *, out_dir: Path | None = None, tag: str = "test",
                  batch: int = 64) -> dict:
-    """Metrics of ``model`` on ``images``; confusion matrices written to ``out_dir`` if given."""
+    """Metrics of ``model`` on ``images``; confusion matrices and per-image predictions written to
+    ``out_dir`` if given (the report's paired significance tests need the per-image predictions)."""
     probs = predict_probs(model, images, res, batch)
     m = classification_metrics(images.labels, probs, images.class_names)
     m["dataset"] = images.name
@@ -34,4 +37,18 @@ def evaluate_set(model, images: ImageSet, res: int, *, out_dir: Path | None = No
     if out_dir is not None:
         save_confusion_matrices(m["confusion_matrix"], images.class_names, Path(out_dir) / f"confusion_{tag}",
                                 title=f"{Path(out_dir).name} on {images.name}")
+        save_predictions(Path(out_dir) / f"predictions_{tag}.csv", images, probs)
     return m
+
+
+def save_predictions(path: Path, images: ImageSet, probs: np.ndarray) -> Path:
+    """One CSV row per image (file, y_true, y_pred, class probabilities), written atomically."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    files = images.paths or [f"{images.name}#{i}" for i in range(len(images))]
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "y_true", "y_pred", *(f"p_{c}" for c in images.class_names)])
+        for f, t, p in zip(files, images.labels, probs, strict=True):
+            writer.writerow([f, int(t), int(p.argmax()), *(f"{v:.6f}" for v in p)])
+    tmp.replace(path)
+    return path

@@ -66,7 +66,8 @@ def prepare_data(cfg: RunConfig) -> Splits:
     if cfg.dataset in DEMO_SETS or cfg.crossdomain in DEMO_SETS:
         ensure_demo(cfg.data_root)
     splits = make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful)
+                         limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
+                         folds=cfg.folds, fold=cfg.fold)
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():

@@ -1,0 +1,82 @@
+"""``python -m fer_keras.grid GRID.yaml``: run every missing point of an experiment grid.
+
+``--dry-run`` lists the runs (with their state) and the skipped combinations without
+training anything. ``--shard i/n`` (or a SLURM job array) runs one disjoint slice;
+several workers may also share one grid without shards: per-run locks keep them apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections import Counter
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fer_keras.grid.runner import default_train, is_complete, read_status, run_grid
+from fer_keras.grid.shard import parse_shard, select, shard_from_env
+from fer_keras.grid.spec import Grid, load_grid
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fer-grid", description=__doc__.splitlines()[0])
+    p.add_argument("grid", help="grid file, e.g. experiments/demo.yaml")
+    p.add_argument("--dry-run", action="store_true", help="list runs and run ids; train nothing")
+    p.add_argument("--shard", help="i/n: run slice i of n (default: SLURM_ARRAY_TASK_ID/COUNT, else all)")
+    p.add_argument("--retries", type=int, default=0, help="retry a failed run this many times (default 0)")
+    p.add_argument("--skip-failed", action="store_true", help="do not retry runs that failed in earlier calls")
+    p.add_argument("--only-registered", action="store_true",
+                   help="leave out model names the registry does not know instead of failing")
+    p.add_argument("--trainer", default=None, metavar="MODULE:FUNCTION",
+                   help="train function taking a RunConfig (default fer_keras.train.loop.train_run)")
+    return p
+
+
+def _trainer(spec: str | None):
+    if not spec:
+        return default_train
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def describe(grid: Grid, points, shard) -> str:
+    lines = [f"grid {grid.path}: {len(grid.points)} run(s)"
+             + (f", shard {shard[0]}/{shard[1]}: {len(points)}" if shard else "")]
+    lines += [f"note: {n}" for n in grid.notes]
+    width = max(len(p.run_id) for p in points) if points else 10
+    for i, p in enumerate(points):
+        state = "complete" if is_complete(p, generate=False) else read_status(p.run_dir).get("state", "pending")
+        lines.append(f"{i:>4}  {p.run_id:<{width}}  {state}")
+    if grid.skipped:
+        reasons = Counter(why for _, why in grid.skipped)
+        lines.append(f"skipped {len(grid.skipped)} unsupported combination(s):")
+        lines += [f"  {n:>4} x {why}" for why, n in reasons.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        shard = parse_shard(args.shard) if args.shard else shard_from_env()
+        grid = load_grid(args.grid, only_registered=args.only_registered)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    points = select(grid.points, shard, key=lambda p: p.run_id)
+    print(describe(grid, points, shard))
+    if args.dry_run:
+        return 0
+    outcomes = run_grid(grid, points, train=_trainer(args.trainer), retries=args.retries,
+                        skip_failed=args.skip_failed)
+    counts = Counter(o.state for o in outcomes)
+    print("[grid] " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for o in outcomes:
+        if o.state == "failed":
+            print(f"[grid] failed: {o.run_id}: {o.error}", file=sys.stderr)
+    return 1 if counts.get("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Read run folders (and grid manifests) into one pandas table; result files only, no TensorFlow.
+
+One row per run: its settings (from ``config.yaml``), parameter count (``run_info.json``),
+every scalar metric of ``metrics.json`` (``val_*``, ``test_*``) and of its cross-domain
+result (``cross_*``), and its grid status. Points a grid manifest lists but that have
+no result yet get a row with blank metrics, so partial grids show their holes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from fer_keras.evaluate.bootstrap import correct_from_confusion
+from fer_keras.runs import METRICS_FILE, find_runs, read_json
+
+SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful")
+METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
+           "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted")
+SPLITS = ("val", "test", "cross")
+
+
+@dataclass
+class RunRecord:
+    """What the report knows about one finished run beyond its scalar metrics."""
+
+    run_id: str
+    run_dir: Path
+    classes: list[str]
+    results: dict[str, dict] = field(default_factory=dict)  # split -> metrics dict
+    prediction_files: dict[str, Path] = field(default_factory=dict)  # split -> predictions csv
+
+    _correct: dict[str, pd.Series | None] = field(default_factory=dict, repr=False)
+
+    def correct(self, split: str) -> pd.Series | None:
+        """Right/wrong per image, indexed by file when per-image predictions exist (read once)."""
+        if split not in self._correct:
+            self._correct[split] = self._read_correct(split)
+        return self._correct[split]
+
+    def _read_correct(self, split: str) -> pd.Series | None:
+        path = self.prediction_files.get(split)
+        if path is not None and path.is_file():
+            p = pd.read_csv(path, usecols=["file", "y_true", "y_pred"])
+            return pd.Series((p["y_true"] == p["y_pred"]).to_numpy(np.int8), index=p["file"])
+        cm = self.results.get(split, {}).get("confusion_matrix")
+        return pd.Series(correct_from_confusion(cm)) if cm else None
+
+    def newest_result(self) -> float:
+        """Modification time of the newest result file (figures older than this are redrawn)."""
+        files = [self.run_dir / METRICS_FILE, *self.run_dir.glob("crossdomain_*.json")]
+        return max(f.stat().st_mtime for f in files if f.is_file())
+
+
+def group_of(run_id: str, fold: int | None) -> str:
+    """Cross-validation folds share one group: the run id without its ``_f<fold>`` suffix."""
+    return re.sub(rf"_f{fold}$", "", run_id) if fold is not None else run_id
+
+
+def _settings(cfg: dict) -> dict:
+    row = {k: cfg.get(k) for k in SETTINGS}
+    row["dataset"] = Path(str(row["dataset"] or "")).name
+    return row
+
+
+def _cross_result(run_dir: Path, cfg: dict) -> tuple[str | None, dict]:
+    files = sorted(run_dir.glob("crossdomain_*.json"))
+    wanted = run_dir / f"crossdomain_{Path(str(cfg.get('crossdomain'))).name}.json"
+    chosen = wanted if wanted in files else (files[0] if files else None)
+    if chosen is None:
+        return None, {}
+    return chosen.stem.removeprefix("crossdomain_"), read_json(chosen)
+
+
+def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
+    """One finished run as a table row plus its record."""
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
+    metrics = read_json(run_dir / METRICS_FILE)
+    info = read_json(run_dir / "run_info.json") if (run_dir / "run_info.json").is_file() else {}
+    status = read_json(run_dir / "status.json") if (run_dir / "status.json").is_file() else {}
+    cross_set, cross = _cross_result(run_dir, cfg)
+    results = {"val": metrics.get("val") or {}, "test": metrics.get("test") or {}, "cross": cross}
+    row = {"run_id": run_dir.name, **_settings(cfg), "params": info.get("params"), "cross_set": cross_set,
+           "status": "done" if status.get("state", "done") == "done" else status["state"],
+           "run_dir": str(run_dir)}
+    row["group"] = group_of(run_dir.name, row["fold"])
+    for split, m in results.items():
+        for metric in METRICS:
+            row[f"{split}_{metric}"] = m.get(metric)
+        row[f"{split}_n"] = m.get("n")
+        row[f"{split}_collapsed"] = m.get("collapsed")
+    row["collapsed"] = any(bool(m.get("collapsed")) for m in results.values())
+    classes = read_json(run_dir / "classes.json") if (run_dir / "classes.json").is_file() else []
+    preds = {"val": run_dir / "predictions_val.csv", "test": run_dir / "predictions_test.csv"}
+    if cross_set:
+        preds["cross"] = run_dir / f"predictions_crossdomain_{cross_set}.csv"
+    record = RunRecord(run_dir.name, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()})
+    return row, record
+
+
+def _missing_points(root: Path, done: set[str]) -> list[dict]:
+    rows = []
+    for manifest in sorted(root.rglob("grid_*.json")):
+        try:
+            points = read_json(manifest).get("points", [])
+        except ValueError:
+            continue
+        for point in points:
+            if point["run_id"] in done:
+                continue
+            run_dir = manifest.parent / point["run_id"]
+            status = read_json(run_dir / "status.json") if (run_dir / "status.json").is_file() else {}
+            rows.append({"run_id": point["run_id"], "group": point["group"], **_settings(point["config"]),
+                         "status": status.get("state", "pending"), "run_dir": str(run_dir),
+                         "collapsed": False})
+            done.add(point["run_id"])
+    return rows
+
+
+def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
+    """Every run under ``root`` (finished ones and, from grid manifests, missing ones)."""
+    rows, records = [], {}
+    for run_dir in find_runs(Path(root)):
+        row, record = read_run(run_dir)
+        rows.append(row)
+        records[record.run_id] = record
+    rows += _missing_points(Path(root), {r["run_id"] for r in rows})
+    columns = ["run_id", "group", *SETTINGS, "params", "cross_set", "status", "collapsed", "run_dir",
+               *(f"{s}_{m}" for s in SPLITS for m in (*METRICS, "n", "collapsed"))]
+    df = pd.DataFrame(rows, columns=columns)
+    return df.sort_values("run_id", ignore_index=True), records

@@ -1,0 +1,185 @@
+"""The paper's result tables (Tables 2-5) from collected runs, with intervals and significance marks.
+
+A *group* is one grid point: a single run, or the k folds of a cross-validated point
+(metrics are then mean and standard deviation over the folds). Every accuracy gets a
+95% bootstrap interval (pooled over folds). In each dataset x resolution table the
+best model per split is compared with every other one by McNemar's exact test on the
+same images (per-image predictions files); ``≈`` marks a difference from the best that
+is not significant at the 5% level. Missing results stay blank.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from fer_keras.evaluate.bootstrap import bootstrap_ci, mcnemar_p
+from fer_keras.report.collect import METRICS, SPLITS, RunRecord
+
+KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful"]
+SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
+SMALL_PARAMS = 5_000_000
+ALPHA = 0.05
+#: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
+DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
+           ("dataset", "dataset"), ("val acc", "val_accuracy"), ("cross acc", "cross_accuracy"),
+           ("test acc", "test_accuracy"), ("precision macro", "val_precision_macro"),
+           ("precision weighted", "val_precision_weighted"), ("recall macro", "val_recall_macro"),
+           ("recall weighted", "val_recall_weighted"), ("F1 macro", "val_f1_macro"),
+           ("F1 weighted", "val_f1_weighted"), ("balanced acc", "val_balanced_accuracy"),
+           ("params (M)", "params"), ("runs", "runs"), ("notes", "notes")]
+
+
+def _pooled(records: dict[str, RunRecord], run_ids: list[str], split: str) -> pd.Series | None:
+    parts = [records[r].correct(split) for r in run_ids if r in records]
+    parts = [p for p in parts if p is not None]
+    return pd.concat(parts) if parts else None
+
+
+def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 0) -> pd.DataFrame:
+    """One row per group: settings, params, mean (and std over folds) of every metric, 95% CIs."""
+    rows = []
+    for group, g in runs.groupby("group", sort=True):
+        done = g[g["val_accuracy"].notna()]
+        first = g.iloc[0]
+        row = {"group": group, **{k: first[k] for k in KEYS}, "folds": first["folds"],
+               "params": done["params"].dropna().iloc[0] if done["params"].notna().any() else np.nan,
+               "runs": f"{len(done)}/{len(g)}" if len(g) > 1 or len(done) == 0 else "1",
+               "status": "done" if len(done) == len(g) else ",".join(sorted(set(g["status"]) - {"done"}) or ["?"]),
+               "collapsed": bool(done["collapsed"].any()), "run_ids": list(done["run_id"])}
+        for col in SCALARS:
+            values = pd.to_numeric(done[col], errors="coerce")
+            row[col] = values.mean() if values.notna().any() else np.nan
+            row[f"{col}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else np.nan
+        for split in SPLITS:
+            correct = _pooled(records, row["run_ids"], split)
+            lo, hi = bootstrap_ci(correct.to_numpy(), seed=seed) if correct is not None else (np.nan, np.nan)
+            row[f"{split}_accuracy_lo"], row[f"{split}_accuracy_hi"] = lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _paired_frame(correct: dict[int, pd.Series | None]) -> pd.DataFrame:
+    """Right/wrong per image, one column per table row, aligned on the image file (NaN: not seen).
+
+    Rows whose results come from a confusion matrix only (no predictions file) cannot be paired.
+    """
+    usable = {i: c for i, c in correct.items()
+              if c is not None and not isinstance(c.index, pd.RangeIndex) and c.index.is_unique}
+    return pd.concat(usable, axis=1) if usable else pd.DataFrame()
+
+
+def significance(table: pd.DataFrame, records: dict[str, RunRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Adds ``<split>_p_vs_best`` to ``table``; returns it and every pairwise p-value (long format).
+
+    Two rows are compared on the images both were evaluated on, if that is at least 90% of each
+    one's images (the same split of the same dataset); otherwise the pair is left out.
+    """
+    table = table.copy()
+    pairs = []
+    for split in SPLITS:
+        col = f"{split}_accuracy"
+        table[f"{split}_p_vs_best"] = np.nan
+        single = table[(table["run_ids"].map(len) == 1) & table[col].notna()]
+        if len(single) < 2:
+            continue
+        frame = _paired_frame({i: records[r[0]].correct(split) if r[0] in records else None
+                               for i, r in single["run_ids"].items()})
+        if frame.shape[1] < 2:
+            continue
+        seen = frame.notna().to_numpy()
+        values = frame.fillna(0).to_numpy(dtype=bool)
+        sizes = seen.sum(axis=0)
+        best = single[col].idxmax()
+        columns = list(frame.columns)
+        for a, b in itertools.combinations(range(len(columns)), 2):
+            both = seen[:, a] & seen[:, b]
+            if both.sum() < 0.9 * max(sizes[a], sizes[b]):
+                continue
+            p = mcnemar_p(values[both, a], values[both, b])
+            i, j = columns[a], columns[b]
+            pairs.append({"split": split, "a": table.at[i, "group"], "b": table.at[j, "group"],
+                          "acc_a": table.at[i, col], "acc_b": table.at[j, col], "n": int(both.sum()), "p": p,
+                          "significant": p < ALPHA})
+            if best in (i, j):
+                table.at[j if i == best else i, f"{split}_p_vs_best"] = p
+    return table, pd.DataFrame(pairs, columns=["split", "a", "b", "acc_a", "acc_b", "n", "p", "significant"])
+
+
+def _cell(row: pd.Series, col: str, best: bool) -> str:
+    value = row.get(col)
+    if col == "params":
+        return "" if pd.isna(value) else f"{value / 1e6:.2f}"
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if col not in SCALARS:
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    text = f"{value:.3f}"
+    std = row.get(f"{col}_std")
+    lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
+    if std is not None and not pd.isna(std):
+        text += f" ± {std:.3f}"
+    elif lo is not None and not pd.isna(lo):
+        text += f" [{lo:.3f}, {hi:.3f}]"
+    split = col.split("_")[0]
+    p = row.get(f"{split}_p_vs_best")
+    if col.endswith("_accuracy") and col != "val_balanced_accuracy":
+        if best:
+            text = f"**{text}**"
+        elif p is not None and not pd.isna(p) and p >= ALPHA:
+            text += " ≈"
+    return text
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    """Formatted strings for Markdown/HTML; columns that are empty everywhere are dropped."""
+    table = table.copy()
+    table["notes"] = [" ".join(word for word, on in (("paper-faithful", str(p) == "True"), ("collapsed", c),
+                                                     (s, s != "done")) if on)
+                      for p, c, s in zip(table["paper_faithful"], table["collapsed"], table["status"], strict=True)]
+    best = {col: table[col].idxmax() if table[col].notna().any() else None
+            for _, col in DISPLAY if col.endswith("_accuracy")}
+    out = pd.DataFrame({head: [_cell(r, col, best.get(col) == i) for i, r in table.iterrows()]
+                        for head, col in DISPLAY}, index=table.index)
+    keep = [c for c in out if (out[c] != "").any() or c in ("model", "val acc", "cross acc")]
+    return out[keep]
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    def esc(v) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(esc, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def rank_column(table: pd.DataFrame) -> str:
+    """Rank by cross-domain accuracy (the benchmark's question) when there is any, else validation."""
+    return "cross_accuracy" if table["cross_accuracy"].notna().any() else "val_accuracy"
+
+
+def paper_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One table per dataset and resolution (the paper's Tables 2-5), best validation accuracy first."""
+    out = {}
+    for (dataset, res), t in summary.groupby(["dataset", "res"], sort=True):
+        out[f"table_{dataset}_{int(res)}"] = t.sort_values(["val_accuracy", "model"], ascending=[False, True],
+                                                           na_position="last")
+    return out
+
+
+def top5(summary: pd.DataFrame, small: bool = False) -> pd.DataFrame:
+    pool = summary[summary["params"] < SMALL_PARAMS] if small else summary
+    col = rank_column(summary)
+    return pool[pool[col].notna()].sort_values(col, ascending=False).head(5)
+
+
+CSV_COLUMNS = ["group", *KEYS, "folds", "params", "runs", "status", "collapsed"]
+
+
+def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers, not strings: every metric with its std, interval and p-value where they exist."""
+    extra = [c for c in table.columns if c not in CSV_COLUMNS and c != "run_ids" and table[c].notna().any()]
+    return table[[c for c in CSV_COLUMNS if c in table.columns] + extra]

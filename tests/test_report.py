@@ -1,0 +1,141 @@
+"""The report from result files the test writes: numbers, marks, figures, HTML, no TensorFlow."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from grid_fakes import write_run
+
+from fer_keras.evaluate.bootstrap import bootstrap_ci, correct_from_confusion, mcnemar_p
+from fer_keras.runs import write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+
+def _cfg(model, res=48, pretrain="scratch", balance="conservative", fold=None, folds=None, dataset="demo"):
+    return {"model": model, "res": res, "dataset": dataset, "pretrain": pretrain, "balance": balance, "seed": 42,
+            "fold": fold, "folds": folds, "paper_faithful": False, "crossdomain": "wild"}
+
+
+def _rid(c):
+    rid = f"{c['model']}_{c['res']}_{c['dataset']}_{c['balance']}_{c['pretrain']}_s42"
+    return rid + (f"_f{c['fold']}" if c["fold"] is not None else "")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    specs = [  # (config, val, cross, params, collapsed)
+        (_cfg("big"), 0.80, 0.60, 20_000_000, False),
+        (_cfg("twin"), 0.80, 0.60, 2_000_000, False),  # same predictions as 'big': not significantly different
+        (_cfg("small"), 0.30, 0.40, 1_000_000, True),
+        (_cfg("close"), 0.845, 0.64, 4_000_000, False),  # 3 images from the best: not significant
+        (_cfg("big", res=224), 0.90, 0.70, 20_000_000, False),
+        (_cfg("big", pretrain="imagenet"), 0.85, 0.65, 20_000_000, False),
+        (_cfg("big", balance="simple"), 0.78, 0.58, 20_000_000, False),
+    ]
+    for c, val, cross, params, collapsed in specs:
+        write_run(runs / _rid(c), c, val=val, cross=cross, params=params, collapsed=collapsed, n=700)
+    for fold, acc in enumerate((0.6, 0.7, 0.8)):  # a cross-validated point: 3 folds
+        c = _cfg("cvnet", fold=fold, folds=3)
+        write_run(runs / _rid(c), c, val=acc, test=acc - 0.1, cross=acc - 0.2, params=3_000_000)
+    missing = _cfg("pending_net")  # listed by the grid, no result yet
+    write_json(runs / "grid_demo.json", {"points": [{"run_id": _rid(missing), "group": _rid(missing),
+                                                      "config": missing}]})
+    out = tmp_path_factory.mktemp("report")
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from fer_keras.report.__main__ import main
+        assert main(["--runs", {str(runs)!r}, "--out", {str(out)!r}]) == 0
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+        assert not heavy, heavy
+    """)
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_tables_hold_the_numbers_of_the_result_files(report):
+    t = pd.read_csv(report / "table_demo_48.csv").set_index("group")
+    big = "big_48_demo_conservative_scratch_s42"
+    assert t.loc[big, "val_accuracy"] == pytest.approx(0.80)
+    assert t.loc[big, "cross_accuracy"] == pytest.approx(0.60)
+    assert t.loc[big, "params"] == 20_000_000
+    assert t.loc[big, "val_accuracy_lo"] < 0.80 < t.loc[big, "val_accuracy_hi"]
+    assert t.loc["big_48_demo_conservative_imagenet_s42", "val_accuracy"] == pytest.approx(0.85)
+    cv = t.loc["cvnet_48_demo_conservative_scratch_s42"]
+    assert cv["val_accuracy"] == pytest.approx(0.7) and cv["val_accuracy_std"] == pytest.approx(0.1)
+    assert cv["test_accuracy"] == pytest.approx(0.6) and cv["runs"] == "3/3"
+    assert pd.isna(t.loc["pending_net_48_demo_conservative_scratch_s42", "val_accuracy"])
+    assert bool(t.loc["small_48_demo_conservative_scratch_s42", "collapsed"])
+    # Best first by validation accuracy.
+    assert list(t.index[:3]) == ["big_48_demo_conservative_imagenet_s42", "close_48_demo_conservative_scratch_s42", big]
+    assert set(pd.read_csv(report / "table_demo_224.csv")["group"]) == {"big_224_demo_conservative_scratch_s42"}
+
+
+def test_markdown_marks_best_not_significant_and_collapsed(report):
+    md = (report / "table_demo_48.md").read_text()
+    rows = {line.split("|")[1].strip() + line.split("|")[2].strip() + line.split("|")[3].strip(): line
+            for line in md.splitlines()[3:]}
+    assert "**0.850 [" in rows["bigimagenetconservative"]
+    # 'twin' answers exactly like 'big', which is 0.05 below the best on 700 images: different from the best...
+    assert "≈" not in rows["twinscratchconservative"].split("|")[6]
+    # ... but no different from 'big' itself in the pairwise list.
+    sig = pd.read_csv(report / "significance.csv")
+    pair = sig[(sig["split"] == "val") & sig["a"].str.startswith("big_48_demo_conservative_scratch")
+               & sig["b"].str.startswith("twin")]
+    assert len(pair) == 1 and pair["p"].iloc[0] == 1.0 and not pair["significant"].iloc[0]
+    assert rows["closescratchconservative"].split("|")[6].strip().endswith("≈")
+    assert "collapsed" in rows["smallscratchconservative"]
+    assert "0.700 ± 0.100" in rows["cvnetscratchconservative"]
+    assert "pending" in rows["pending_netscratchconservative"]
+
+
+def test_top5_and_small_models(report):
+    top = pd.read_csv(report / "top5_overall.csv")
+    assert top["group"].iloc[0] == "big_224_demo_conservative_scratch_s42"  # ranked by cross-domain accuracy
+    small = pd.read_csv(report / "top5_small.csv")
+    assert (small["params"] < 5_000_000).all() and "twin_48_demo_conservative_scratch_s42" in set(small["group"])
+
+
+def test_figures_and_self_contained_html(report):
+    for name in ("res_48_vs_224", "pretrain", "balance", "scratch_vs_pretrained", "per_class_crossdomain"):
+        path = report / "figures" / f"{name}.png"
+        assert path.is_file() and path.stat().st_size > 1000, name
+    assert not (report / "figures" / "dataset.png").exists()  # one dataset only: nothing to compare
+    confusions = list((report / "figures" / "confusion").glob("*.png"))
+    assert len(confusions) == 10 and all(p.stat().st_size > 1000 for p in confusions)
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 14 and "src=\"figures" not in html
+    assert "big_48_demo_conservative_imagenet_s42" not in html or "<table" in html
+
+
+def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_images():
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (100, 1000, 10_000):
+        correct = rng.random(n) < 0.7
+        lo, hi = bootstrap_ci(correct)
+        assert lo <= correct.mean() <= hi
+        widths.append(hi - lo)
+    assert widths[0] > widths[1] > widths[2]
+    lo, hi = bootstrap_ci(rng.normal(5, 1, 500))  # not only 0/1 values
+    assert lo < 5.0 < hi
+    assert correct_from_confusion([[3, 1], [0, 2]]).tolist() == [1] * 5 + [0]
+
+
+def test_mcnemar_sees_only_disagreements():
+    a = np.array([1] * 50 + [0] * 50)
+    assert mcnemar_p(a, a) == 1.0
+    b = a.copy()
+    b[:30] = 0  # b is wrong on 30 images a gets right, and never the other way round
+    assert mcnemar_p(a, b) < 1e-6
+    with pytest.raises(ValueError, match="same images"):
+        mcnemar_p(a, a[:10])
