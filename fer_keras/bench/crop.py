@@ -24,30 +24,30 @@ MODULE = "data_prep.crop"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def crop_available() -> str | None:
-    """None when ``data_prep.crop`` can be imported, else why not."""
+def crop_available(module: str = MODULE) -> str | None:
+    """None when ``module`` can be imported, else why not."""
     try:
-        if importlib.util.find_spec(MODULE) is None:
-            return f"{MODULE} does not exist on this branch yet"
+        if importlib.util.find_spec(module) is None:
+            return f"{module} does not exist on this branch yet"
     except (ImportError, ValueError) as err:
-        return f"{MODULE} cannot be found ({err})"
+        return f"{module} cannot be found ({err})"
     return None
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    paths = [str(REPO), *sys.path[1:]]
+    paths = [str(REPO), *sys.path]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
 
 
-def _command(src: Path, dst: Path, workers: int) -> list[str]:
+def _command(module: str, src: Path, dst: Path, workers: int) -> list[str]:
     # The CLI takes --src/--dst flags; an early draft took two positional folders.
-    help_text = subprocess.run([sys.executable, "-m", MODULE, "--help"], capture_output=True, text=True,
+    help_text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
                                env=_env(), timeout=300).stdout
     folders = ["--src", str(src), "--dst", str(dst)] if "--src" in help_text else [str(src), str(dst)]
-    return [sys.executable, "-m", MODULE, *folders, "--workers", str(workers)]
+    return [sys.executable, "-m", module, *folders, "--workers", str(workers)]
 
 
 def _timed(cmd: list[str], timeout: int) -> float:
@@ -68,9 +68,9 @@ def _sample(source: Path, into: Path, n: int) -> int:
 
 
 def crop_throughput(source: Path, n_images: int = 32, workers: tuple[int, ...] | None = None,
-                    timeout: int = 1800) -> dict:
+                    timeout: int = 1800, module: str = MODULE) -> dict:
     """Images/s of the crop CLI on ``n_images`` images of ``source``, per worker count."""
-    why = crop_available()
+    why = crop_available(module)
     if why:
         return {"skipped": f"{why}; the crop benchmark runs once data_prep lands"}
     workers = workers or tuple(sorted({1, os.cpu_count() or 1}))
@@ -83,12 +83,12 @@ def crop_throughput(source: Path, n_images: int = 32, workers: tuple[int, ...] |
             return {"skipped": f"{source} holds fewer than 2 images"}
         for w in workers:
             try:
-                t_one = _timed(_command(tmp / "one", tmp / f"dst_one_{w}", w), timeout)
-                t_all = _timed(_command(tmp / "src", tmp / f"dst_all_{w}", w), timeout)
+                t_one = _timed(_command(module, tmp / "one", tmp / f"dst_one_{w}", w), timeout)
+                t_all = _timed(_command(module, tmp / "src", tmp / f"dst_all_{w}", w), timeout)
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as err:
                 rows.append({"workers": w, "error": str(err)})
                 continue
             steady = (n - 1) / (t_all - t_one) if t_all > t_one else None
             rows.append({"workers": w, "images": n, "startup_s": t_one, "total_s": t_all,
                          "images_per_s_end_to_end": n / t_all, "images_per_s_after_startup": steady})
-    return {"source": str(source), "command": f"python -m {MODULE} ... --workers N", "rows": rows}
+    return {"source": str(source), "command": f"python -m {module} ... --workers N", "rows": rows}

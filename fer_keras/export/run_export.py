@@ -97,6 +97,8 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
         "test_split": test_name, "n_test": int(len(labels)),
         "keras_accuracy": k_acc, "tflite_accuracy": l_acc, "accuracy_change": l_acc - k_acc,
         "argmax_agreement": float(np.mean(kp.argmax(1) == lp.argmax(1))),
+        "keras_predicted_classes": int(len(np.unique(kp.argmax(1)))),
+        "mean_abs_prob_diff": float(np.abs(kp - lp).mean()),
         "max_abs_prob_diff": float(np.abs(kp - lp).max()),
         "latency_single_image": {"keras_float32": k_lat, "tflite": l_lat,
                                  "speedup_median": k_lat["median_ms"] / l_lat["median_ms"]},
