@@ -9,6 +9,9 @@ random 0-255 images, which is enough to fix the quantization ranges for timing.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from fer_keras.bench.timing import summarise, time_calls
@@ -38,7 +41,10 @@ def inference_benchmark(name: str, res: int, *, batch: int = 32, repeats: int = 
     rep = rng.uniform(0, 255, (calibration, res, res, 3)).astype(np.float32)
     keras_fn = serving_function(model, res)
     base = {"model": name, "res": res}
-    rows = [{**base, "format": "keras_float32", "size_bytes": None,
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "model.keras")
+        keras_size = (Path(tmp) / "model.keras").stat().st_size
+    rows = [{**base, "format": "keras_float32", "size_bytes": keras_size,
              **_measure(lambda x: keras_fn(x).numpy(), one, many, latency_repeats, repeats)}]
     for quant in quants:
         try:

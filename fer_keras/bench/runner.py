@@ -82,8 +82,7 @@ def run_benchmark(opts: BenchOptions) -> dict:
         results["training"] = []
         todo = [(m, r) for r in opts.res for m in models] if "training" in opts.sections else []
         if "pipeline" in opts.sections:  # the models whose training rate decides "input-bound"
-            todo += [(m, opts.pipeline_res) for m in INPUT_BOUND_MODELS
-                     if (m, opts.pipeline_res) not in todo and m in models + list(INPUT_BOUND_MODELS)]
+            todo += [(m, opts.pipeline_res) for m in INPUT_BOUND_MODELS if (m, opts.pipeline_res) not in todo]
         for model, res in todo:
             _log(f"training {model} at {res}")
             try:

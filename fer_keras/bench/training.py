@@ -20,6 +20,7 @@ def training_throughput(name: str, res: int, batch: int, *, steps: int = 5, repe
                         peak_flops: float | None = None, num_classes: int = 7) -> dict:
     """Median over ``repeats`` timed groups of ``steps`` steps, after two warm-up steps."""
     import keras
+    import tensorflow as tf
 
     from fer_keras.registry import build_model
     from fer_keras.train.loop import compile_model
@@ -28,17 +29,15 @@ def training_throughput(name: str, res: int, batch: int, *, steps: int = 5, repe
     model = build_model(name, res, num_classes)
     compile_model(model, 1e-4)
     rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (batch, res, res, 3)).astype(np.float32)
-    y = np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, batch)]
-    import tensorflow as tf
-
-    x, y = tf.constant(x), tf.constant(y)
+    x = tf.constant(rng.uniform(0, 255, (batch, res, res, 3)).astype(np.float32))
+    y = tf.constant(np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, batch)])
 
     def group():
         for _ in range(steps):
             model.train_on_batch(x, y)
 
-    times = time_calls(lambda: model.train_on_batch(x, y), repeats=0, warmup=2)  # compile + first steps
+    for _ in range(2):  # warm-up: tracing, optimizer slots, first steps
+        model.train_on_batch(x, y)
     times = time_calls(group, repeats=repeats, warmup=0)
     step_s = float(np.median(times)) / steps
     flops = count_flops(model)

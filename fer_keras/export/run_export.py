@@ -8,6 +8,7 @@ int8 calibration sample comes from its training split, the check from its test s
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,8 @@ def representative_sample(images: ImageSet, res: int, n: int, seed: int = 0) -> 
 
 def _latency(fn, images: np.ndarray, repeats: int) -> dict:
     """Single-image latency over the first test images, cycled, warm-up excluded."""
-    it = iter(range(10**9))
-    return summarise(time_calls(lambda: fn(images[next(it) % len(images)][None]), repeats=repeats, warmup=5))
+    index = itertools.count()
+    return summarise(time_calls(lambda: fn(images[next(index) % len(images)][None]), repeats=repeats, warmup=5))
 
 
 def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, representative: int = 200,
@@ -99,6 +100,10 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
         "argmax_agreement": float(np.mean(kp.argmax(1) == lp.argmax(1))),
         "keras_predicted_classes": int(len(np.unique(kp.argmax(1)))),
         "mean_abs_prob_diff": float(np.abs(kp - lp).mean()),
+        # int8 probabilities come in steps of 1/256: a model less sure than that produces ties,
+        # and argmax then picks the first tied class, whatever Keras said.
+        "keras_top1_margin_median": float(np.median(np.diff(np.sort(kp, 1)[:, -2:], axis=1))),
+        "tflite_tied_top1": float(np.mean((lp == lp.max(1, keepdims=True)).sum(1) > 1)),
         "max_abs_prob_diff": float(np.abs(kp - lp).max()),
         "latency_single_image": {"keras_float32": k_lat, "tflite": l_lat,
                                  "speedup_median": k_lat["median_ms"] / l_lat["median_ms"]},
