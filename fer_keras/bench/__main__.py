@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
                    "default: the built-in demo data")
     p.add_argument("--max-images", type=int, default=d.max_images, help="pipeline: random subset size (2000)")
     p.add_argument("--pipeline-res", type=int, default=d.pipeline_res, help="pipeline resolution (48)")
-    p.add_argument("--pipeline-epochs", type=int, default=d.pipeline_epochs, help="epochs, first one apart (4)")
+    p.add_argument("--pipeline-epochs", type=int, default=d.pipeline_epochs, help="epochs, first one apart (6)")
     p.add_argument("--matmul-size", type=int, default=d.matmul_size, help="matmul side for the peak (2048)")
     p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: all cores)")
     p.add_argument("--crop-images", type=int, default=d.crop_images, help="images for the crop benchmark (32)")

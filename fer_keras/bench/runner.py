@@ -29,7 +29,7 @@ class BenchOptions:
     data: Path | None = None
     max_images: int | None = 2000
     pipeline_res: int = 48
-    pipeline_epochs: int = 4
+    pipeline_epochs: int = 6
     matmul_size: int = 2048
     threads: int | None = None
     crop_images: int = 32
