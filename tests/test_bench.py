@@ -33,7 +33,8 @@ def test_tiny_benchmark_writes_json_and_markdown(demo_root, tmp_path, capsys):
     assert 0 < row["fraction_of_matmul_peak"] and row["images_per_s"] > 0
     assert {r["model"] for r in results["input_bound"]} == {"sequential_simple", "resnet18"}
     formats = [r["format"] for r in results["inference"]]
-    assert formats == ["keras_float32", "tflite_float32", "tflite_float16", "tflite_int8"]
+    assert formats == ["keras_float32", "tflite_float32", "tflite_float16", "tflite_int8",
+                       "tflite_int8_float_softmax"]
     for r in results["inference"]:
         assert r["single_image"]["n"] == 3 and r["single_image"]["p95_ms"] >= r["single_image"]["median_ms"] > 0
     md = (out / "results.md").read_text()

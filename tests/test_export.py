@@ -41,7 +41,8 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("quant, min_agreement, max_diff", [
-    ("none", 1.0, 1e-4), ("float16", 0.97, 2e-2), ("int8", 0.85, 0.2)])
+    ("none", 1.0, 1e-4), ("float16", 0.97, 2e-2), ("int8", 0.85, 0.2),
+    ("int8_float_softmax", 0.85, 0.2)])
 def test_export_each_format_loads_and_agrees(tiny_run, quant, min_agreement, max_diff, capsys):
     code = main([tiny_run.name, "--runs", str(tiny_run.parent), "--quant", quant, "--representative", "32"])
     assert code == 0, capsys.readouterr().err
@@ -97,5 +98,5 @@ def test_every_registered_model_converts_or_says_why(monkeypatch, tmp_path):
 def test_all_models_cli_writes_a_table(tmp_path):
     assert main(["--all-models", "--models", "sequential_simple", "--res", "32", "--out", str(tmp_path)]) == 0
     md = (tmp_path / "convertible.md").read_text()
-    assert "| sequential_simple | 32 | yes | yes | yes |" in md
+    assert "| sequential_simple | 32 | yes | yes | yes | yes |" in md
     assert json.loads((tmp_path / "convertible.json").read_text())[0]["convertible"] is True

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_keras.bench.timing import summarise, time_calls
-from fer_keras.export.tflite import TAGS, TFLiteModel, convert, serving_function
+from fer_keras.export.tflite import QUANTS, TAGS, TFLiteModel, convert, serving_function
 
 
 def _measure(fn, one: np.ndarray, many: np.ndarray, latency_repeats: int, repeats: int) -> dict:
@@ -26,7 +26,7 @@ def _measure(fn, one: np.ndarray, many: np.ndarray, latency_repeats: int, repeat
 
 
 def inference_benchmark(name: str, res: int, *, batch: int = 32, repeats: int = 5, latency_repeats: int = 50,
-                        quants: tuple[str, ...] = ("none", "float16", "int8"), threads: int | None = None,
+                        quants: tuple[str, ...] = QUANTS, threads: int | None = None,
                         calibration: int = 16) -> list[dict]:
     """One row per format: Keras float32, then each TFLite quantization."""
     import keras

@@ -66,7 +66,8 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
                          limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful)
     test, test_name = (splits.test, "test") if splits.test is not None else (splits.val, "val (no test split)")
     model = load_run_model(run_dir)
-    rep = representative_sample(splits.train, cfg.res, representative, seed=cfg.seed) if quant == "int8" else None
+    calibrate = quant.startswith("int8")
+    rep = representative_sample(splits.train, cfg.res, representative, seed=cfg.seed) if calibrate else None
     content = convert(model, cfg.res, quant, (lambda: iter(rep)) if rep is not None else None)
     tag = TAGS[quant]
     out_file = run_dir / f"model_{tag}.tflite"
@@ -114,9 +115,11 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
 
 
 def _conversion_note(quant: str, representative: int) -> str:
+    calibrated = f"calibrated on {representative} seeded random training images"
     if quant == "int8":
-        return (f"full-integer int8 (TFLITE_BUILTINS_INT8), float32 input/output, calibrated on "
-                f"{representative} seeded random training images")
+        return f"full-integer int8 (TFLITE_BUILTINS_INT8), float32 input/output, {calibrated}"
+    if quant == "int8_float_softmax":
+        return f"int8 except a float softmax on dequantized logits, float32 input/output, {calibrated}"
     if quant == "float16":
         return "float16 weights, float32 input/output"
     return "float32, no quantization"
