@@ -17,12 +17,26 @@ import numpy as np
 from fer_keras.bench.timing import summarise, time_calls
 from fer_keras.export.tflite import QUANTS, TAGS, TFLiteModel, convert, serving_function
 
+ROUNDS = 3
 
-def _measure(fn, one: np.ndarray, many: np.ndarray, latency_repeats: int, repeats: int) -> dict:
-    single = summarise(time_calls(lambda: fn(one), repeats=latency_repeats, warmup=5))
-    batched = time_calls(lambda: fn(many), repeats=repeats, warmup=2)
-    return {"single_image": single, "batch": len(many),
-            "batch_images_per_s": len(many) / float(np.median(batched)), "batch_timing": summarise(batched)}
+
+def _measure_round_robin(fns: dict, one: np.ndarray, many: np.ndarray, latency_repeats: int,
+                         repeats: int) -> dict[str, dict]:
+    """Time every format in turn, ``ROUNDS`` times over, so a load spike or an order effect
+    (the first format measured after the conversions) does not land on one format only."""
+    single = {k: [] for k in fns}
+    batched = {k: [] for k in fns}
+    for fn in fns.values():  # warm-up: tracing, interpreter allocation, packed weights
+        fn(one), fn(many)
+    per_round_single = max(1, -(-latency_repeats // ROUNDS))
+    per_round_batch = max(1, -(-repeats // ROUNDS))
+    for _ in range(ROUNDS):
+        for key, fn in fns.items():
+            single[key] += time_calls(lambda fn=fn: fn(one), repeats=per_round_single, warmup=2)
+            batched[key] += time_calls(lambda fn=fn: fn(many), repeats=per_round_batch, warmup=1)
+    return {k: {"single_image": summarise(single[k]), "batch": len(many),
+                "batch_images_per_s": len(many) / float(np.median(batched[k])),
+                "batch_timing": summarise(batched[k])} for k in fns}
 
 
 def inference_benchmark(name: str, res: int, *, batch: int = 32, repeats: int = 5, latency_repeats: int = 50,
@@ -44,17 +58,20 @@ def inference_benchmark(name: str, res: int, *, batch: int = 32, repeats: int = 
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "model.keras")
         keras_size = (Path(tmp) / "model.keras").stat().st_size
-    rows = [{**base, "format": "keras_float32", "size_bytes": keras_size,
-             **_measure(lambda x: keras_fn(x).numpy(), one, many, latency_repeats, repeats)}]
-    for quant in quants:
+    rows = {"keras_float32": {**base, "format": "keras_float32", "size_bytes": keras_size}}
+    fns = {"keras_float32": lambda x: keras_fn(x).numpy()}
+    for quant in quants:  # convert everything first, then time all formats round-robin
+        key = f"tflite_{TAGS[quant]}"
         try:
             content = convert(model, res, quant, lambda: iter(rep))
         except Exception as err:  # noqa: BLE001 - a model that does not convert is a result, not a crash
-            rows.append({**base, "format": f"tflite_{TAGS[quant]}", "error": str(err).strip().splitlines()[-1]})
+            rows[key] = {**base, "format": key, "error": str(err).strip().splitlines()[-1]}
             continue
-        lite = TFLiteModel(content, threads)
-        rows.append({**base, "format": f"tflite_{TAGS[quant]}", "size_bytes": len(content), "threads": lite.threads,
-                     **_measure(lite, one, many, latency_repeats, repeats)})
+        fns[key] = TFLiteModel(content, threads)
+        rows[key] = {**base, "format": key, "size_bytes": len(content), "threads": fns[key].threads}
+    for key, timing in _measure_round_robin(fns, one, many, latency_repeats, repeats).items():
+        rows[key].update(timing)
+    rows = list(rows.values())
     keras_ms = rows[0]["single_image"]["median_ms"]
     keras_rate = rows[0]["batch_images_per_s"]
     for row in rows:
