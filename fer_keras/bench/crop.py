@@ -2,9 +2,9 @@
 
 ``data_prep`` is developed on its own and may be absent: then this part is skipped with a
 note and the rest of the benchmark runs. The crop is run as its command line, in a fresh
-interpreter, exactly as a user runs it. A one-image run measures the start-up (Python,
-TensorFlow import, MTCNN weights); the steady rate is (n - 1) images over the time the
-n-image run took beyond that start-up.
+interpreter, exactly as a user runs it. A run on one image per worker measures the start-up
+(Python, TensorFlow import, MTCNN weights, in every worker); the steady rate is the
+n - w further images over the time the n-image run took beyond that start-up.
 """
 
 from __future__ import annotations
@@ -78,17 +78,17 @@ def crop_throughput(source: Path, n_images: int = 32, workers: tuple[int, ...] |
     with tempfile.TemporaryDirectory(prefix="bench_crop_") as tmp:
         tmp = Path(tmp)
         n = _sample(Path(source), tmp / "src", n_images)
-        _sample(Path(source), tmp / "one", 1)
-        if n < 2:
-            return {"skipped": f"{source} holds fewer than 2 images"}
+        if n <= max(workers):
+            return {"skipped": f"{source} holds {n} images, not more than the {max(workers)} workers"}
         for w in workers:
+            _sample(Path(source), tmp / f"start_{w}", w)  # one image per worker
             try:
-                t_one = _timed(_command(module, tmp / "one", tmp / f"dst_one_{w}", w), timeout)
+                t_one = _timed(_command(module, tmp / f"start_{w}", tmp / f"dst_start_{w}", w), timeout)
                 t_all = _timed(_command(module, tmp / "src", tmp / f"dst_all_{w}", w), timeout)
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as err:
                 rows.append({"workers": w, "error": str(err)})
                 continue
-            steady = (n - 1) / (t_all - t_one) if t_all > t_one else None
+            steady = (n - w) / (t_all - t_one) if t_all > t_one else None
             rows.append({"workers": w, "images": n, "startup_s": t_one, "total_s": t_all,
                          "images_per_s_end_to_end": n / t_all, "images_per_s_after_startup": steady})
     return {"source": str(source), "command": f"python -m {module} ... --workers N", "rows": rows}
