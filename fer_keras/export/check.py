@@ -31,8 +31,9 @@ def check_model(name: str, res: int = 48, quants: tuple[str, ...] = QUANTS, cali
 
     spec = get_spec(name)
     row: dict = {"model": name, "res": res}
-    if not spec.supports(res):
-        return {**row, "convertible": False, "reason": f"does not build at {res} px ({spec.resolution_text()})"}
+    if not spec.supports(res):  # convertibility is about ops: check it at a size it does take
+        row["note"] = f"does not take {res} px ({spec.resolution_text()}); checked at {spec.min_resolution}"
+        res = row["res"] = spec.min_resolution
     keras.utils.set_random_seed(0)
     try:
         model = build_model(name, res, 7)
@@ -68,10 +69,11 @@ def check_all(names: list[str] | None = None, res: int = 48, quants: tuple[str, 
 
 
 def markdown(rows: list[dict], quants: tuple[str, ...] = QUANTS) -> str:
-    head = "| model | res | " + " | ".join(quants) + " | reason |\n|---|---|" + "---|" * len(quants) + "---|\n"
+    head = "| model | res | " + " | ".join(quants) + " | reason, note |\n|---|---|" + "---|" * len(quants) + "---|\n"
     lines = []
     for r in rows:
         cells = [("yes" if r["formats"][q]["ok"] else "no") if "formats" in r and q in r["formats"] else "-"
                  for q in quants]
-        lines.append(f"| {r['model']} | {r['res']} | " + " | ".join(cells) + f" | {r.get('reason') or ''} |")
+        why = "; ".join(x for x in (r.get("reason"), r.get("note")) if x)
+        lines.append(f"| {r['model']} | {r['res']} | " + " | ".join(cells) + f" | {why} |")
     return head + "\n".join(lines) + "\n"
