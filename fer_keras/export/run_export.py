@@ -46,10 +46,16 @@ def representative_sample(images: ImageSet, res: int, n: int, seed: int = 0) -> 
     return np.stack([x.numpy() for x in image_dataset(sample, res)]).astype(np.float32)
 
 
-def _latency(fn, images: np.ndarray, repeats: int) -> dict:
-    """Single-image latency over the first test images, cycled, warm-up excluded."""
-    index = itertools.count()
-    return summarise(time_calls(lambda: fn(images[next(index) % len(images)][None]), repeats=repeats, warmup=5))
+def _latencies(fns: dict, images: np.ndarray, repeats: int, rounds: int = 3) -> dict[str, dict]:
+    """Single-image latency of each function over the first test images, cycled; the
+    functions take turns over ``rounds`` rounds so a load spike does not hit one only."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            index = itertools.count()
+            times[key] += time_calls(lambda fn=fn, index=index: fn(images[next(index) % len(images)][None]),
+                                     repeats=max(1, repeats // rounds), warmup=3)
+    return {k: summarise(v) for k, v in times.items()}
 
 
 def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, representative: int = 200,
@@ -87,8 +93,8 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
         raise RuntimeError(f"predicted {len(kp)} of {len(labels)} test images")
     k_acc, l_acc = float(np.mean(kp.argmax(1) == labels)), float(np.mean(lp.argmax(1) == labels))
     sample = np.concatenate(first)[:64]
-    k_lat = _latency(lambda x: keras_fn(x).numpy(), sample, latency_repeats)
-    l_lat = _latency(lite, sample, latency_repeats)
+    lat = _latencies({"keras": lambda x: keras_fn(x).numpy(), "tflite": lite}, sample, latency_repeats)
+    k_lat, l_lat = lat["keras"], lat["tflite"]
     result = {
         "run": run_dir.name, "model": cfg.model, "res": cfg.res, "dataset": str(cfg.dataset_dir()),
         "format": "tflite", "quant": quant, "file": out_file.name,
