@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline-epochs", type=int, default=d.pipeline_epochs, help="epochs, first one apart (6)")
     p.add_argument("--matmul-size", type=int, default=d.matmul_size, help="matmul side for the peak (2048)")
     p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: all cores)")
-    p.add_argument("--crop-images", type=int, default=d.crop_images, help="images for the crop benchmark (32)")
+    p.add_argument("--crop-images", type=int, default=d.crop_images, help="images for the crop benchmark (160)")
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     p.add_argument("--skip", nargs="+", choices=SECTIONS, default=(), help="leave these sections out")
     p.add_argument("--out", type=Path, default=d.out, help="output folder (bench)")

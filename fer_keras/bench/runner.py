@@ -32,7 +32,7 @@ class BenchOptions:
     pipeline_epochs: int = 6
     matmul_size: int = 2048
     threads: int | None = None
-    crop_images: int = 32
+    crop_images: int = 160
     sections: tuple[str, ...] = SECTIONS
     out: Path = Path("bench")
 
