@@ -73,3 +73,20 @@ grid-dry:              ## list a grid's runs, their ids and states; trains nothi
 
 report:                ## tables, figures and report.html from every run under OUT: make report [OUT=runs REPORT=report]
 	$(PY) -m fer_keras.report --runs $(OUT) --out $(REPORT) $(REPORT_ARGS)
+
+# --- benchmarks and TFLite export (fer_keras.bench, fer_keras.export) ---
+BENCH_OUT ?= bench
+QUANT     ?= none
+FORMAT    ?= tflite
+.PHONY: bench export export-check
+
+bench:                 ## speed: input pipelines, training, inference, TFLite; writes bench/results.{json,md}
+	$(PY) -m fer_keras.bench --out $(BENCH_OUT) $(call opt,--models,$(MODELS)) $(call opt,--res,$(RES)) \
+	  $(call opt,--data,$(BENCH_DATA)) $(call opt,--repeats,$(REPEATS)) $(ARGS)
+
+export:                ## make export RUN=<run-dir-or-id> [FORMAT=tflite QUANT=none|float16|int8]
+	$(PY) -m fer_keras.export $(RUN) --runs $(OUT) --format $(FORMAT) --quant $(QUANT) \
+	  $(call opt,--data-root,$(DATA_ROOT)) $(ARGS)
+
+export-check:          ## which registered models convert to TFLite (random weights, 48 px)
+	$(PY) -m fer_keras.export --all-models --out $(BENCH_OUT) $(call opt,--res,$(RES)) $(ARGS)

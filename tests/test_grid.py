@@ -226,11 +226,9 @@ def test_shipped_grids_validate(tmp_path):
         assert data["grid"]["dataset"] == ["rafdb", "fer2013", "affectnet"]
         assert data["grid"]["balance"] == ["simple", "conservative"]
         assert data["fixed"]["res"] == res and data["fixed"]["crossdomain"] == "btfer"
-        # Models of the paper not registered on this branch yet are skipped explicitly, by name.
-        grid = load_grid(path, only_registered=True)
-        missing = sorted(set(PAPER_MODELS) - registered)
-        assert bool(missing) == any("not registered" in n for n in grid.notes)
-        assert {p.cfg.model for p in grid.points} <= registered
+        assert set(PAPER_MODELS) <= registered
+        grid = load_grid(path)
+        assert {p.cfg.model for p in grid.points} == set(PAPER_MODELS)
         assert all(p.cfg.res == res for p in grid.points)
 
 
@@ -240,14 +238,3 @@ def test_cross_validation_points_get_one_run_per_fold(tmp_path):
     p = grid.points[0]
     assert p.run_id == "sequential_simple_48_demo_conservative_scratch_s1_f0" and p.group == p.run_id[:-3]
     assert (p.cfg.folds, p.cfg.fold) == (3, 0) and p.cfg.resolved_run_id() == p.run_id
-
-
-def test_only_registered_drops_unknown_names_and_keeps_other_rules(tmp_path):
-    path = _grid(tmp_path, grid={"model": ["sequential_simple", "not_yet_a_model"], "balance": ["simple", "none"]},
-                 include=[{"balance": "conservative"}, {"model": "also_missing", "res": 96}],
-                 exclude=[{"dataset": "demo", "balance": "none"}])  # dataset comes from 'fixed'
-    with pytest.raises(GridError, match="unknown model 'not_yet_a_model'"):
-        load_grid(path)
-    grid = load_grid(path, only_registered=True)
-    assert [p.cfg.balance for p in grid.points] == ["conservative", "simple"]
-    assert grid.notes[0] == "not registered, left out: not_yet_a_model, also_missing"

@@ -27,8 +27,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", help="i/n: run slice i of n (default: SLURM_ARRAY_TASK_ID/COUNT, else all)")
     p.add_argument("--retries", type=int, default=0, help="retry a failed run this many times (default 0)")
     p.add_argument("--skip-failed", action="store_true", help="do not retry runs that failed in earlier calls")
-    p.add_argument("--only-registered", action="store_true",
-                   help="leave out model names the registry does not know instead of failing")
     p.add_argument("--trainer", default=None, metavar="MODULE:FUNCTION",
                    help="train function taking a RunConfig (default fer_keras.train.loop.train_run)")
     return p
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         shard = parse_shard(args.shard) if args.shard else shard_from_env()
-        grid = load_grid(args.grid, only_registered=args.only_registered)
+        grid = load_grid(args.grid)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

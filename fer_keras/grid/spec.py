@@ -240,38 +240,9 @@ def expand(data: dict[str, Any], path: str | Path = "<grid>") -> Grid:
     return Grid(path=path, points=sorted(points.values(), key=lambda p: p.run_id), skipped=skipped, notes=notes)
 
 
-def load_grid(path: str | Path, *, only_registered: bool = False) -> Grid:
-    """Read, validate and expand a grid file.
-
-    ``only_registered`` drops model names the registry does not know (with a note)
-    instead of failing: for checking a full paper grid on a partial model zoo.
-    """
-    data = read_grid(path)
-    notes = []
-    if only_registered:
-        from fer_keras.registry import list_models
-
-        known = set(list_models())
-        dropped: list[str] = []
-
-        def registered(section: dict) -> bool:
-            """Keep the registered names of ``section['model']``; False when none is left."""
-            if not isinstance(section, dict) or "model" not in section:
-                return True
-            names = _as_list(section["model"])
-            dropped.extend(str(m) for m in names if m not in known and str(m) not in dropped)
-            kept = [m for m in names if m in known]
-            section["model"] = kept if isinstance(section["model"], list) else (kept or [None])[0]
-            return bool(kept)
-
-        if not registered(data.get("grid") or {}) or not registered(data.get("fixed") or {}):
-            raise GridError(f"{path}: none of the grid's models is registered")
-        data["include"] = [rule for rule in data.get("include") or [] if registered(rule)]
-        if dropped:
-            notes.append(f"not registered, left out: {', '.join(dropped)}")
-    grid = expand(data, path)
-    grid.notes = notes + grid.notes
-    return grid
+def load_grid(path: str | Path) -> Grid:
+    """Read, validate and expand a grid file."""
+    return expand(read_grid(path), path)
 
 
 class _Unsupported(Exception):

@@ -1,0 +1,1 @@
+"""Benchmarks you can measure: input pipeline, training, inference, TFLite and face crops."""

@@ -1,0 +1,60 @@
+"""``python -m fer_keras.bench``: measure, then write bench/results.json and bench/results.md.
+
+    python -m fer_keras.bench                                   # demo data, default models, 48 px
+    python -m fer_keras.bench --res 48 224 --models resnet18    # 224 px is slow on a CPU
+    python -m fer_keras.bench --data ../shared/data/fer2013/train --only pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from fer_keras.bench.report import write_results
+from fer_keras.bench.runner import SECTIONS, BenchOptions, run_benchmark
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = BenchOptions()
+    p = argparse.ArgumentParser(prog="python -m fer_keras.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", help="registered models (sequential_simple resnet18 mobilenet_v2)")
+    p.add_argument("--res", nargs="+", type=int, default=d.res, help="resolutions (48)")
+    p.add_argument("--batch", type=int, default=d.batch, help="batch size everywhere (32)")
+    p.add_argument("--repeats", type=int, default=d.repeats, help="timed repeats per measurement (5)")
+    p.add_argument("--steps", type=int, default=d.steps, help="training steps per timed repeat (5)")
+    p.add_argument("--latency-repeats", type=int, default=d.latency_repeats, help="single-image calls (50)")
+    p.add_argument("--data", type=Path, help="image folder (class folders, or a dataset with train/); "
+                   "default: the built-in demo data")
+    p.add_argument("--max-images", type=int, default=d.max_images, help="pipeline: random subset size (2000)")
+    p.add_argument("--pipeline-res", type=int, default=d.pipeline_res, help="pipeline resolution (48)")
+    p.add_argument("--pipeline-epochs", type=int, default=d.pipeline_epochs, help="epochs, first one apart (6)")
+    p.add_argument("--matmul-size", type=int, default=d.matmul_size, help="matmul side for the peak (2048)")
+    p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: all cores)")
+    p.add_argument("--crop-images", type=int, default=d.crop_images, help="images for the crop benchmark (160)")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    p.add_argument("--skip", nargs="+", choices=SECTIONS, default=(), help="leave these sections out")
+    p.add_argument("--out", type=Path, default=d.out, help="output folder (bench)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    sections = tuple(s for s in (a.only or SECTIONS) if s not in a.skip)
+    opts = BenchOptions(models=a.models, res=a.res, batch=a.batch, repeats=a.repeats, steps=a.steps,
+                        latency_repeats=a.latency_repeats, data=a.data, max_images=a.max_images,
+                        pipeline_res=a.pipeline_res, pipeline_epochs=a.pipeline_epochs,
+                        matmul_size=a.matmul_size, threads=a.threads, crop_images=a.crop_images,
+                        sections=sections, out=a.out)
+    start = time.perf_counter()
+    results = run_benchmark(opts)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    js, md = write_results(results, a.out)
+    print(md.read_text())
+    print(f"wrote {js} and {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

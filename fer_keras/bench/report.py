@@ -1,0 +1,111 @@
+"""results.json (everything measured) and results.md (the tables a reader wants)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fer_keras.runs import write_json
+
+
+def _g(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def _machine(r: dict) -> str:
+    m = r["machine"]
+    peak = r.get("matmul_peak")
+    text = (f"Measured {m['date_utc']} on {m['host']}: {m['cpu_model']}, {m['cores']} cores, "
+            f"load average {m['load_average_1m']} at start, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
+            f"GPUs: {', '.join(m['gpus']) or 'none'}.\n")
+    if peak:
+        text += (f"Dense float32 matmul peak ({peak['size']}x{peak['size']}, same run): "
+                 f"{peak['peak_flops'] / 1e9:,.1f} GFLOP/s best, {peak['median_flops'] / 1e9:,.1f} median.\n")
+    return text
+
+
+def _pipeline(p: dict) -> str:
+    rows = [[name, _g(p[name]["images_per_s"]), _g(p[name]["first_epoch_images_per_s"])]
+            for name in ("tfdata", "legacy")]
+    return (f"### Input pipeline ({p['folder']}, {p['images']} images, {p['res']} px, batch {p['batch']})\n\n"
+            + _table(["pipeline", "images/s (steady)", "images/s (first epoch)"], rows)
+            + f"\ntf.data / legacy: **{p['ratio_tfdata_over_legacy']:.1f}x** steady, "
+              f"{p['ratio_first_epoch']:.1f}x first epoch.\n")
+
+
+def _bound(rows: list[dict]) -> str:
+    body = [[r["model"], str(r["res"]), _g(r["train_images_per_s"]), _g(r["tfdata_images_per_s"]),
+             "yes" if r["input_bound_tfdata"] else "no", _g(r["legacy_images_per_s"]),
+             "yes" if r["input_bound_legacy"] else "no"] for r in rows]
+    return "### Is training input-bound?\n\n" + _table(
+        ["model", "res", "train images/s", "tf.data images/s", "bound (tf.data)", "legacy images/s",
+         "bound (legacy)"], body)
+
+
+def _training(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append([r["model"], str(r["res"]), "-", "-", "-", "-", "-", r["error"][:80]])
+            continue
+        frac = r["fraction_of_matmul_peak"]
+        body.append([r["model"], str(r["res"]), str(r["batch"]), _g(r["ms_per_step"]), _g(r["images_per_s"]),
+                     _g(r["forward_flops_per_image"] / 1e9, 3), _g(r["achieved_flops_per_s"] / 1e9),
+                     "-" if frac is None else f"{100 * frac:.1f} %"])
+    return ("### Training throughput (train_on_batch on a batch in memory; training FLOPs = 3 x forward)\n\n"
+            + _table(["model", "res", "batch", "ms/step", "images/s", "fwd GFLOPs/image", "GFLOP/s",
+                      "of matmul peak"], body))
+
+
+def _inference(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append([r["model"], str(r["res"]), r["format"], "-", "-", "-", "-", "-", r["error"][:80]])
+            continue
+        size = "-" if r.get("size_bytes") is None else _g(r["size_bytes"] / 1e6, 2)
+        s = r["single_image"]
+        body.append([r["model"], str(r["res"]), r["format"], size, _g(s["median_ms"], 2), _g(s["p95_ms"], 2),
+                     _g(r["batch_images_per_s"]), f"{r['speedup_single_vs_keras']:.2f}x",
+                     f"{r['speedup_batch_vs_keras']:.2f}x"])
+    return "### Inference (random weights)\n\n" + _table(
+        ["model", "res", "format", "MB", "1 image median ms", "p95 ms", "batch images/s", "speed-up (1 image)",
+         "speed-up (batch)"], body)
+
+
+def _crop(c: dict) -> str:
+    if "skipped" in c:
+        return f"### Face crop (data_prep.crop)\n\nSkipped: {c['skipped']}.\n"
+    body = [[str(r["workers"]), _g(r.get("images_per_s_after_startup")), _g(r.get("images_per_s_end_to_end")),
+             _g(r.get("startup_s"))] if "error" not in r else [str(r["workers"]), "-", "-", r["error"][:80]]
+            for r in c["rows"]]
+    return "### Face crop (data_prep.crop, MTCNN)\n\n" + _table(
+        ["workers", "images/s after start-up", "images/s end to end", "start-up s"], body)
+
+
+def markdown(results: dict) -> str:
+    parts = ["# fer_keras benchmark\n", _machine(results)]
+    for note in results.get("notes", []):
+        parts.append(f"- {note}\n")
+    if results.get("pipeline"):
+        parts.append(_pipeline(results["pipeline"]))
+    if results.get("input_bound"):
+        parts.append(_bound(results["input_bound"]))
+    if results.get("training"):
+        parts.append(_training(results["training"]))
+    if results.get("inference"):
+        parts.append(_inference(results["inference"]))
+    if results.get("crop"):
+        parts.append(_crop(results["crop"]))
+    return "\n".join(parts)
+
+
+def write_results(results: dict, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(markdown(results))
+    return out / "results.json", out / "results.md"

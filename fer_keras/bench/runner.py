@@ -1,0 +1,114 @@
+"""One benchmark run: every section measured in one process, back to back, then written out.
+
+Ratios (tf.data over legacy, TFLite over Keras, model FLOP/s over matmul peak) are only
+quoted between numbers taken in the same run, because the machine may be shared and its
+speed drift between runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer_keras.bench.machine import machine_info, matmul_peak
+
+SECTIONS = ("pipeline", "training", "inference", "crop")
+DEFAULT_MODELS = ("sequential_simple", "resnet18", "mobilenet_v2")
+INPUT_BOUND_MODELS = ("sequential_simple", "resnet18")
+
+
+@dataclass
+class BenchOptions:
+    models: list[str] | None = None
+    res: list[int] = field(default_factory=lambda: [48])
+    batch: int = 32
+    repeats: int = 5
+    steps: int = 5
+    latency_repeats: int = 50
+    data: Path | None = None
+    max_images: int | None = 2000
+    pipeline_res: int = 48
+    pipeline_epochs: int = 6
+    matmul_size: int = 2048
+    threads: int | None = None
+    crop_images: int = 160
+    sections: tuple[str, ...] = SECTIONS
+    out: Path = Path("bench")
+
+
+def default_models() -> list[str]:
+    """sequential_simple, resnet18 and mobilenet_v2, each if registered."""
+    from fer_keras.registry import list_models
+
+    known = set(list_models())
+    return [m for m in DEFAULT_MODELS if m in known]
+
+
+def data_folder(data: Path | None) -> Path:
+    """The folder to benchmark on: ``data``, or the built-in demo training images."""
+    if data is not None:
+        return Path(data)
+    from fer_keras.data.demo import ensure_demo
+
+    demo, _ = ensure_demo(Path("data"))
+    return demo / "train"
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run_benchmark(opts: BenchOptions) -> dict:
+    from fer_keras.bench.pipeline import input_bound, load_images, pipeline_throughput
+    from fer_keras.bench.training import training_throughput
+
+    models = opts.models or default_models()
+    folder = data_folder(opts.data)
+    results: dict = {"machine": machine_info(), "notes": [], "settings": {
+        "models": models, "res": opts.res, "batch": opts.batch, "repeats": opts.repeats, "steps": opts.steps,
+        "latency_repeats": opts.latency_repeats, "data": str(folder), "max_images": opts.max_images,
+        "sections": list(opts.sections)}}
+    if results["machine"]["cores"] and results["machine"]["cores"] <= 4:
+        results["notes"].append("few cores: other processes on this machine may have shared them; "
+                                "compare ratios within this run, not absolute numbers across runs")
+    _log(f"matmul peak ({opts.matmul_size}^2 float32)")
+    results["matmul_peak"] = peak = matmul_peak(opts.matmul_size, opts.repeats)
+    if "pipeline" in opts.sections:
+        _log(f"input pipelines on {folder}")
+        images = load_images(folder, opts.max_images)
+        results["pipeline"] = pipeline_throughput(images, opts.pipeline_res, opts.batch, opts.pipeline_epochs)
+    if "training" in opts.sections or "pipeline" in opts.sections:
+        results["training"] = []
+        todo = [(m, r) for r in opts.res for m in models] if "training" in opts.sections else []
+        if "pipeline" in opts.sections:  # the models whose training rate decides "input-bound"
+            todo += [(m, opts.pipeline_res) for m in INPUT_BOUND_MODELS if (m, opts.pipeline_res) not in todo]
+        for model, res in todo:
+            _log(f"training {model} at {res}")
+            try:
+                results["training"].append(training_throughput(model, res, opts.batch, steps=opts.steps,
+                                                               repeats=opts.repeats, peak_flops=peak["peak_flops"]))
+            except Exception as err:  # noqa: BLE001 - one failing model must not lose the others' numbers
+                results["training"].append({"model": model, "res": res, "error": f"{type(err).__name__}: {err}"})
+        if "pipeline" in opts.sections:
+            results["input_bound"] = input_bound(results["pipeline"], results["training"])
+    if "inference" in opts.sections:
+        from fer_keras.bench.inference import inference_benchmark
+
+        results["inference"] = []
+        for res in opts.res:
+            for model in models:
+                _log(f"inference {model} at {res}")
+                try:
+                    results["inference"] += inference_benchmark(
+                        model, res, batch=opts.batch, repeats=opts.repeats,
+                        latency_repeats=opts.latency_repeats, threads=opts.threads)
+                except Exception as err:  # noqa: BLE001
+                    results["inference"].append({"model": model, "res": res, "format": "keras_float32",
+                                                 "error": f"{type(err).__name__}: {err}"})
+    if "crop" in opts.sections:
+        from fer_keras.bench.crop import crop_throughput
+
+        _log("face crop")
+        results["crop"] = crop_throughput(folder, opts.crop_images)
+    return results

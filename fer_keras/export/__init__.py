@@ -1,0 +1,1 @@
+"""Deployment: TFLite export of trained runs (PROTOCOL.md, 'Deployment')."""

@@ -1,0 +1,103 @@
+"""TFLite export of a tiny trained run: each format loads in the interpreter and agrees with Keras."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_keras import registry
+from fer_keras.config import make_config
+from fer_keras.export.__main__ import main
+from fer_keras.export.check import check_all
+from fer_keras.export.tflite import TFLiteModel
+from fer_keras.train.loop import train_run
+
+CLASSES = {"angry": 60, "happy": 200, "sad": 120}  # mean grey level of each class
+
+
+def _write_set(root, per_class: int, seed: int) -> None:
+    """Noisy 32 px images whose brightness gives their class away: learnable in one epoch."""
+    rng = np.random.default_rng(seed)
+    for cls, level in CLASSES.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = np.clip(rng.normal(level, 25, (32, 32)), 0, 255).astype(np.uint8)
+            Image.fromarray(img, mode="L").save(root / cls / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    # Not the demo faces: one epoch on them predicts one class for every image, which makes
+    # argmax agreement trivially perfect. Brightness classes give a varied, confident model.
+    data = tmp_path_factory.mktemp("data")
+    _write_set(data / "bright" / "train", 40, seed=1)
+    _write_set(data / "bright" / "test", 20, seed=2)
+    cfg = make_config({"model": "sequential_simple", "res": 32, "epochs": 1, "batch": 8, "lr": 1e-3,
+                       "tensorboard": False, "crossdomain": None, "dataset": "bright", "data_root": str(data),
+                       "out": str(tmp_path_factory.mktemp("runs"))})
+    return train_run(cfg, verbose=0)
+
+
+@pytest.mark.parametrize("quant, min_agreement, max_diff", [
+    ("none", 1.0, 1e-4), ("float16", 0.97, 2e-2), ("int8", 0.85, 0.2),
+    ("int8_float_softmax", 0.85, 0.2)])
+def test_export_each_format_loads_and_agrees(tiny_run, quant, min_agreement, max_diff, capsys):
+    code = main([tiny_run.name, "--runs", str(tiny_run.parent), "--quant", quant, "--representative", "32"])
+    assert code == 0, capsys.readouterr().err
+    tag = {"none": "float32"}.get(quant, quant)
+    result = json.loads((tiny_run / f"export_{tag}.json").read_text())
+    assert result["n_test"] == 3 * 20 and result["test_split"] == "test"  # every demo test image once
+    assert result["keras_predicted_classes"] >= 2  # argmax agreement is not trivial
+    assert result["argmax_agreement"] >= min_agreement
+    assert result["max_abs_prob_diff"] <= max_diff
+    assert abs(result["accuracy_change"]) <= 1 - min_agreement + 1e-9
+    assert result["input_output_types"] == ["float32", "float32"]
+    assert result["size_bytes"] == (tiny_run / f"model_{tag}.tflite").stat().st_size > 0
+    assert result["latency_single_image"]["tflite"]["median_ms"] > 0
+    lite = TFLiteModel((tiny_run / f"model_{tag}.tflite").read_bytes())
+    probs = lite(np.zeros((3, 32, 32, 3), np.float32))
+    assert probs.shape == (3, 3) and np.allclose(probs.sum(1), 1, atol=0.02)
+
+
+def test_int8_file_is_smaller_than_float32(tiny_run):
+    for quant, tag in (("none", "float32"), ("int8", "int8")):
+        if not (tiny_run / f"model_{tag}.tflite").is_file():  # when run alone
+            main([str(tiny_run), "--quant", quant, "--representative", "16"])
+    assert (tiny_run / "model_int8.tflite").stat().st_size < (tiny_run / "model_float32.tflite").stat().st_size / 3
+
+
+def test_unknown_run_fails_with_where_it_looked(tmp_path, capsys):
+    assert main(["no_such_run", "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_run" in err and str(tmp_path) in err
+
+
+def _broken(input_shape, num_classes, *, pretrain, pooling, weights_dir):
+    raise RuntimeError("this builder is broken on purpose")
+
+
+def test_every_registered_model_converts_or_says_why(monkeypatch, tmp_path):
+    spec = registry.ModelSpec(name="broken_for_test", builder=_broken, family="test", paper_name="-",
+                              description="test-only")
+    monkeypatch.setitem(registry._REGISTRY, "broken_for_test", spec)
+    big = registry.ModelSpec(name="big_only_for_test", builder=_broken, family="test", paper_name="-",
+                             description="test-only", min_resolution=64)
+    monkeypatch.setitem(registry._REGISTRY, "big_only_for_test", big)
+    monkeypatch.setattr(registry, "list_models", lambda: ["big_only_for_test", "broken_for_test",
+                                                         "sequential_simple"])
+    rows = {r["model"]: r for r in check_all(res=32)}
+    assert rows["sequential_simple"]["convertible"] is True
+    assert all(f["ok"] for f in rows["sequential_simple"]["formats"].values())
+    assert rows["broken_for_test"]["convertible"] is False and "broken on purpose" in rows["broken_for_test"]["reason"]
+    big_row = rows["big_only_for_test"]  # checked at its own smallest size instead
+    assert big_row["res"] == 64 and "32 px" in big_row["note"] and "build failed" in big_row["reason"]
+    keras.backend.clear_session()
+
+
+def test_all_models_cli_writes_a_table(tmp_path):
+    assert main(["--all-models", "--models", "sequential_simple", "--res", "32", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "convertible.md").read_text()
+    assert "| sequential_simple | 32 | yes | yes | yes | yes |" in md
+    assert json.loads((tmp_path / "convertible.json").read_text())[0]["convertible"] is True
