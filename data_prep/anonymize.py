@@ -12,13 +12,13 @@ Usage: python -m data_prep.anonymize --src DATA/btfer_raw --dst DATA/btfer \
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from .cli import step_parser
 from .images import open_rgb, save_clean, sha256_file
 from .layout import require_new_folder, scan
 
@@ -57,8 +57,7 @@ def anonymize(src: str | os.PathLike, dst: str | os.PathLike, mapping: str | os.
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.anonymize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = step_parser("data_prep.anonymize", __doc__)
     p.add_argument("--src", required=True, type=Path)
     p.add_argument("--dst", required=True, type=Path)
     p.add_argument("--mapping", required=True, type=Path, help="private CSV, outside --dst")

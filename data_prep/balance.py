@@ -10,7 +10,6 @@ Usage: python -m data_prep.balance --src DATA/btfer_raw [--split test] --dst DAT
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
@@ -21,6 +20,7 @@ import pandas as pd
 
 from fer_keras.labels import CANONICAL_CLASSES, canonical_order
 
+from .cli import step_parser
 from .layout import Item, require_new_folder, scan
 
 MANIFEST = "balance_manifest.csv"
@@ -76,8 +76,7 @@ def balance(src: str | os.PathLike, dst: str | os.PathLike, *, per_class: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.balance", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = step_parser("data_prep.balance", __doc__)
     p.add_argument("--src", required=True, type=Path, help="dataset root")
     p.add_argument("--dst", required=True, type=Path, help="new folder for the sample")
     p.add_argument("--per-class", type=int, default=300)

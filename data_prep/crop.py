@@ -9,7 +9,6 @@ Usage: python -m data_prep.crop --src RAW --dst CROPPED [--margin 20 --size 256 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import multiprocessing as mp
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .cli import step_parser
 from .exclusions import read_exclusions
 from .images import MAX_PIXELS, BadImageError, list_images, open_rgb, save_clean
 
@@ -290,8 +290,7 @@ def write_rejects(dst: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.crop", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = step_parser("data_prep.crop", __doc__)
     p.add_argument("--src", required=True, type=Path, help="folder of collected images")
     p.add_argument("--dst", required=True, type=Path, help="output folder (mirrors --src)")
     p.add_argument("--margin", type=int, default=20, help="pixels added around the box")

@@ -19,7 +19,6 @@ Usage: python -m data_prep.dedupe --root DATA/fer2013 --out /tmp/dedupe [--thres
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .cli import step_parser
 from .exclusions import add_exclusions
 from .images import BadImageError, open_rgb, sha256_file
 from .layout import scan
@@ -247,8 +247,7 @@ def run(root: str | os.PathLike, out: str | os.PathLike, *, threshold: int = 6,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.dedupe", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = step_parser("data_prep.dedupe", __doc__)
     p.add_argument("--root", required=True, type=Path, help="dataset root (split/class folders)")
     p.add_argument("--out", required=True, type=Path, help="report folder (outside the dataset)")
     p.add_argument("--threshold", type=int, default=6,

@@ -16,12 +16,12 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 import pandas as pd
 
+from .cli import step_parser
 from .exclusions import add_exclusions, remove_exclusions
 from .layout import scan
 from .sheets import contact_sheet, save_sheet
@@ -85,8 +85,7 @@ def cells_to_paths(index: pd.DataFrame, specs: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.review", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = step_parser("data_prep.review", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sheets", help="draw numbered contact sheets per class")
     s.add_argument("--root", required=True, type=Path)

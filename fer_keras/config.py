@@ -130,25 +130,26 @@ def _under(root: Path, name: str) -> Path:
     return path if path.is_absolute() or path.exists() and len(path.parts) > 1 else root / name
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path, kind: str = "config file", error: type[ConfigError] = ConfigError) -> dict[str, Any]:
+    """A YAML file (``yaml.safe_load``) that must hold a mapping; every failure names the file."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise error(f"{kind} {path} does not exist") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        raise error(f"{kind} {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
+        raise error(f"{kind} {path} must hold a mapping of keys, got {type(data).__name__}")
     return data
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML config with its (single-level) ``include:`` merged underneath it."""
     path = Path(path)
-    data = _read_yaml(path)
+    data = read_yaml_mapping(path)
     include = data.pop("include", None)
     if include:
-        base = _read_yaml((path.parent / include) if not Path(include).is_absolute() else Path(include))
+        base = read_yaml_mapping((path.parent / include) if not Path(include).is_absolute() else Path(include))
         if "include" in base:
             raise ConfigError(f"{include} (included by {path}) includes another file; one level only")
         data = {**base, **data}

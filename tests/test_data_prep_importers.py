@@ -128,6 +128,13 @@ def make_rafdb(root, lines, variant="aligned"):
     return root
 
 
+def assert_bad_image_named_or_skipped(run, src, tmp_path, match: str) -> None:
+    """One bad image stops the import with its name, or with skip_bad is dropped and counted."""
+    with pytest.raises(BadImageError, match=match):
+        run(src, tmp_path / "stopped")
+    assert run(src, tmp_path / "skipped", skip_bad=True).dropped == {"bad or missing image": 1}
+
+
 def test_rafdb(tmp_path):
     src = make_rafdb(tmp_path / "raf", ["train_00001.jpg 1", "train_00002.jpg 4",
                                         "test_0001.jpg 7", "test_0002.jpg 6"])
@@ -142,10 +149,7 @@ def test_rafdb(tmp_path):
         rafdb.run(bad, tmp_path / "o3")
     src4 = make_rafdb(tmp_path / "r4", ["train_00001.jpg 1", "train_00002.jpg 2"])
     (src4 / "Image/aligned/train_00002_aligned.jpg").unlink()
-    with pytest.raises(BadImageError, match="train_00002_aligned.jpg.*does not exist"):
-        rafdb.run(src4, tmp_path / "o4")
-    w = rafdb.run(src4, tmp_path / "o5", skip_bad=True)
-    assert w.dropped == {"bad or missing image": 1}
+    assert_bad_image_named_or_skipped(rafdb.run, src4, tmp_path, "train_00002_aligned.jpg.*does not exist")
 
 
 def test_affectnet(tmp_path):
@@ -238,10 +242,7 @@ def test_folders_bad_images_named_or_skipped(tmp_path):
     src = tmp_path / "k"
     img(src / "happy/ok.jpg")
     (src / "happy/zero.jpg").write_bytes(b"")
-    with pytest.raises(BadImageError, match="zero.jpg: empty file"):
-        folders.run(src, tmp_path / "o1")
-    w = folders.run(src, tmp_path / "o2", skip_bad=True)
-    assert w.dropped == {"bad or missing image": 1}
+    assert_bad_image_named_or_skipped(folders.run, src, tmp_path, "zero.jpg: empty file")
 
 
 def test_output_folder_guard(tmp_path):

@@ -43,7 +43,7 @@ def test_esr_trains_progressively_one_branch_at_a_time(demo_root, tmp_path):
     first = keras.models.load_model(run / "esr_stage1.keras", safe_mode=True, compile=False)
     final = load_run_model(run)
     # Stage 2 trained only the new branch: the base and branch 1 are those of stage 1's best model.
-    for name in ("base1_conv", "base4_bn", "branch1_4_conv", "branch1_softmax"):
+    for name in ("base1_conv", "base4_bn", "branch1_4_conv", "branch1_predictions"):
         for a, b in zip(first.get_layer(name).get_weights(), final.get_layer(name).get_weights(), strict=True):
             assert (a == b).all(), name
     assert len(metrics["test"]["branch_accuracy"]) == 2

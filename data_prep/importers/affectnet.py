@@ -17,7 +17,6 @@ import pandas as pd
 
 from fer_keras.labels import AFFECTNET_CODES
 
-from ..images import BadImageError, open_rgb
 from .common import DatasetWriter, require_columns
 from .fer2013_csv import label_code, row_where
 
@@ -62,14 +61,8 @@ def run(src: Path, dst: Path, *, images: Path | None = None, val_split: str = "v
 
 def _add_cropped(w: DatasetWriter, f: Path, row: int, rec, path: Path, split: str,
                  label: str, name: str) -> None:
-    try:
-        if not path.is_file():
-            raise BadImageError(f"{path}: image listed in {f} row {row} does not exist")
-        img = open_rgb(path)
-    except BadImageError:
-        if not w.skip_bad:
-            raise
-        w.drop("bad or missing image")
+    img = w.open_listed(path, f"{f} row {row}")
+    if img is None:
         return
     x, y, bw, bh = (int(float(getattr(rec, k))) for k in BOX)
     box = (max(0, x), max(0, y), min(img.width, x + bw), min(img.height, y + bh))

@@ -56,6 +56,19 @@ class DatasetWriter:
         save_clean(Image.fromarray(pixels), path)
         return path
 
+    def open_listed(self, src: Path, listed_in: str) -> Image.Image | None:
+        """Open an image a label file lists; a missing or broken one raises (naming both), or with
+        ``skip_bad`` is counted as dropped and gives None."""
+        try:
+            if not src.is_file():
+                raise BadImageError(f"{src}: image listed in {listed_in} does not exist")
+            return open_rgb(src)
+        except BadImageError:
+            if not self.skip_bad:
+                raise
+            self.drop("bad or missing image")
+            return None
+
     def add_file(self, src: Path, split: str, label: str,
                  name: str | None = None) -> Path | None:
         """Copy an image file, validated; re-encode (8-bit RGB PNG) what Keras cannot read.
@@ -64,14 +77,8 @@ class DatasetWriter:
         training readers see the same pixels PIL shows. A missing or broken file raises
         (naming it), or with ``skip_bad`` is counted as dropped and skipped.
         """
-        try:
-            if not src.is_file():
-                raise BadImageError(f"{src}: image listed in the labels does not exist")
-            img = open_rgb(src)
-        except BadImageError:
-            if not self.skip_bad:
-                raise
-            self.drop("bad or missing image")
+        img = self.open_listed(src, "the labels")
+        if img is None:
             return None
         name = name or src.name
         with Image.open(src) as raw:

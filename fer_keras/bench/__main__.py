@@ -13,13 +13,14 @@ from pathlib import Path
 
 from fer_keras.bench.report import write_results
 from fer_keras.bench.runner import SECTIONS, BenchOptions, run_benchmark
+from fer_keras.export.tflite import QUANTS
 
 
 def _parser() -> argparse.ArgumentParser:
     d = BenchOptions()
     p = argparse.ArgumentParser(prog="python -m fer_keras.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", help="registered models (sequential_simple resnet18 mobilenet_v2)")
+    p.add_argument("--models", nargs="+", help="registered models, or 'all' (sequential_simple resnet18 mobilenet_v2)")
     p.add_argument("--res", nargs="+", type=int, default=d.res, help="resolutions (48)")
     p.add_argument("--batch", type=int, default=d.batch, help="batch size everywhere (32)")
     p.add_argument("--repeats", type=int, default=d.repeats, help="timed repeats per measurement (5)")
@@ -33,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--matmul-size", type=int, default=d.matmul_size, help="matmul side for the peak (2048)")
     p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: all cores)")
     p.add_argument("--crop-images", type=int, default=d.crop_images, help="images for the crop benchmark (160)")
+    p.add_argument("--quants", nargs="*", choices=QUANTS, default=d.quants,
+                   help="TFLite formats timed against Keras (all); none given: Keras only")
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     p.add_argument("--skip", nargs="+", choices=SECTIONS, default=(), help="leave these sections out")
     p.add_argument("--out", type=Path, default=d.out, help="output folder (bench)")
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                         latency_repeats=a.latency_repeats, data=a.data, max_images=a.max_images,
                         pipeline_res=a.pipeline_res, pipeline_epochs=a.pipeline_epochs,
                         matmul_size=a.matmul_size, threads=a.threads, crop_images=a.crop_images,
-                        sections=sections, out=a.out)
+                        sections=sections, out=a.out, quants=tuple(a.quants))
     start = time.perf_counter()
     results = run_benchmark(opts)
     results["seconds"] = round(time.perf_counter() - start, 1)

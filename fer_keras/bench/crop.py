@@ -1,15 +1,13 @@
 """Face-crop throughput of ``data_prep.crop`` (MTCNN), with one worker and with all of them.
 
-``data_prep`` is developed on its own and may be absent: then this part is skipped with a
-note and the rest of the benchmark runs. The crop is run as its command line, in a fresh
-interpreter, exactly as a user runs it. A run on one image per worker measures the start-up
+The crop is run as its command line, in a fresh interpreter, exactly as a user runs it.
+A run on one image per worker measures the start-up
 (Python, TensorFlow import, MTCNN weights, in every worker); the steady rate is the
 n - w further images over the time the n-image run took beyond that start-up.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,16 +23,6 @@ MIN_WORK_S = 2.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-def crop_available(module: str = MODULE) -> str | None:
-    """None when ``module`` can be imported, else why not."""
-    try:
-        if importlib.util.find_spec(module) is None:
-            return f"{module} does not exist on this branch yet"
-    except (ImportError, ValueError) as err:
-        return f"{module} cannot be found ({err})"
-    return None
-
-
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     paths = [str(REPO), *sys.path]
@@ -44,11 +32,7 @@ def _env() -> dict[str, str]:
 
 
 def _command(module: str, src: Path, dst: Path, workers: int) -> list[str]:
-    # The CLI takes --src/--dst flags; an early draft took two positional folders.
-    help_text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
-                               env=_env(), timeout=300).stdout
-    folders = ["--src", str(src), "--dst", str(dst)] if "--src" in help_text else [str(src), str(dst)]
-    return [sys.executable, "-m", module, *folders, "--workers", str(workers)]
+    return [sys.executable, "-m", module, "--src", str(src), "--dst", str(dst), "--workers", str(workers)]
 
 
 def _timed(cmd: list[str], timeout: int) -> float:
@@ -71,9 +55,6 @@ def _sample(source: Path, into: Path, n: int) -> int:
 def crop_throughput(source: Path, n_images: int = 160, workers: tuple[int, ...] | None = None,
                     timeout: int = 1800, module: str = MODULE) -> dict:
     """Images/s of the crop CLI on ``n_images`` images of ``source``, per worker count."""
-    why = crop_available(module)
-    if why:
-        return {"skipped": f"{why}; the crop benchmark runs once data_prep lands"}
     workers = workers or tuple(sorted({1, os.cpu_count() or 1}))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_crop_") as tmp:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_keras.bench.machine import machine_info, matmul_peak
+from fer_keras.export.tflite import QUANTS
 
 SECTIONS = ("pipeline", "training", "inference", "crop")
 DEFAULT_MODELS = ("sequential_simple", "resnet18", "mobilenet_v2")
@@ -33,16 +34,21 @@ class BenchOptions:
     matmul_size: int = 2048
     threads: int | None = None
     crop_images: int = 160
+    #: TFLite formats timed against Keras in the inference section; () times Keras alone.
+    quants: tuple[str, ...] = QUANTS
     sections: tuple[str, ...] = SECTIONS
     out: Path = Path("bench")
 
 
-def default_models() -> list[str]:
-    """sequential_simple, resnet18 and mobilenet_v2, each if registered."""
-    from fer_keras.registry import list_models
+def resolve_models(names: list[str] | None) -> list[str]:
+    """The models to measure: ``names``, every registered model for ``["all"]``, else the defaults."""
+    from fer_keras.registry import get_spec, list_models
 
-    known = set(list_models())
-    return [m for m in DEFAULT_MODELS if m in known]
+    if names == ["all"]:
+        return list_models()
+    for name in names or ():
+        get_spec(name)  # an unknown name fails now, with the closest one, not after minutes of timing
+    return list(names or DEFAULT_MODELS)
 
 
 def data_folder(data: Path | None) -> Path:
@@ -63,7 +69,7 @@ def run_benchmark(opts: BenchOptions) -> dict:
     from fer_keras.bench.pipeline import input_bound, load_images, pipeline_throughput
     from fer_keras.bench.training import training_throughput
 
-    models = opts.models or default_models()
+    models = resolve_models(opts.models)
     folder = data_folder(opts.data)
     results: dict = {"machine": machine_info(), "notes": [], "settings": {
         "models": models, "res": opts.res, "batch": opts.batch, "repeats": opts.repeats, "steps": opts.steps,
@@ -96,13 +102,19 @@ def run_benchmark(opts: BenchOptions) -> dict:
         from fer_keras.bench.inference import inference_benchmark
 
         results["inference"] = []
+        from fer_keras.registry import get_spec
+
         for res in opts.res:
             for model in models:
+                if not get_spec(model).supports(res):
+                    results["notes"].append(f"{model} cannot take {res} px ({get_spec(model).resolution_text()})")
+                    continue
                 _log(f"inference {model} at {res}")
                 try:
                     results["inference"] += inference_benchmark(
                         model, res, batch=opts.batch, repeats=opts.repeats,
-                        latency_repeats=opts.latency_repeats, threads=opts.threads)
+                        latency_repeats=opts.latency_repeats, threads=opts.threads,
+                        quants=opts.quants)
                 except Exception as err:  # noqa: BLE001
                     results["inference"].append({"model": model, "res": res, "format": "keras_float32",
                                                  "error": f"{type(err).__name__}: {err}"})

@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fer_keras.config import CONFIG_DIR, ConfigError, RunConfig, make_config, read_config_file
+from fer_keras.config import CONFIG_DIR, ConfigError, RunConfig, make_config, read_config_file, read_yaml_mapping
 
 TOP_KEYS = ("base", "fixed", "grid", "exclude", "include", "cv", "unsupported")
 #: Keys already in the default run id; grid keys outside it are appended to the id.
@@ -120,14 +118,7 @@ def _id_part(value: Any) -> str:
 def read_grid(path: str | Path) -> dict[str, Any]:
     """The grid file as a mapping, with its top-level keys checked."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise GridError(f"grid file {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise GridError(f"grid file {path} is not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise GridError(f"grid file {path} must hold a mapping with keys {', '.join(TOP_KEYS)}")
+    data = read_yaml_mapping(path, "grid file", GridError)
     errors = []
     for key in data:
         if key not in TOP_KEYS:

@@ -9,6 +9,11 @@ from keras import layers
 BN_MOMENTUM = 0.9
 
 
+def conv3_relu(x, filters: int, name: str):
+    """3x3 'same' convolution with ReLU, no BatchNorm: the self-designed CNNs' building block."""
+    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+
+
 def conv_bn_relu(x, filters: int, kernel: int = 3, stride: int = 1, *, name: str):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)

@@ -9,6 +9,32 @@ from fer_keras.models.preprocessing import Preprocess
 from fer_keras.registry import BACKBONE, PREDICTIONS
 
 
+def image_input(input_shape, preprocessing: str = "rescale"):
+    """The model's ``image`` input (0-255 RGB) and its normalised tensor: preprocessing lives in the graph."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    return inputs, Preprocess(preprocessing, name="preprocess")(inputs)
+
+
+def softmax_output(x, num_classes: int):
+    """The class probabilities every model ends in, under the name the evaluators look up."""
+    return layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+
+
+def fc_head(x, units: tuple[int, ...], dropout: float, num_classes: int):
+    """Dense ReLU layers ``fc1``.. (each followed by Dropout when ``dropout``), then the softmax."""
+    for i, n in enumerate(units, 1):
+        x = layers.Dense(n, activation="relu", name=f"fc{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
+    return softmax_output(x, num_classes)
+
+
+def check_option(option: str, value, choices: tuple) -> None:
+    """A model option outside its choices fails at build time, naming the option and the choices."""
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {choices}, got {value!r}")
+
+
 def pool(x, pooling: str):
     """GlobalAveragePooling2D, or Flatten for the paper's rows marked '*'."""
     if pooling == "gap":
@@ -23,7 +49,7 @@ def protocol_head(x, num_classes: int):
     x = layers.Dense(256, activation="relu", name="head_dense1")(x)
     x = layers.Dropout(0.2, name="head_dropout")(x)
     x = layers.Dense(256, activation="relu", name="head_dense2")(x)
-    return layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    return softmax_output(x, num_classes)
 
 
 def classifier_on_backbone(
@@ -41,8 +67,7 @@ def classifier_on_backbone(
     """
     if backbone.name != BACKBONE:
         raise ValueError(f"the backbone model must be named {BACKBONE!r}, got {backbone.name!r}")
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess(preprocessing, name="preprocess")(inputs)
+    inputs, x = image_input(input_shape, preprocessing)
     x = backbone(x)
     x = pool(x, pooling)
     return keras.Model(inputs, protocol_head(x, num_classes), name=name)

@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import conv_bn_relu
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models._head import image_input
 from fer_keras.registry import PREDICTIONS, register_model
 
 #: Conv filters per stage (each stage ends with MaxPool 2 + Dropout 0.25).
@@ -42,8 +42,7 @@ def member(x, stages, num_classes: int, *, name: str):
     test_resolutions=(32,),
 )
 def ensemble(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    inputs, x = image_input(input_shape)
     outs = [
         member(x, stages, num_classes, name=f"branch{i}") for i, stages in enumerate(MEMBERS, 1)
     ]

@@ -20,7 +20,7 @@ import keras
 from keras import layers, ops
 
 from fer_keras.models._blocks import BN_MOMENTUM
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models._head import check_option, image_input
 from fer_keras.registry import PREDICTIONS, register_model
 
 SCHEDULES = ("joint", "progressive")
@@ -103,7 +103,7 @@ def branch(x, num_classes: int, padding: str, *, name: str):
     x = _conv(x, 256, 3, padding, name=f"{name}_3")
     x = _conv(x, 512, 3, "same", name=f"{name}_4")  # padded in the original too
     x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
-    return layers.Dense(num_classes, activation="softmax", name=f"{name}_softmax")(x)
+    return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
 
 
 @register_model(
@@ -123,17 +123,13 @@ def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_
     pads below, where unpadded ones would shrink a 48 px face to nothing."""
     if not isinstance(branches, int) or branches < 1:
         raise ValueError(f"branches must be a positive integer, got {branches!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-    if pooling != "gap":
-        raise ValueError(f"esr pools each branch globally (GAP); pooling {pooling!r} is not available")
+    check_option("schedule", schedule, SCHEDULES)
+    check_option("padding", padding, PADDINGS)
+    check_option("pooling (esr pools each branch globally)", pooling, ("gap",))
     res = input_shape[0]
     if padding == "auto":
         padding = "valid" if res >= VALID_FROM else "same"
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)  # the authors fed [0, 1] RGB
+    inputs, x = image_input(input_shape)  # the authors fed [0, 1] RGB
     shared = shared_base(x, padding)
     if padding == "valid" and min(shared.shape[1:3]) < 10:
         raise ValueError(f"esr with unpadded convolutions needs at least 54 px, got {res}; use padding 'same'")

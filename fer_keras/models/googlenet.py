@@ -11,9 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import pool
-from fer_keras.models.preprocessing import Preprocess
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.registry import register_model
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), Table 1 of the paper.
 INCEPTION = {
@@ -59,8 +58,7 @@ def _maxpool(x, name: str):
     test_resolutions=(32,),
 )
 def googlenet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    inputs, x = image_input(input_shape)
     if input_shape[0] < 112:
         x = _conv(x, 64, 3, "stem_conv1")
     else:
@@ -75,5 +73,5 @@ def googlenet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", we
     x = inception_module(inception_module(x, "5a"), "5b")
     x = pool(x, pooling)
     x = layers.Dropout(0.4, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="googlenet")

@@ -130,190 +130,58 @@ def build_app_classifier(
     )
 
 
-def _simple(key: str, **meta: Any) -> None:
-    """Register ``key`` as a plain keras.applications model (scratch or ImageNet)."""
+def _register(key: str, paper_name: str, family: str, note: str, min_px: int, params: dict[int, int]) -> None:
+    """Register ``key`` as a keras.applications model; VGG16 and ResNet50 also take VGGFace weights."""
+    vggface = key in ("vgg16", "resnet50")
 
-    def builder(
-        input_shape,
-        num_classes,
-        *,
-        pretrain="scratch",
-        pooling="gap",
-        weights_dir=None,
-        paper_faithful=False,
-    ):
+    def builder(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, paper_faithful=False):
+        if pretrain == "vggface":
+            from fer_keras.models.vggface import build_vggface_classifier
+
+            return build_vggface_classifier(
+                key, input_shape, num_classes, pooling=pooling, weights_dir=weights_dir,
+                paper_faithful=paper_faithful, name=key,
+            )
         return build_app_classifier(
-            key,
-            input_shape,
-            num_classes,
-            pretrain=pretrain,
-            pooling=pooling,
-            weights_dir=weights_dir,
+            key, input_shape, num_classes, pretrain=pretrain, pooling=pooling, weights_dir=weights_dir,
             paper_faithful=paper_faithful,
         )
 
     builder.__name__ = key
-    builder.__doc__ = f"{meta['paper_name']} (keras.applications) under the protocol head."
-    register_model(key, pretrains=("scratch", "imagenet"), **meta)(builder)
+    builder.__doc__ = f"{paper_name} (keras.applications{', or the VGGFace layout' if vggface else ''}), protocol head."
+    register_model(
+        key,
+        family=family,
+        paper_name=paper_name,
+        description=f"{paper_name}: {note}, protocol head",
+        min_resolution=min_px,
+        pretrains=("scratch", "imagenet", "vggface") if vggface else ("scratch", "imagenet"),
+        params=params,
+        test_resolutions=(min_px,),
+    )(builder)
 
 
-_simple(
-    "vgg19",
-    family="vgg",
-    paper_name="VGG19",
-    description="VGG-19 (keras.applications), caffe normalisation, protocol head",
-    min_resolution=32,
-    params={48: 20_223_303, 224: 20_223_303},
-    test_resolutions=(32,),
-)
-_simple(
-    "mobilenet",
-    family="mobilenet",
-    paper_name="MobileNet",
-    description="MobileNet v1 alpha 1.0 (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32,
-    params={48: 3_558_855, 224: 3_558_855},
-    test_resolutions=(32,),
-)
-_simple(
-    "mobilenet_v2",
-    family="mobilenet",
-    paper_name="MobileNetV2",
-    description="MobileNetV2 alpha 1.0 (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32,
-    params={48: 2_653_511, 224: 2_653_511},
-    test_resolutions=(32,),
-)
-_simple(
-    "efficientnet_v2_b0",
-    family="efficientnet",
-    paper_name="EfficientNetV2-B0",
-    description="EfficientNetV2-B0 with its built-in normalisation, protocol head",
-    min_resolution=32,
-    params={48: 6_314_839, 224: 6_314_839},
-    test_resolutions=(32,),
-)
-_simple(
-    "nasnet_mobile",
-    family="nasnet",
-    paper_name="NASNetMobile",
-    description="NASNet-A Mobile (keras.applications), [-1,1] input, protocol head",
-    min_resolution=32,
-    params={48: 4_607_899, 224: 4_607_899},
-    test_resolutions=(32,),
-)
-_simple(
-    "densenet121",
-    family="densenet",
-    paper_name="DenseNet121",
-    description="DenseNet-121 (keras.applications), torch normalisation, protocol head",
-    min_resolution=32,
-    params={48: 7_367_495, 224: 7_367_495},
-    test_resolutions=(32,),
-)
-_simple(
-    "inception_v3",
-    family="inception",
-    paper_name="InceptionV3",
-    description="Inception v3 (keras.applications; needs >= 75 px), [-1,1] input, protocol head",
-    min_resolution=75,
-    params={224: 22_394_919},
-    test_resolutions=(75,),
-)
-_simple(
-    "xception",
-    family="xception",
-    paper_name="Xception",
-    description="Xception (keras.applications; needs >= 71 px), [-1,1] input, protocol head",
-    min_resolution=71,
-    params={224: 21_453_615},
-    test_resolutions=(71,),
-)
-
-
-@register_model(
-    family="vgg",
-    paper_name="VGG16",
-    description="VGG-16: keras apps (scratch, ImageNet) or VGGFace v1 backbone, protocol head",
-    min_resolution=32,
-    pretrains=("scratch", "imagenet", "vggface"),
-    params={48: 14_913_607, 224: 14_913_607},
-    test_resolutions=(32,),
-)
-def vgg16(
-    input_shape,
-    num_classes,
-    *,
-    pretrain="scratch",
-    pooling="gap",
-    weights_dir=None,
-    paper_faithful=False,
-):
-    """VGG16; ``pretrain="vggface"`` swaps in the VGGFace (v1) backbone with its layer names."""
-    if pretrain == "vggface":
-        from fer_keras.models.vggface import build_vggface_classifier
-
-        return build_vggface_classifier(
-            "vgg16",
-            input_shape,
-            num_classes,
-            pooling=pooling,
-            weights_dir=weights_dir,
-            paper_faithful=paper_faithful,
-            name="vgg16",
-        )
-    return build_app_classifier(
-        "vgg16",
-        input_shape,
-        num_classes,
-        pretrain=pretrain,
-        pooling=pooling,
-        weights_dir=weights_dir,
-        paper_faithful=paper_faithful,
-    )
-
-
-@register_model(
-    family="resnet",
-    paper_name="ResNet50",
-    description="ResNet-50: keras apps (scratch, ImageNet) or VGGFace2 backbone, protocol head",
-    min_resolution=32,
-    pretrains=("scratch", "imagenet", "vggface"),
-    params={48: 24_179_847, 224: 24_179_847},
-    test_resolutions=(32,),
-)
-def resnet50(
-    input_shape,
-    num_classes,
-    *,
-    pretrain="scratch",
-    pooling="gap",
-    weights_dir=None,
-    paper_faithful=False,
-):
-    """ResNet50; ``pretrain="vggface"`` swaps in the VGGFace2 ResNet-50.
-
-    Its convolutions have no bias, so that variant has 24,153,287 parameters, not the
-    24,179,847 of the keras.applications layout counted in ``params``.
-    """
-    if pretrain == "vggface":
-        from fer_keras.models.vggface import build_vggface_classifier
-
-        return build_vggface_classifier(
-            "resnet50",
-            input_shape,
-            num_classes,
-            pooling=pooling,
-            weights_dir=weights_dir,
-            paper_faithful=paper_faithful,
-            name="resnet50",
-        )
-    return build_app_classifier(
-        "resnet50",
-        input_shape,
-        num_classes,
-        pretrain=pretrain,
-        pooling=pooling,
-        weights_dir=weights_dir,
-        paper_faithful=paper_faithful,
-    )
+#: key, paper name, family, what differs, smallest input, parameters (7 classes) at 48 and 224 px.
+#: The VGGFace ResNet-50 has bias-free convolutions: 24,153,287 parameters, not the 24,179,847 below.
+for _row in [
+    ("vgg16", "VGG16", "vgg", "keras.applications (scratch, ImageNet) or VGGFace v1, caffe normalisation",
+     32, {48: 14_913_607, 224: 14_913_607}),
+    ("vgg19", "VGG19", "vgg", "keras.applications, caffe normalisation", 32,
+     {48: 20_223_303, 224: 20_223_303}),
+    ("resnet50", "ResNet50", "resnet", "keras.applications (scratch, ImageNet) or VGGFace2, caffe normalisation",
+     32, {48: 24_179_847, 224: 24_179_847}),
+    ("mobilenet", "MobileNet", "mobilenet", "v1, alpha 1.0 (keras.applications), [-1,1] input", 32,
+     {48: 3_558_855, 224: 3_558_855}),
+    ("mobilenet_v2", "MobileNetV2", "mobilenet", "alpha 1.0 (keras.applications), [-1,1] input", 32,
+     {48: 2_653_511, 224: 2_653_511}),
+    ("efficientnet_v2_b0", "EfficientNetV2-B0", "efficientnet", "keras.applications, normalises inside", 32,
+     {48: 6_314_839, 224: 6_314_839}),
+    ("nasnet_mobile", "NASNetMobile", "nasnet", "NASNet-A Mobile (keras.applications), [-1,1] input", 32,
+     {48: 4_607_899, 224: 4_607_899}),
+    ("densenet121", "DenseNet121", "densenet", "keras.applications, torch normalisation", 32,
+     {48: 7_367_495, 224: 7_367_495}),
+    ("inception_v3", "InceptionV3", "inception", "keras.applications; needs >= 75 px; [-1,1] input", 75,
+     {224: 22_394_919}),
+    ("xception", "Xception", "xception", "keras.applications; needs >= 71 px; [-1,1] input", 71, {224: 21_453_615}),
+]:
+    _register(*_row)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models.preprocessing import Preprocess
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.models._head import image_input, softmax_output
+from fer_keras.registry import register_model
 
 FILTERS = (32, 64, 128)
 
@@ -42,12 +42,11 @@ def subnetwork(x, kernel: int, pooling: str, *, name: str):
     test_resolutions=(16,),
 )
 def modular(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    inputs, x = image_input(input_shape)
     local = subnetwork(x, 3, pooling, name="local")
     global_ = subnetwork(x, 7, pooling, name="global")
     x = layers.Concatenate(name="concat")([local, global_])
     x = layers.Dense(256, activation="relu", name="dense")(x)
     x = layers.Dropout(0.5, name="dense_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="modular")

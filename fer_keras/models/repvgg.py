@@ -14,8 +14,7 @@ import numpy as np
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM
-from fer_keras.models._head import pool, protocol_head
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models._head import image_input, pool, protocol_head
 from fer_keras.registry import PREDICTIONS, register_model
 
 #: (blocks, width) per stage for RepVGG-A0; the first block of each stage has stride 2.
@@ -58,17 +57,8 @@ def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = Fals
     params={48: 8_247_143, 224: 8_247_143},
     test_resolutions=(32,),
 )
-def repvgg(
-    input_shape,
-    num_classes,
-    *,
-    pretrain="scratch",
-    pooling="gap",
-    weights_dir=None,
-    deploy: bool = False,
-):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, deploy: bool = False):
+    inputs, x = image_input(input_shape)
     for s, (blocks, width) in enumerate(A0_STAGES):
         for b in range(blocks):
             x = repvgg_block(

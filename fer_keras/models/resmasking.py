@@ -24,9 +24,9 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, basic_block, conv_bn_relu, resnet_stage, resnet_stem
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models._head import image_input, pool, softmax_output
 from fer_keras.models.resnet import STAGE_FILTERS
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.registry import register_model
 
 RESNET34_BLOCKS = (3, 4, 6, 3)
 MASK_DEPTHS = (4, 3, 2, 1)
@@ -105,16 +105,15 @@ def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap
         raise ValueError(f"mask_growth must be 1 or 2, got {mask_growth!r}")
     if len(stage_blocks) != 4 or min(stage_blocks) < 1:
         raise ValueError(f"stage_blocks must be four positive block counts, got {stage_blocks!r}")
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    inputs, x = image_input(input_shape)
     x = resnet_stem(x, input_shape[0])
     for i, (filters, blocks, nominal) in enumerate(zip(STAGE_FILTERS, stage_blocks, MASK_DEPTHS, strict=True)):
         x = resnet_stage(x, filters, blocks, 1 if i == 0 else 2, name=f"stage{i + 1}")
         depth = min(mask_depth(size, nominal) for size in x.shape[1:3])
         x = apply_mask(x, depth, name=f"mask{i + 1}", growth=mask_growth)
-    x = layers.GlobalAveragePooling2D(name="pool")(x) if pooling == "gap" else layers.Flatten(name="pool")(x)
+    x = pool(x, pooling)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="resmasking_net")
 
 

@@ -6,9 +6,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import resnet_stage, resnet_stem
-from fer_keras.models._head import pool
-from fer_keras.models.preprocessing import Preprocess
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.registry import register_model
 
 STAGE_FILTERS = (64, 128, 256, 512)
 
@@ -32,12 +31,11 @@ def resnet_features(x, res: int, blocks=(2, 2, 2, 2), *, se_ratio: int | None = 
     test_resolutions=(32,),
 )
 def resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0])
     x = pool(x, pooling)
     x = layers.Dropout(0.2, name="head_dropout1")(x)
     x = layers.Dense(1024, activation="relu", name="head_dense")(x)
     x = layers.Dropout(0.5, name="head_dropout2")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="resnet18")

@@ -9,11 +9,10 @@ applied to the residual branch before the addition; GAP and a 7-way softmax on t
 from __future__ import annotations
 
 import keras
-from keras import layers
 
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models._head import image_input, pool, softmax_output
 from fer_keras.models.resnet import resnet_features
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.registry import register_model
 
 SE_SCALE = "_se_scale"  # SE-scaled residual branch of a block (its "feature maps")
 SE_ATTENTION = "_se_expand"  # the block's channel attention, sigmoid in (0, 1)
@@ -32,11 +31,10 @@ def se_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", 
                 ratio: int = 16) -> keras.Model:
     if not isinstance(ratio, int) or ratio < 1:
         raise ValueError(f"ratio (SE reduction) must be a positive integer, got {ratio!r}")
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0], se_ratio=ratio)
-    x = layers.GlobalAveragePooling2D(name="pool")(x) if pooling == "gap" else layers.Flatten(name="pool")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    x = pool(x, pooling)
+    outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="se_resnet18")
 
 

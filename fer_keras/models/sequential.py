@@ -5,14 +5,17 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._blocks import BN_MOMENTUM
-from fer_keras.models._head import pool
-from fer_keras.models.preprocessing import Preprocess
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.models._blocks import BN_MOMENTUM, conv3_relu
+from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.registry import register_model
 
 
-def _conv(x, filters: int, name: str):
-    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+def _stem(x, dropout: float):
+    """conv 32, conv 64, 2x2 max pool, Dropout: how every sequential network starts."""
+    x = conv3_relu(x, 32, "conv1")
+    x = conv3_relu(x, 64, "conv2")
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    return layers.Dropout(dropout, name="drop1")(x)
 
 
 @register_model(
@@ -24,32 +27,20 @@ def _conv(x, filters: int, name: str):
     params={48: 1_350_791, 224: 25_861_255},
     test_resolutions=(32,),
 )
-def sequential_simple(
-    input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None
-):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
-    x = _conv(x, 32, "conv1")
-    x = _conv(x, 64, "conv2")
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Dropout(0.1, name="drop1")(x)
-    x = _conv(x, 128, "conv3")
+def sequential_simple(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
+    inputs, x = image_input(input_shape)
+    x = _stem(x, 0.1)
+    x = conv3_relu(x, 128, "conv3")
     x = layers.MaxPooling2D(2, name="pool2")(x)
-    x = _conv(x, 64, "conv4")
+    x = conv3_relu(x, 64, "conv4")
     x = layers.MaxPooling2D(2, name="pool3")(x)
-    if pooling == "flatten":
-        x = layers.Flatten(name="flatten")(x)
-    else:
-        x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(512, activation="relu", name="dense")(x)
-    x = layers.Dropout(0.2, name="drop2")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
-    return keras.Model(inputs, outputs, name="sequential_simple")
+    x = pool(x, pooling)
+    return keras.Model(inputs, fc_head(x, (512,), 0.2, num_classes), name="sequential_simple")
 
 
 def _bn_block(x, filters: int, name: str, dropout: float = 0.0):
     """Conv 3x3 ReLU + BatchNorm (+ Dropout), then a 2x2 max pool: the networks' last block."""
-    x = _conv(x, filters, f"{name}_conv")
+    x = conv3_relu(x, filters, f"{name}_conv")
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_drop")(x)
@@ -57,25 +48,18 @@ def _bn_block(x, filters: int, name: str, dropout: float = 0.0):
 
 
 def _sequential_deep(input_shape, num_classes, pooling: str, *, four: bool, name: str):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
-    x = _conv(x, 32, "conv1")
-    x = _conv(x, 64, "conv2")
-    x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Dropout(0.25, name="drop1")(x)
-    x = _conv(x, 128, "conv3")
-    x = _conv(x, 128, "conv4")
+    inputs, x = image_input(input_shape)
+    x = _stem(x, 0.25)
+    x = conv3_relu(x, 128, "conv3")
+    x = conv3_relu(x, 128, "conv4")
     x = layers.MaxPooling2D(2, name="pool2")(x)
     if four:
-        x = _conv(x, 256, "conv5")
-        x = _conv(x, 256, "conv6")
+        x = conv3_relu(x, 256, "conv5")
+        x = conv3_relu(x, 256, "conv6")
         x = layers.MaxPooling2D(2, name="pool3")(x)
     x = _bn_block(x, 512, "block_512", dropout=0.2 if four else 0.0)
     x = pool(x, pooling)
-    x = layers.Dense(1024, activation="relu", name="dense")(x)
-    x = layers.Dropout(0.5, name="drop_dense")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, fc_head(x, (1024,), 0.5, num_classes), name=name)
 
 
 @register_model(
@@ -86,9 +70,7 @@ def _sequential_deep(input_shape, num_classes, pooling: str, *, four: bool, name
     params={48: 1_365_703, 224: 1_365_703},
     test_resolutions=(32,),
 )
-def sequential_3conv(
-    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None
-):
+def sequential_3conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     return _sequential_deep(input_shape, num_classes, pooling, four=False, name="sequential_3conv")
 
 
@@ -100,7 +82,5 @@ def sequential_3conv(
     params={48: 2_840_775, 224: 2_840_775},
     test_resolutions=(32,),
 )
-def sequential_4conv(
-    input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None
-):
+def sequential_4conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     return _sequential_deep(input_shape, num_classes, pooling, four=True, name="sequential_4conv")

@@ -14,12 +14,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models.preprocessing import Preprocess
-from fer_keras.registry import PREDICTIONS, register_model
-
-
-def _conv(x, filters: int, name: str):
-    return layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+from fer_keras.models._blocks import conv3_relu
+from fer_keras.models._head import image_input, softmax_output
+from fer_keras.registry import register_model
 
 
 @register_model(
@@ -42,19 +39,18 @@ def smmb(
     num_heads: int = 4,
     key_dim: int = 64,
 ):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    inputs, x = image_input(input_shape)
     for i, filters in enumerate((32, 64, 64), 1):
-        x = _conv(x, filters, f"shared_conv{i}")
+        x = conv3_relu(x, filters, f"shared_conv{i}")
 
     a = layers.MaxPooling2D(2, name="face_pool")(x)
-    a = _conv(a, 128, "face_conv")
+    a = conv3_relu(a, 128, "face_conv")
     a = layers.Flatten(name="face_flatten")(a)
     a = layers.Dense(64, activation="relu", name="branch1_features")(a)
 
-    b = _conv(x, 128, "emotion_conv1")
+    b = conv3_relu(x, 128, "emotion_conv1")
     b = layers.MaxPooling2D(2, name="emotion_pool")(b)
-    b = _conv(b, 256, "emotion_conv2")
+    b = conv3_relu(b, 256, "emotion_conv2")
     b = layers.Reshape((-1, b.shape[-1]), name="emotion_tokens")(b)
     attended = layers.MultiHeadAttention(num_heads, key_dim, name="emotion_attention")(b, b)
     b = layers.Add(name="emotion_residual")([b, attended])
@@ -64,5 +60,5 @@ def smmb(
     b = layers.Flatten(name="branch2_features")(b)
 
     x = layers.Concatenate(name="concat")([a, b])
-    outputs = layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="smmb")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models._head import check_option, image_input
 from fer_keras.models.resnet import resnet_features
 from fer_keras.registry import PREDICTIONS, register_model
 
@@ -42,16 +42,12 @@ DECISION = "head_decision"
 def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
                  head: str = "svm", margin: float = 0.2, mining: str = "batch_hard") -> keras.Model:
     """``head``, ``margin`` and ``mining`` configure the training procedure; they are checked here."""
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-    if mining not in MININGS:
-        raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
+    check_option("head", head, HEADS)
+    check_option("mining", mining, MININGS)
     if not margin > 0:
         raise ValueError(f"margin must be positive, got {margin!r}")
-    if pooling != "gap":
-        raise ValueError(f"tlf_resnet18 embeds with global average pooling; pooling {pooling!r} is not available")
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = Preprocess("rescale", name="preprocess")(inputs)
+    check_option("pooling (the embedding pools globally)", pooling, ("gap",))
+    inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0])
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.UnitNormalization(name=EMBEDDING)(x)

@@ -245,15 +245,7 @@ def build_vggface_classifier(
     params={48: 26_684_279, 224: 26_684_279},
     test_resolutions=(32,),
 )
-def senet50(
-    input_shape,
-    num_classes,
-    *,
-    pretrain="scratch",
-    pooling="gap",
-    weights_dir=None,
-    paper_faithful=False,
-):
+def senet50(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, paper_faithful=False):
     """SENet50 (Hu et al. 2018); keras-vggface needed 197 px only for its 7x7 average pool."""
     return build_vggface_classifier(
         "senet50",
