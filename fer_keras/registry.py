@@ -50,8 +50,9 @@ class ModelSpec:
         return res >= self.min_resolution and (self.max_resolution is None or res <= self.max_resolution)
 
     def resolution_text(self) -> str:
-        top = f"{self.max_resolution}" if self.max_resolution else "any larger size"
-        return f"{self.min_resolution} to {top} px"
+        if self.max_resolution is None:
+            return f"{self.min_resolution} px or more"
+        return f"{self.min_resolution} to {self.max_resolution} px"
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

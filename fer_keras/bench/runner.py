@@ -106,8 +106,9 @@ def run_benchmark(opts: BenchOptions) -> dict:
 
         for res in opts.res:
             for model in models:
-                if not get_spec(model).supports(res):
-                    results["notes"].append(f"{model} cannot take {res} px ({get_spec(model).resolution_text()})")
+                spec = get_spec(model)
+                if not spec.supports(res):
+                    results["notes"].append(f"{model} cannot take {res} px; it takes {spec.resolution_text()}")
                     continue
                 _log(f"inference {model} at {res}")
                 try:

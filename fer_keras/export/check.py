@@ -32,7 +32,7 @@ def check_model(name: str, res: int = 48, quants: tuple[str, ...] = QUANTS, cali
     spec = get_spec(name)
     row: dict = {"model": name, "res": res}
     if not spec.supports(res):  # convertibility is about ops: check it at a size it does take
-        row["note"] = f"does not take {res} px ({spec.resolution_text()}); checked at {spec.min_resolution}"
+        row["note"] = f"does not take {res} px (takes {spec.resolution_text()}); checked at {spec.min_resolution}"
         res = row["res"] = spec.min_resolution
     keras.utils.set_random_seed(0)
     try:
