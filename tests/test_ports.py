@@ -11,7 +11,7 @@ import tensorflow as tf
 from fer_keras.config import ConfigError, make_config
 from fer_keras.data.pipeline import class_balanced
 from fer_keras.data.readers import ImageSet
-from fer_keras.models.esr import branch_outputs_model, esr
+from fer_keras.models.esr import branch_probs_model, esr
 from fer_keras.models.resmasking import apply_mask, mask_depth, mask_model, masking_block, resmasking_net
 from fer_keras.models.se_resnet import se_feature_model, se_resnet18
 from fer_keras.models.tlf import tlf_resnet18
@@ -39,14 +39,14 @@ def esr3():
 
 def test_esr_prediction_is_the_branch_mean(esr3):
     x = _images(6)
-    branches = branch_outputs_model(esr3).predict(x, verbose=0)
+    branches = branch_probs_model(esr3).predict(x, verbose=0)
     assert len(branches) == 3
     np.testing.assert_allclose(esr3.predict(x, verbose=0), np.mean(branches, axis=0), atol=1e-6)
 
 
 def test_esr_loss_is_the_sum_of_branch_losses(esr3):
     x, y = _images(8), _onehot(RNG.integers(0, 7, 8))
-    branches = branch_outputs_model(esr3).predict(x, verbose=0)
+    branches = branch_probs_model(esr3).predict(x, verbose=0)
     expected = sum(float(keras.losses.categorical_crossentropy(y, b).numpy().mean()) for b in branches)
     # Through Keras' own test step (compute_loss on the model output) ...
     loss = esr3.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)["loss"]

@@ -10,8 +10,8 @@ pool, 256, 512, GAP, Dense. 9 branches for in-the-wild data, 4 for lab data.
 The model is one Keras model with one output, ``predictions`` (the branch mean), so
 evaluation, cross-domain tests and TFLite export treat it like any other model;
 :class:`BranchEnsemble` overrides ``compute_loss`` to sum the branch losses and
-:func:`branch_outputs_model` exposes the branches. Training (joint, or the paper's
-progressive schedule) is in :mod:`fer_keras.train.esr`.
+:func:`branch_probs_model` lists the branch softmaxes (``_head.branch_outputs_model`` keys
+them by name). Training (joint, or the paper's progressive schedule) is in :mod:`fer_keras.train.esr`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class BranchEnsemble(keras.Model):
         """(batch, branches, classes) for the batch ``y_pred`` was computed from."""
         stacked = getattr(y_pred, "_fer_branch_probs", None)
         if stacked is None:
-            stacked = ops.stack(branch_outputs_model(self)(x, training=training), axis=1)
+            stacked = ops.stack(branch_probs_model(self)(x, training=training), axis=1)
         return stacked
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -74,7 +74,7 @@ def _branch_tensors(model: keras.Model) -> list:
     return list(inputs) if isinstance(inputs, list | tuple) else [inputs]
 
 
-def branch_outputs_model(model: keras.Model) -> keras.Model:
+def branch_probs_model(model: keras.Model) -> keras.Model:
     """The same input mapped to the list of branch softmaxes (branch 1 first)."""
     return keras.Model(model.inputs, _branch_tensors(model), name=f"{model.name}_branches")
 

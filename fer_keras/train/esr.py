@@ -20,7 +20,7 @@ import numpy as np
 
 from fer_keras.data.pipeline import make_dataset
 from fer_keras.data.readers import ImageSet
-from fer_keras.models.esr import branch_outputs_model, num_branches
+from fer_keras.models.esr import branch_probs_model, num_branches
 from fer_keras.registry import build_model
 from fer_keras.runs import MODEL_FILE
 from fer_keras.train.callbacks import protocol_callbacks
@@ -34,7 +34,7 @@ def stage_file(k: int) -> str:
 def branch_accuracy(model: keras.Model, images: ImageSet, res: int, batch: int = 64) -> dict:
     """Accuracy of each branch alone, in branch order."""
     ds = make_dataset(images, res, batch, training=False, cache=False).map(lambda x, y: x)
-    probs = branch_outputs_model(model).predict(ds, verbose=0)
+    probs = branch_probs_model(model).predict(ds, verbose=0)
     probs = probs if isinstance(probs, list) else [probs]
     return {"branch_accuracy": [float(np.mean(np.argmax(p, axis=1) == images.labels)) for p in probs]}
 
