@@ -12,6 +12,7 @@ import inspect
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fer_keras.models._head import branch_outputs_model
 from fer_keras.models.preprocessing import Preprocess
@@ -150,35 +151,93 @@ def test_branch_outputs(built):
         )
 
 
-def test_training_steps_lower_the_loss(built):
-    name, res, model = built
-    x, y = batch(res, n=4)  # BatchNorm over 2 samples of a 1x1 map is a sign function
-    # Dropout off makes the step deterministic (BatchNorm still uses batch statistics), so
-    # "the loss went down" tests the gradients, not the luck of the dropout masks. Eager:
-    # tracing (and XLA-compiling) a big backbone's train step costs more than the steps.
-    dropouts = [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.Dropout)
+def _loss(model, x, y):
+    # Inference mode: Dropout off and BatchNorm on its moving statistics, so the loss is a
+    # deterministic function of the weights and every trainable weight (BatchNorm's gamma and
+    # beta included) takes part in it.
+    return keras.ops.mean(keras.losses.categorical_crossentropy(y, model(x, training=False)))
+
+
+def gradient_problems(model, x, y) -> list[str]:
+    """What is wrong with the model's backward pass, checked so no CPU's rounding decides it.
+
+    Every trainable weight must get a finite, non-zero gradient, and a step along the
+    negative gradient must lower the loss by a real share of what the gradient predicts.
+    The step is sized so the predicted fall is 1e-3 of the loss (far above float32 noise)
+    and halved a few times before giving up, so curvature cannot make a correct gradient
+    fail; a missing, wrong-signed or garbage gradient does.
+    """
+    weights = model.trainable_weights
+    with tf.GradientTape() as tape:
+        loss = _loss(model, x, y)
+    grads = tape.gradient(loss, weights)
+    problems = [
+        f"{w.path}: no gradient" if g is None
+        else f"{w.path}: non-finite gradient" if not np.all(np.isfinite(g))
+        else f"{w.path}: zero gradient"
+        for w, g in zip(weights, grads, strict=True)
+        if g is None or not np.all(np.isfinite(g)) or not np.any(np.asarray(g))
     ]
-    rates = [layer.rate for layer in dropouts]
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-4),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        run_eagerly=True,
-    )
+    if problems:
+        return problems
+    loss = float(loss)
+    squared_norm = sum(float(np.sum(np.square(np.asarray(g, dtype="float64")))) for g in grads)
+    originals = [np.asarray(w) for w in weights]
+    step = 1e-3 * loss / squared_norm
     try:
-        for layer in dropouts:
-            layer.rate = 0.0
-        losses = [float(model.train_on_batch(x, y)[0]) for _ in range(3)]
+        for _ in range(6):
+            for w, w0, g in zip(weights, originals, grads, strict=True):
+                w.assign(w0 - step * np.asarray(g))
+            fall = loss - float(_loss(model, x, y))
+            if fall > 0.1 * step * squared_norm:
+                return []
+            step /= 4
     finally:
-        for layer, rate in zip(dropouts, rates, strict=True):
-            layer.rate = rate
-    assert np.all(np.isfinite(losses)), losses
-    # Two updates, not one: on a 1x1 final map BatchNorm over 4 samples makes the loss surface
-    # rough enough that a single Adam step can overshoot (seen for repvgg and densenet121).
-    assert losses[-1] < losses[0], f"{name}: {losses}"
+        for w, w0 in zip(weights, originals, strict=True):
+            w.assign(w0)
+    return [f"a step along the negative gradient does not lower the loss ({loss:.6f})"]
+
+
+def test_every_weight_learns(built):
+    name, res, model = built
+    x, y = batch(res, n=4)
+    assert gradient_problems(model, x, y) == [], name
+
+
+class _CutGradient(keras.layers.Layer):
+    """Identity forward, broken backward: what the gradient check must catch."""
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, inputs):
+        @tf.custom_gradient
+        def identity(t):
+            def grad(upstream):
+                return tf.zeros_like(upstream) if self.mode == "zero" else -upstream
+            return tf.identity(t), grad
+
+        return identity(inputs)
+
+
+@pytest.mark.parametrize("mode", ["zero", "reversed"])
+def test_gradient_check_catches_a_broken_backward_pass(mode):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    h = keras.layers.Dense(NUM_CLASSES)(h)
+    # At the logits a broken backward pass reaches every weight below it.
+    outputs = keras.layers.Softmax()(_CutGradient(mode)(h))
+    model = keras.Model(inputs, outputs)
+    x, y = batch(8, n=4)
+    problems = gradient_problems(model, x / 255.0, y)
+    assert problems
+    if mode == "zero":
+        assert len(problems) == len(model.trainable_weights), problems
+    else:
+        assert problems == [problems[0]] and "does not lower the loss" in problems[0]
 
 
 def _param_cases():
