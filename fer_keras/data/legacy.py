@@ -11,6 +11,8 @@ and the default ``tfdata`` pipeline still works.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -43,26 +45,32 @@ def _load(images: ImageSet, i: int, res: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
-def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: bool,
-                        seed: int = 42) -> tf.data.Dataset:
-    """Batched (images, one-hot labels) produced by ImageDataGenerator.random_transform."""
+def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
+                        first_epoch: int = 0, epochs: int | None = 1) -> tf.data.Dataset:
+    """Batched (images, one-hot labels) produced by ImageDataGenerator.random_transform.
+
+    Training: epochs ``first_epoch`` .. ``first_epoch + epochs - 1`` (endless when ``epochs``
+    is None), each shuffled and augmented by a generator seeded with (seed, epoch).
+    """
     gen = _generator() if training else None
     n, k = len(images), len(images.class_names)
     onehot = np.eye(k, dtype=np.float32)[images.labels]
-    epoch = [0]
+    count = epochs if training else 1
 
     def batches():
-        rng = np.random.default_rng(seed + epoch[0])
-        epoch[0] += 1
-        order = rng.permutation(n) if training else np.arange(n)
-        for start in range(0, n, batch):
-            idx = order[start:start + batch]
-            x = np.stack([_load(images, i, res) for i in idx])
-            if gen is not None:
-                x = np.stack([gen.random_transform(img, seed=int(rng.integers(2**31))) for img in x])
-            yield x, onehot[idx]
+        for epoch in itertools.count(first_epoch) if count is None else range(first_epoch, first_epoch + count):
+            rng = np.random.default_rng([seed, epoch])
+            order = rng.permutation(n) if training else np.arange(n)
+            for start in range(0, n, batch):
+                idx = order[start:start + batch]
+                x = np.stack([_load(images, i, res) for i in idx])
+                if gen is not None:
+                    x = np.stack([gen.random_transform(img, seed=int(rng.integers(2**31))) for img in x])
+                yield x, onehot[idx]
 
     spec = (tf.TensorSpec((None, res, res, 3), tf.float32), tf.TensorSpec((None, k), tf.float32))
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    if count is None:
+        return ds.prefetch(2)
     # A known length lets Keras run every epoch to the end instead of guessing.
-    return ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch))).prefetch(2)
+    return ds.apply(tf.data.experimental.assert_cardinality(count * -(-n // batch))).prefetch(2)
