@@ -230,8 +230,7 @@ def test_mirrored_strategy_on_two_logical_cpus(demo_root, tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from fer_keras.config import make_config
-        from fer_keras.train.callbacks import EpochBackup
-from fer_keras.train.loop import _check_same_run, compile_model, train_run
+        from fer_keras.train.loop import train_run
         cfg = make_config({{**{FAST!r}, "data_root": {str(demo_root)!r}, "out": {str(tmp_path)!r},
                            "epochs": 1, "devices": ["/cpu:0", "/cpu:1"]}})
         train_run(cfg, verbose=0)
