@@ -5,7 +5,7 @@ CONFIG  ?= $(if $(filter demo,$(DATA)),configs/demo.yaml,configs/protocol.yaml)
 OUT     ?= runs
 opt = $(if $(2),$(1) $(2))
 
-.PHONY: setup train crossdomain test lint models clean-demo
+.PHONY: setup train crossdomain realcheck test lint models clean-demo
 
 setup:                 ## create .venv and install the package with its test tools
 	python3 -m venv .venv
@@ -22,6 +22,10 @@ train:                 ## one run: make train MODEL=resnet18 RES=48 [DATA=.. BAL
 
 crossdomain:           ## evaluate every finished run lacking a cross-domain result [TEST=folder]
 	$(PY) -m fer_keras.evaluate.crossdomain --runs $(OUT) $(call opt,--data,$(TEST)) $(ARGS)
+
+REAL ?= ../shared/data/fer2013
+realcheck:             ## does a run learn on real faces? full FER2013, a few epochs [REAL=folder EPOCHS=3 MODEL=sequential_simple]
+	$(PY) -m fer_keras.realcheck --data $(REAL) $(call opt,--epochs,$(EPOCHS)) $(call opt,--model,$(MODEL)) $(ARGS)
 
 test:                  ## the test suite (the command CI runs)
 	$(PY) -m pytest -q
