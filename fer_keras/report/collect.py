@@ -33,8 +33,8 @@ class RunRecord:
     run_dir: Path
     classes: list[str]
     results: dict[str, dict] = field(default_factory=dict)  # split -> metrics dict
-    cross_set: str | None = None  # the set the "cross" results are on: never shown unnamed
     prediction_files: dict[str, Path] = field(default_factory=dict)  # split -> predictions csv
+    cross_set: str | None = None  # the set the "cross" results are on: never shown unnamed
 
     _correct: dict[str, pd.Series | None] = field(default_factory=dict, repr=False)
 
