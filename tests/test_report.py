@@ -117,6 +117,37 @@ def test_figures_and_self_contained_html(report):
     assert "big_48_demo_conservative_imagenet_s42" not in html or "<table" in html
 
 
+def test_tables_name_the_cross_domain_set(report):
+    md = (report / "table_demo_48.md").read_text().splitlines()
+    header = [c.strip() for c in md[2].split("|")]
+    at = header.index("cross set")
+    assert header[at + 1] == "cross acc"
+    assert all(line.split("|")[at].strip() == "wild" for line in md[4:] if "pending" not in line)
+    assert "| cross set |" in (report / "top5_overall.md").read_text()
+    assert set(pd.read_csv(report / "table_demo_48.csv")["cross_set"].dropna()) == {"wild"}
+
+
+def test_figures_name_the_cross_domain_set(tmp_path, monkeypatch):
+    from fer_keras.report import figures, tables
+    from fer_keras.report.collect import collect
+
+    # Configured for btfer, but its result is on 'wild': the figures say 'wild'.
+    for c in (_cfg("a"), {**_cfg("a", res=224), "crossdomain": "btfer"}):
+        write_run(tmp_path / _rid(c), c, val=0.7, cross=0.5, n=70)
+    df, records = collect(tmp_path)
+    assert list(df["cross_set"]) == ["wild", "wild"]
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    summary = tables.summarize(df, records)
+    figures.comparison(summary, "res", "input resolution", tmp_path / "res.png")
+    figures.per_class_crossdomain(summary, records, tmp_path / "per_class.png")
+    figures.confusion(records[df["run_id"].iloc[0]], tmp_path / "confusion.png")
+    bars, per_class, confusion = drawn
+    assert bars.axes[1].get_ylabel() == "cross-domain accuracy\n(on wild)"
+    assert per_class.axes[0].get_title() == "Per-class cross-domain accuracy on wild"
+    assert [ax.get_title() for ax in confusion.axes] == ["val (n=70)", "cross: wild (n=70)"]
+
+
 def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_images():
     rng = np.random.default_rng(1)
     widths = []

@@ -46,10 +46,10 @@ def test_train_then_crossdomain_end_to_end(demo_root, tmp_path, capsys):
     result = read_json(run / "crossdomain_demo_wild.json")
     assert result["n"] == 7 * 24 and 0 <= result["accuracy"] <= 1
     out = capsys.readouterr().out
-    assert "1 run(s) newly evaluated" in out and run.name in out
+    assert "crossdomain: 1 evaluated, 0 already evaluated" in out and run.name in out
     # A second call evaluates nothing new.
-    crossdomain.main(["--runs", str(tmp_path / "runs")])
-    assert "0 run(s) newly evaluated" in capsys.readouterr().out
+    assert crossdomain.main(["--runs", str(tmp_path / "runs")]) == 0
+    assert "crossdomain: 0 evaluated, 1 already evaluated" in capsys.readouterr().out
 
 
 def test_crossdomain_refuses_a_set_with_other_classes(demo_root, tmp_path, capsys):
@@ -57,7 +57,7 @@ def test_crossdomain_refuses_a_set_with_other_classes(demo_root, tmp_path, capsy
     from conftest import make_folder_dataset
 
     other = make_folder_dataset(tmp_path / "other", {"happy": 2, "sad": 2})
-    crossdomain.main(["--runs", str(tmp_path / "runs"), "--data", str(other)])
+    assert crossdomain.main(["--runs", str(tmp_path / "runs"), "--data", str(other)]) == 1
     assert "class sets differ" in capsys.readouterr().err
     assert not (run / "crossdomain_other.json").exists()
 

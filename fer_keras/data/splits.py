@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fer_keras.data.readers import DatasetError, ImageSet, read_dataset
 from fer_keras.labels import check_same_classes
+
+if TYPE_CHECKING:
+    from fer_keras.config import RunConfig
 
 
 @dataclass
@@ -120,3 +124,14 @@ def make_splits(path: Path, *, val_fraction: float = 0.1, seed: int = 42, limit:
         source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
     train = limit_per_class(train, limit, seed)
     return Splits(train=train, val=val, test=test, val_source=source)
+
+
+def splits_for(cfg: RunConfig) -> Splits:
+    """The splits run ``cfg`` trains, is tested and is exported on.
+
+    The one place a config becomes splits: training, evaluation and export all call it,
+    so a cross-validation run is never checked or calibrated on another fold's images.
+    """
+    return make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
+                       limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
+                       folds=cfg.folds, fold=cfg.fold)

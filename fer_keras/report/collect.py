@@ -34,6 +34,7 @@ class RunRecord:
     classes: list[str]
     results: dict[str, dict] = field(default_factory=dict)  # split -> metrics dict
     prediction_files: dict[str, Path] = field(default_factory=dict)  # split -> predictions csv
+    cross_set: str | None = None  # the set the "cross" results are on: never shown unnamed
 
     _correct: dict[str, pd.Series | None] = field(default_factory=dict, repr=False)
 
@@ -99,7 +100,8 @@ def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
     preds = {"val": run_dir / "predictions_val.csv", "test": run_dir / "predictions_test.csv"}
     if cross_set:
         preds["cross"] = run_dir / f"predictions_crossdomain_{cross_set}.csv"
-    record = RunRecord(run_dir.name, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()})
+    record = RunRecord(run_dir.name, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()},
+                       cross_set=cross_set)
     return row, record
 
 

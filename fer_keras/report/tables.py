@@ -24,7 +24,8 @@ SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
-           ("dataset", "dataset"), ("val acc", "val_accuracy"), ("cross acc", "cross_accuracy"),
+           ("dataset", "dataset"), ("val acc", "val_accuracy"), ("cross set", "cross_set"),
+           ("cross acc", "cross_accuracy"),
            ("test acc", "test_accuracy"), ("precision macro", "val_precision_macro"),
            ("precision weighted", "val_precision_weighted"), ("recall macro", "val_recall_macro"),
            ("recall weighted", "val_recall_weighted"), ("F1 macro", "val_f1_macro"),
@@ -38,6 +39,11 @@ def _pooled(records: dict[str, RunRecord], run_ids: list[str], split: str) -> pd
     return pd.concat(parts) if parts else None
 
 
+def cross_sets(runs: pd.DataFrame) -> str | None:
+    """The cross-domain set(s) of these runs' results, named wherever a cross-domain number is shown."""
+    return ", ".join(sorted(set(runs["cross_set"].dropna()))) or None
+
+
 def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 0) -> pd.DataFrame:
     """One row per group: settings, params, mean (and std over folds) of every metric, 95% CIs."""
     rows = []
@@ -48,7 +54,8 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
                "params": done["params"].dropna().iloc[0] if done["params"].notna().any() else np.nan,
                "runs": f"{len(done)}/{len(g)}" if len(g) > 1 or len(done) == 0 else "1",
                "status": "done" if len(done) == len(g) else ",".join(sorted(set(g["status"]) - {"done"}) or ["?"]),
-               "collapsed": bool(done["collapsed"].any()), "run_ids": list(done["run_id"])}
+               "collapsed": bool(done["collapsed"].any()), "run_ids": list(done["run_id"]),
+               "cross_set": cross_sets(done)}
         for col in SCALARS:
             values = pd.to_numeric(done[col], errors="coerce")
             row[col] = values.mean() if values.notna().any() else np.nan

@@ -26,7 +26,7 @@ from fer_keras.data.demo import ensure_demo
 from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.pipeline import make_dataset
 from fer_keras.data.readers import ImageSet, folder_classes
-from fer_keras.data.splits import Splits, make_splits
+from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
 from fer_keras.registry import BACKBONE, build_model, get_spec
@@ -65,9 +65,7 @@ def prepare_data(cfg: RunConfig) -> Splits:
     """Read and split the training data; check the cross-domain set's classes before any work."""
     if cfg.dataset in DEMO_SETS or cfg.crossdomain in DEMO_SETS:
         ensure_demo(cfg.data_root)
-    splits = make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
-                         folds=cfg.folds, fold=cfg.fold)
+    splits = splits_for(cfg)
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():
@@ -212,13 +210,14 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     ``extra(model, images)`` adds procedure-specific results to each split's entry (ESR's
     per-branch accuracies).
     """
-    from fer_keras.runs import load_run_model
+    from fer_keras.runs import load_run_model, run_classes
 
-    model = load_run_model(run_dir)
+    model, classes = load_run_model(run_dir), run_classes(run_dir)
     sets: dict[str, ImageSet] = {"val": splits.val}
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
-    results = {tag: evaluate_set(model, images, cfg.res, out_dir=run_dir, tag=tag, batch=batch)
+    results = {tag: evaluate_set(model, images, cfg.res, model_classes=classes, out_dir=run_dir, tag=tag,
+                                 batch=batch)
                for tag, images in sets.items()}
     if extra is not None:
         for tag, images in sets.items():
