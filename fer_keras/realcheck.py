@@ -23,6 +23,7 @@ from fer_keras.config import CONFIG_DIR, RunConfig, load_config
 from fer_keras.data.readers import ImageSet, read_class_folders
 from fer_keras.evaluate.evaluator import predict_probs
 from fer_keras.evaluate.metrics import classification_metrics
+from fer_keras.runs import run_classes
 
 DEFAULT_DATA = Path("../shared/data/fer2013")
 #: Final test accuracy must beat chance (1 / classes) by this much.
@@ -32,15 +33,16 @@ MIN_GAIN_OVER_CHANCE = 0.05
 class EpochTestProbe(keras.callbacks.Callback):
     """After every epoch: test accuracy, balanced accuracy and predicted class shares, printed."""
 
-    def __init__(self, test: ImageSet, res: int, batch: int):
+    def __init__(self, test: ImageSet, res: int, batch: int, run_dir: Path):
         super().__init__()
-        self.test, self.res, self.batch = test, res, batch
+        self.test, self.res, self.batch, self.run_dir = test, res, batch, run_dir
         self.rows: list[dict] = []
         self.started = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        m = classification_metrics(self.test.labels, predict_probs(self.model, self.test, self.res, self.batch),
+        m = classification_metrics(self.test.labels, predict_probs(self.model, self.test, self.res, batch=self.batch,
+                                                 model_classes=run_classes(self.run_dir)),
                                    self.test.class_names)
         predicted = np.asarray(m["confusion_matrix"]).sum(axis=0) / m["n"]
         row = {"epoch": epoch + 1, "minutes": (time.time() - self.started) / 60,
@@ -77,7 +79,7 @@ def realcheck_config(data: Path, *, model: str, epochs: int, out: Path, seed: in
     """The protocol config (configs/protocol.yaml) on ``data``, capped at ``epochs``, no cross-domain set."""
     return load_config(CONFIG_DIR / "protocol.yaml",
                        {"model": model, "dataset": data.name, "data_root": data.parent, "epochs": epochs,
-                        "crossdomain": None, "out": out, "seed": seed, "tensorboard": False,
+                        "crossdomain": "none", "out": out, "seed": seed, "tensorboard": False,
                         "run_id": f"realcheck_{model}_{data.name}_s{seed}"})
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     test = read_class_folders(args.data / "test", name=f"{args.data.name}[test]")
     print(f"realcheck: {cfg.model} at {cfg.res} px on {args.data}, {args.epochs} epochs; "
           f"test counts {test.counts()}", flush=True)
-    probe = EpochTestProbe(test, cfg.res, 256)
+    probe = EpochTestProbe(test, cfg.res, 256, cfg.run_dir())
     started = time.time()
     train_run(cfg, force=True, verbose=2, extra_callbacks=[probe])
     problems = verdict(probe.rows, len(test.class_names))
