@@ -12,9 +12,10 @@ What is compared:
 - ``btfer_acc_pct / 100`` with our cross-domain accuracy, only for runs whose cross-domain
   set is ``btfer`` (the notebooks scored 2,048 of BTFER's 2,100 images).
 
-Several notebooks that map to the same point (``MobileNetV2`` and ``MobilNetV2``,
-``EfficientNet`` and ``EfficientNetV2`` in one folder): the first row in the file counts,
-the others are counted as duplicates.
+Several notebooks that map to the same point (``EfficientNet`` and ``EfficientNetV2``,
+``Modular`` and ``MNN - Modular`` in one folder): the name listed first in ``MODEL_NAMES``
+counts (the one closest to our model), then the first row in the file; the others are
+counted as duplicates.
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ def read_reference(path: str | Path) -> PaperReference:
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
     keys = [_map_row(c, d, m) for c, d, m in zip(raw["config"], raw["dataset"], raw["model"], strict=True)]
-    mapped = raw.assign(_key=keys)[[k is not None for k in keys]]
+    priority = {name: i for i, name in enumerate(MODEL_NAMES)}
+    mapped = raw.assign(_key=keys, _rank=[priority.get(str(m).strip().casefold()) for m in raw["model"]])
+    mapped = mapped[[k is not None for k in keys]].sort_values("_rank", kind="stable")
     rows = pd.DataFrame(mapped["_key"].tolist(), columns=KEY, index=mapped.index)
     rows["paper_test_accuracy"] = pd.to_numeric(mapped["best_val_acc"], errors="coerce")
     rows["paper_cross_accuracy"] = pd.to_numeric(mapped["btfer_acc_pct"], errors="coerce") / 100
