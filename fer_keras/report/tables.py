@@ -20,6 +20,7 @@ not, the split has no marks. Missing results stay blank.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Hashable
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,7 @@ def _paired_frame(correct: dict[int, list[pd.Series]]) -> pd.DataFrame:
     return pd.concat(usable, axis=1) if usable else pd.DataFrame()
 
 
-def best_row(table: pd.DataFrame, col: str):
+def best_row(table: pd.DataFrame, col: str) -> Hashable | None:
     """Index of the row with the highest ``col`` (the first of ties in table order): bold in the
     table and the reference of its significance tests, so both always name the same row."""
     return table[col].idxmax() if col in table and table[col].notna().any() else None
