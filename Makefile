@@ -75,8 +75,8 @@ grid:                  ## run every missing point of a grid: make grid GRID=expe
 grid-dry:              ## list a grid's runs, their ids and states; trains nothing
 	$(PY) -m fer_keras.grid $(GRID) --dry-run $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
 
-report:                ## tables, figures and report.html from every run under OUT: make report [OUT=runs REPORT=report]
-	$(PY) -m fer_keras.report --runs $(OUT) --out $(REPORT) $(REPORT_ARGS)
+report:                ## tables, figures, report.html from every run under OUT: make report [OUT=runs REPORT=report PAPER_CSV=paper.csv]
+	$(PY) -m fer_keras.report --runs $(OUT) --out $(REPORT) $(call opt,--paper-csv,$(PAPER_CSV)) $(REPORT_ARGS)
 
 # --- benchmarks and TFLite export (fer_keras.bench, fer_keras.export) ---
 BENCH_OUT ?= bench
