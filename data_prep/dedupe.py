@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .cli import step_parser
+from .cli import run_step, step_parser
 from .exclusions import add_exclusions
 from .images import BadImageError, open_rgb, sha256_file
 from .layout import scan
@@ -262,11 +262,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="clusters with different labels: leave them (report), keep one, "
                         "or remove every member (drop)")
     a = p.parse_args(argv)
-    s = run(a.root, a.out, threshold=a.threshold, method=a.hash, hash_size=a.hash_size,
-            max_sheets=a.max_sheets, move_to=a.move_to, exclude=a.exclude,
-            conflicts=a.conflicts)
-    print(json.dumps(s, indent=1))
-    return 0
+    return run_step(lambda: print(json.dumps(
+        run(a.root, a.out, threshold=a.threshold, method=a.hash, hash_size=a.hash_size,
+            max_sheets=a.max_sheets, move_to=a.move_to, exclude=a.exclude, conflicts=a.conflicts),
+        indent=1)))
 
 
 if __name__ == "__main__":

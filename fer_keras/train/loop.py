@@ -68,6 +68,8 @@ def prepare_data(cfg: RunConfig) -> Splits:
     splits = make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
                          limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
                          folds=cfg.folds, fold=cfg.fold)
+    for line in splits.report_lines():
+        print(line)
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():
