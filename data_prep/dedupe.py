@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from fer_keras.data.readers import DatasetError
+
 from .cli import run_step, step_parser
 from .exclusions import add_exclusions
 from .images import BadImageError, open_rgb, sha256_file
@@ -59,6 +61,8 @@ def hash_dataset(root: Path, *, method: str = "phash", hash_size: int = 8,
         rows.append({"path": it.rel.as_posix(), "split": it.split, "label": it.label,
                      "sha256": sha256_file(path), "hash": str(h),
                      "pixels": img.width * img.height, "bytes": path.stat().st_size})
+    if not rows:
+        raise DatasetError(f"{root}: none of its {len(bad)} images could be read (see the lines above)")
     df = pd.DataFrame(rows, columns=["path", "split", "label", "sha256", "hash", "pixels",
                                      "bytes"])
     df.attrs["unreadable"] = bad

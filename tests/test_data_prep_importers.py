@@ -66,7 +66,7 @@ def test_fer2013_csv(tmp_path, capsys):
      r"row 1 \(line 3\): 3 pixel values, expected 2304"),
     (None, [(0, pixels(0)[:-1] + "x", "Training")], r"row 0 \(line 2\): pixels contain"),
     (None, [(9, pixels(0), "Training")], r"row 0 \(line 2\): unknown emotion code '9'"),
-    (None, [(0, pixels(0), "Training"), (0, "", "")], r"row 1 \(line 3\): 0 pixel values"),
+    (None, [(0, pixels(0), "Training"), (0, "", "Training")], r"row 1 \(line 3\): 0 pixel values"),
     (None, [(0, pixels(0), "Train")], r"unknown Usage 'Train'"),
 ])
 def test_fer2013_csv_bad_input(tmp_path, header, rows, match):
