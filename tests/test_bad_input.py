@@ -280,3 +280,17 @@ def test_unwritable_output_and_full_disk_are_one_line(tmp_path, capsys, monkeypa
     monkeypatch.setattr(balance.shutil, "copy2", full)
     assert balance.main(["--src", str(src), "--dst", str(tmp_path / "out"), "--per-class", "2"]) == 2
     assert "No space left on device" in capsys.readouterr().err
+
+
+def test_train_cli_unwritable_output_and_blank_csv_are_one_line(tmp_path, capsys):
+    from fer_keras.train import cli as train_cli
+
+    (tmp_path / "file").write_text("x")
+    assert train_cli.main(["--config", "configs/demo.yaml", "--out", str(tmp_path / "file" / "runs")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot write runs to {tmp_path / 'file' / 'runs'}")
+    blank = fer_csv(tmp_path / "blank.csv", [f"3,{' '.join(['7'] * 16)},Training"] * 3)
+    assert train_cli.main(["--config", "configs/demo.yaml", "--dataset", str(blank), "--data-root", str(tmp_path),
+                           "--crossdomain", str(tmp_path / "none"), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "has no usable Training rows: 3 rows skipped as blank images (a single colour): rows 0, 1, 2" in err
+    assert err.count("\n") == 1
