@@ -116,6 +116,13 @@ def test_every_accepted_type_is_decoded_by_the_pipeline(tmp_path):
         assert check_image(path) is None, fmt
         img = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
         assert tuple(img.shape) == (20, 20, 3), fmt
+    Image.fromarray(a).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(a).convert("RGBA").save(tmp_path / "rgba.png")
+    for name in ("cmyk.jpg", "rgba.png"):  # decoded by tf.io.decode_image too (checked on TF 2.21)
+        assert check_image(tmp_path / name) is None, name
+    Image.fromarray(a).save(tmp_path / "phone.jpg", format="MPO", save_all=True,
+                            append_images=[Image.fromarray(a[::-1])])
+    assert Image.open(tmp_path / "phone.jpg").format == "MPO" and check_image(tmp_path / "phone.jpg") is None
 
 
 def two_splits(root: Path) -> Path:

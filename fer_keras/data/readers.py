@@ -84,10 +84,11 @@ def check_image(path: Path) -> str | None:
             # PIL warns about a decompression bomb from the header; judge the size before decoding.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.format not in DECODABLE_FORMATS:
-                    return (f"{img.format} image: the training pipeline decodes only "
+                fmt = "JPEG" if img.format == "MPO" else img.format  # phone JPEGs with a second picture
+                if fmt not in DECODABLE_FORMATS:
+                    return (f"{fmt} image: the training pipeline decodes only "
                             f"{', '.join(DECODABLE_FORMATS)} (make import converts it)")
-                if img.format == "BMP" and img.mode == "1":
+                if fmt == "BMP" and img.mode == "1":
                     return "1-bit BMP: the training pipeline cannot decode it (make import converts it)"
                 w, h = img.size
                 if w * h > MAX_PIXELS:
