@@ -22,6 +22,16 @@ METRICS_FILE = "metrics.json"
 CLASSES_FILE = "classes.json"
 
 
+def check_writable(folder: Path) -> None:
+    """Raise ``OSError`` now, before any data is read, when run folders cannot be written there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write_test{os.getpid()}-{threading.get_ident()}"
+    try:
+        probe.write_bytes(b"")
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write atomically, so a killed process never leaves half a result."""
     # pid and thread in the name: concurrent writers never share a temporary file.

@@ -66,6 +66,8 @@ def prepare_data(cfg: RunConfig) -> Splits:
     if cfg.dataset in DEMO_SETS or cfg.crossdomain in DEMO_SETS:
         ensure_demo(cfg.data_root)
     splits = splits_for(cfg)
+    for line in splits.report_lines():
+        print(line)
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():
