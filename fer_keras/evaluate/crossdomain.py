@@ -37,7 +37,7 @@ def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> d
     images = evaluation_set(data)
     check_same_classes(classes, images.class_names, test_name=str(data))
     model = load_run_model(run_dir)
-    m = evaluate_set(model, images, cfg.res, out_dir=run_dir, tag=f"crossdomain_{data.name}")
+    m = evaluate_set(model, images, cfg.res, pipeline=cfg.pipeline, out_dir=run_dir, tag=f"crossdomain_{data.name}")
     m["skipped"] = images.summary()["skipped_files"]
     write_json(out, m)
     return m

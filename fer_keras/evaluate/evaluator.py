@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_keras.data.pipeline import make_dataset
+from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.evaluate.metrics import classification_metrics, collapse_warning
 from fer_keras.evaluate.plots import save_confusion_matrices
 
 
-def predict_probs(model, images: ImageSet, res: int, batch: int = 64) -> np.ndarray:
-    ds = make_dataset(images, res, batch, training=False, cache=False).map(lambda x, y: x)
+def predict_probs(model, images: ImageSet, res: int, batch: int = 64, *, pipeline: str) -> np.ndarray:
+    """Class probabilities, images loaded as the run's training ``pipeline`` loaded them."""
+    ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
     probs = model.predict(ds, verbose=0)
     if isinstance(probs, dict | list | tuple):  # multi-output models: the averaged prediction
         probs = probs["predictions"] if isinstance(probs, dict) else probs[0]
@@ -24,11 +25,11 @@ def predict_probs(model, images: ImageSet, res: int, batch: int = 64) -> np.ndar
     return np.asarray(probs)
 
 
-def evaluate_set(model, images: ImageSet, res: int, *, out_dir: Path | None = None, tag: str = "test",
-                 batch: int = 64) -> dict:
+def evaluate_set(model, images: ImageSet, res: int, *, pipeline: str, out_dir: Path | None = None,
+                 tag: str = "test", batch: int = 64) -> dict:
     """Metrics of ``model`` on ``images``; confusion matrices and per-image predictions written to
     ``out_dir`` if given (the report's paired significance tests need the per-image predictions)."""
-    probs = predict_probs(model, images, res, batch)
+    probs = predict_probs(model, images, res, batch, pipeline=pipeline)
     m = classification_metrics(images.labels, probs, images.class_names)
     m["dataset"] = images.name
     warning = collapse_warning(m, f"{tag} ({images.name})")
