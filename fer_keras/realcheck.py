@@ -42,7 +42,7 @@ class EpochTestProbe(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         m = classification_metrics(self.test.labels, predict_probs(self.model, self.test, self.res, batch=self.batch,
-                                                 model_classes=run_classes(self.run_dir)),
+                                                 model_classes=run_classes(self.run_dir), pipeline="tfdata"),
                                    self.test.class_names)
         predicted = np.asarray(m["confusion_matrix"]).sum(axis=0) / m["n"]
         row = {"epoch": epoch + 1, "minutes": (time.time() - self.started) / 60,

@@ -72,9 +72,9 @@ def test_unmappable_or_unknown_class_order_fails_naming_both(data_root, tmp_path
     remap = np.array([order.index(c) for c in images.class_names])
     odd = ImageSet(name="odd", class_names=order, labels=remap[images.labels], paths=images.paths)
     with pytest.raises(ValueError, match=r"model \(angry, happy, sad\) and odd \(sad, angry, happy\)"):
-        evaluate_set(brightness_model(CANONICAL), odd, 32, model_classes=CANONICAL)
+        evaluate_set(brightness_model(CANONICAL), odd, 32, model_classes=CANONICAL, pipeline="tfdata")
     with pytest.raises(ValueError, match="repeats a class"):
-        evaluate_set(brightness_model(CANONICAL), images, 32, model_classes=["angry", "angry", "happy", "sad"])
+        evaluate_set(brightness_model(CANONICAL), images, 32, model_classes=["angry", "angry", "happy", "sad"], pipeline="tfdata")
 
     run = stored_run(tmp_path / "runs" / "no_order", CANONICAL, data_root=str(data_root), crossdomain="wild_b")
     (run / "classes.json").unlink()

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras.data.augment import augment_batch
+from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.readers import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -91,3 +92,20 @@ def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed
     if training if augment is None else augment:
         ds = ds.map(lambda x, y: (augment_batch(x, seed), y), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
+
+
+PIPELINES = ("tfdata", "legacy")
+
+
+def eval_dataset(images: ImageSet, res: int, batch: int, *, pipeline: str, cache: bool = False) -> tf.data.Dataset:
+    """Every image once, in order, loaded and resized the way the run's training ``pipeline`` loads them.
+
+    The one place that decides it: a ``legacy`` run was trained on PIL nearest-neighbour
+    resizes, a ``tfdata`` run on antialiased ones; scoring a model on the other kind shifts
+    its accuracy for no reason the run can show.
+    """
+    if pipeline == "legacy":
+        return make_legacy_dataset(images, res, batch, training=False)
+    if pipeline == "tfdata":
+        return make_dataset(images, res, batch, training=False, cache=cache)
+    raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")

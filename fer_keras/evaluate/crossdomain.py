@@ -42,7 +42,7 @@ def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> d
     classes = run_classes(run_dir)
     images = evaluation_set(data)
     model = load_run_model(run_dir)
-    m = evaluate_set(model, images, cfg.res, model_classes=classes, out_dir=run_dir,
+    m = evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline, out_dir=run_dir,
                      tag=f"crossdomain_{data.name}")
     m["skipped"] = images.summary()["skipped_files"]
     m["set"] = str(data)

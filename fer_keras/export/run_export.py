@@ -17,7 +17,7 @@ import numpy as np
 
 from fer_keras.bench.machine import machine_info
 from fer_keras.bench.timing import summarise, time_calls
-from fer_keras.data.pipeline import image_dataset, make_dataset
+from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.data.splits import splits_for
 from fer_keras.export.tflite import TAGS, TFLiteModel, convert, interpreter_name, serving_function
@@ -40,11 +40,11 @@ def resolve_run(run: str | Path, runs_root: str | Path = "runs") -> Path:
     raise FileNotFoundError(f"no trained run {run!r}: looked for {MODEL_FILE} in {where}")
 
 
-def representative_sample(images: ImageSet, res: int, n: int, seed: int = 0) -> np.ndarray:
+def representative_sample(images: ImageSet, res: int, n: int, seed: int = 0, *, pipeline: str) -> np.ndarray:
     """``n`` seeded random training images, decoded like evaluation images (no augmentation)."""
     idx = np.sort(np.random.default_rng(seed).permutation(len(images))[:n])
     sample = images.subset(idx, f"{images.name}[representative]")
-    return np.stack([x.numpy() for x in image_dataset(sample, res)]).astype(np.float32)
+    return np.concatenate([x.numpy() for x, _ in eval_dataset(sample, res, 64, pipeline=pipeline)])
 
 
 def _latencies(fns: dict, images: np.ndarray, repeats: int, rounds: int = 3) -> dict[str, dict]:
@@ -73,7 +73,8 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     columns = output_columns(run_classes(run_dir), test.class_names, test_name=test.name)
     model = load_run_model(run_dir)
     calibrate = quant.startswith("int8")
-    rep = representative_sample(splits.train, cfg.res, representative, seed=cfg.seed) if calibrate else None
+    rep = (representative_sample(splits.train, cfg.res, representative, seed=cfg.seed, pipeline=cfg.pipeline)
+           if calibrate else None)
     content = convert(model, cfg.res, quant, (lambda: iter(rep)) if rep is not None else None)
     tag = TAGS[quant]
     out_file = run_dir / f"model_{tag}.tflite"
@@ -82,7 +83,7 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     keras_fn = serving_function(model, cfg.res)
 
     keras_probs, lite_probs, first = [], [], []
-    for x, _ in make_dataset(test, cfg.res, batch, training=False, cache=False):
+    for x, _ in eval_dataset(test, cfg.res, batch, pipeline=cfg.pipeline):
         keras_probs.append(keras_fn(x).numpy())
         lite_probs.append(lite(x.numpy()))
         if sum(len(f) for f in first) < 64:

@@ -23,8 +23,8 @@ import tensorflow as tf
 from fer_keras.config import ConfigError, RunConfig, save_config
 from fer_keras.data.class_weights import class_weights
 from fer_keras.data.demo import ensure_demo
-from fer_keras.data.legacy import make_legacy_dataset
-from fer_keras.data.pipeline import make_dataset
+from fer_keras.data.legacy import EpochClock, make_legacy_dataset
+from fer_keras.data.pipeline import eval_dataset, make_dataset
 from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
@@ -36,6 +36,11 @@ from fer_keras.train.strategy import describe, make_strategy
 
 STATE_FILE = "state.json"
 DEMO_SETS = ("demo", "demo_wild")
+
+
+def _read_state(run_dir: Path) -> dict:
+    path = run_dir / STATE_FILE
+    return read_json(path) if path.is_file() else {"phases_done": []}
 
 
 @dataclass
@@ -54,8 +59,7 @@ class RunContext:
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
 
     def read_state(self) -> dict:
-        path = self.run_dir / STATE_FILE
-        return read_json(path) if path.is_file() else {"phases_done": []}
+        return _read_state(self.run_dir)
 
     def write_state(self, state: dict) -> None:
         write_json(self.run_dir / STATE_FILE, state)
@@ -77,13 +81,16 @@ def prepare_data(cfg: RunConfig) -> Splits:
     return splits
 
 
-def _datasets(cfg: RunConfig, splits: Splits, global_batch: int):
+def _datasets(cfg: RunConfig, splits: Splits, global_batch: int, run_dir: Path):
+    """Training and validation data, and the callbacks the training data needs during fit."""
+    val = eval_dataset(splits.val, cfg.res, global_batch, pipeline=cfg.pipeline, cache=cfg.cache)
     if cfg.pipeline == "legacy":
-        return (make_legacy_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed),
-                make_legacy_dataset(splits.val, cfg.res, global_batch, training=False))
+        # Phases done so far number the fit calls, on resume too.
+        clock = EpochClock(lambda: len(_read_state(run_dir)["phases_done"]))
+        return make_legacy_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed,
+                                   clock=clock), val, [clock]
     return (make_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed, cache=cfg.cache,
-                         sampling=cfg.sampling),
-            make_dataset(splits.val, cfg.res, global_batch, training=False, cache=cfg.cache))
+                         sampling=cfg.sampling), val, [])
 
 
 def compile_model(model: keras.Model, lr: float) -> None:
@@ -149,7 +156,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     write_json(run_dir / "data_summary.json", splits.summary())
     (run_dir / "versions.txt").write_text(_versions())
 
-    train_ds, val_ds = _datasets(cfg, splits, global_batch)
+    train_ds, val_ds, data_callbacks = _datasets(cfg, splits, global_batch, run_dir)
     with strategy.scope():
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
@@ -162,7 +169,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     })
     ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_ds=train_ds, val_ds=val_ds, class_weight=weights, verbose=verbose,
-                     extra_callbacks=list(extra_callbacks or []))
+                     extra_callbacks=data_callbacks + list(extra_callbacks or []))
     trainer = get_spec(cfg.model).trainer
     if trainer:
         resolve_trainer(trainer)(ctx, model)  # trains, then calls evaluate_run itself
@@ -218,7 +225,8 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     sets: dict[str, ImageSet] = {"val": splits.val}
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
-    results = {tag: evaluate_set(model, images, cfg.res, model_classes=classes, out_dir=run_dir, tag=tag,
+    results = {tag: evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline,
+                                 out_dir=run_dir, tag=tag,
                                  batch=batch)
                for tag, images in sets.items()}
     if extra is not None:
