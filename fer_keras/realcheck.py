@@ -33,17 +33,17 @@ MIN_GAIN_OVER_CHANCE = 0.05
 class EpochTestProbe(keras.callbacks.Callback):
     """After every epoch: test accuracy, balanced accuracy and predicted class shares, printed."""
 
-    def __init__(self, test: ImageSet, res: int, batch: int, run_dir: Path):
+    def __init__(self, test: ImageSet, cfg: RunConfig, batch: int = 256):
         super().__init__()
-        self.test, self.res, self.batch, self.run_dir = test, res, batch, run_dir
+        self.test, self.cfg, self.batch = test, cfg, batch
         self.rows: list[dict] = []
         self.started = time.time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        m = classification_metrics(self.test.labels, predict_probs(self.model, self.test, self.res, batch=self.batch,
-                                                 model_classes=run_classes(self.run_dir), pipeline="tfdata"),
-                                   self.test.class_names)
+        probs = predict_probs(self.model, self.test, self.cfg.res, batch=self.batch, pipeline=self.cfg.pipeline,
+                              model_classes=run_classes(self.cfg.run_dir()))
+        m = classification_metrics(self.test.labels, probs, self.test.class_names)
         predicted = np.asarray(m["confusion_matrix"]).sum(axis=0) / m["n"]
         row = {"epoch": epoch + 1, "minutes": (time.time() - self.started) / 60,
                "train_acc": logs.get("accuracy"), "val_acc": logs.get("val_accuracy"),
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     test = read_class_folders(args.data / "test", name=f"{args.data.name}[test]")
     print(f"realcheck: {cfg.model} at {cfg.res} px on {args.data}, {args.epochs} epochs; "
           f"test counts {test.counts()}", flush=True)
-    probe = EpochTestProbe(test, cfg.res, 256, cfg.run_dir())
+    probe = EpochTestProbe(test, cfg)
     started = time.time()
     train_run(cfg, force=True, verbose=2, extra_callbacks=[probe])
     problems = verdict(probe.rows, len(test.class_names))

@@ -74,7 +74,8 @@ def test_unmappable_or_unknown_class_order_fails_naming_both(data_root, tmp_path
     with pytest.raises(ValueError, match=r"model \(angry, happy, sad\) and odd \(sad, angry, happy\)"):
         evaluate_set(brightness_model(CANONICAL), odd, 32, model_classes=CANONICAL, pipeline="tfdata")
     with pytest.raises(ValueError, match="repeats a class"):
-        evaluate_set(brightness_model(CANONICAL), images, 32, model_classes=["angry", "angry", "happy", "sad"], pipeline="tfdata")
+        evaluate_set(brightness_model(CANONICAL), images, 32, model_classes=["angry", "angry", "happy", "sad"],
+                     pipeline="tfdata")
 
     run = stored_run(tmp_path / "runs" / "no_order", CANONICAL, data_root=str(data_root), crossdomain="wild_b")
     (run / "classes.json").unlink()
