@@ -19,6 +19,7 @@ from PIL import Image
 
 import fer_keras
 from fer_keras.models._head import image_input
+from fer_keras.models.preprocessing import Preprocess
 from fer_keras.predict import cli, predictor
 from fer_keras.predict.predictor import Predictor, load_run
 from fer_keras.runs import CLASSES_FILE, MODEL_FILE
@@ -109,6 +110,17 @@ def test_bare_keras_file_and_its_class_names(loaded, tmp_path):
     path.with_suffix(".classes.json").unlink()
     with pytest.raises(FileNotFoundError, match="colour.classes.json"):
         load_run(path)
+
+
+def test_runs_saved_with_the_old_custom_layer_still_load(tmp_path):
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = Preprocess("caffe", name="preprocess")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(x)).save(
+        tmp_path / MODEL_FILE)
+    (tmp_path / CLASSES_FILE).write_text(json.dumps(CLASSES))
+    old = load_run(tmp_path)
+    assert old.preprocessing == "caffe" and len(old.predict(solid(RED))) == 1
 
 
 def test_load_run_errors_name_what_is_missing(tmp_path, monkeypatch):
