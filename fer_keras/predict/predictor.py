@@ -223,19 +223,18 @@ class Predictor:
 
         from tqdm import tqdm
 
-        bar = tqdm(total=count_inputs(images), unit="img", desc="predict", disable=not progress)
-        for name, item in _iter_inputs(images):
-            try:
-                entries = self._crops(name, item, detect_faces, min_face_confidence)
-            except BadImageError as e:
-                if errors == "raise":
-                    raise
-                entries = [{"error": str(e)}]
-            pending += [(name, entry) for entry in entries]
-            if sum("crop" in entry for _, entry in pending) >= batch_size:
-                flush()
-            bar.update()
-        bar.close()
+        with tqdm(total=count_inputs(images), unit="img", desc="predict", disable=not progress) as bar:
+            for name, item in _iter_inputs(images):
+                try:
+                    entries = self._crops(name, item, detect_faces, min_face_confidence)
+                except BadImageError as e:
+                    if errors == "raise":
+                        raise
+                    entries = [{"error": str(e)}]
+                pending += [(name, entry) for entry in entries]
+                if sum("crop" in entry for _, entry in pending) >= batch_size:
+                    flush()
+                bar.update()
         flush()
         return results
 
