@@ -5,7 +5,7 @@ CONFIG  ?= $(if $(filter demo,$(DATA)),configs/demo.yaml,configs/protocol.yaml)
 OUT     ?= runs
 opt = $(if $(2),$(1) $(2))
 
-.PHONY: setup train crossdomain realcheck test lint models clean-demo
+.PHONY: setup train crossdomain realcheck test lint models predict clean-demo
 
 setup:                 ## create .venv and install the package with its test tools
 	python3 -m venv .venv
@@ -35,6 +35,10 @@ lint:
 
 models:                ## table of registered models
 	$(PY) -m fer_keras.models
+
+predict:               ## expressions on a photo or folder: make predict PHOTO=.. [RUN=runs/<id> PRED_OUT=r.csv ANNOTATE=dir]
+	$(call need,PHOTO)$(PY) -m fer_keras.predict $(PHOTO) $(call opt,--run,$(RUN)) \
+	  $(call opt,--out,$(PRED_OUT)) $(call opt,--annotate,$(ANNOTATE)) $(ARGS)
 
 # --- data preparation (data_prep/README.md): SRC is read, never modified; DST is new ---
 need = $(if $($(1)),,$(error $(1)=... is required))

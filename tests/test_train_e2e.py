@@ -4,14 +4,17 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
 from fer_keras import registry
 from fer_keras.config import make_config
 from fer_keras.evaluate import crossdomain
 from fer_keras.models._head import classifier_on_backbone
+from fer_keras.predict.predictor import load_run
 from fer_keras.runs import find_runs, read_json
 from fer_keras.train import cli
 from fer_keras.train.loop import train_run
@@ -41,6 +44,11 @@ def test_train_then_crossdomain_end_to_end(demo_root, tmp_path, capsys):
     assert max(weights.values()) <= 3.0 and weights["happy"] == 1.0  # conservative, computed on train
     assert read_json(run / "run_info.json")["preprocessing"] == "rescale"
     assert "val" in capsys.readouterr().out
+    # Predicting on the test folder sees the images as the evaluation did: the same accuracy.
+    preds = load_run(run).predict(demo_root / "demo" / "test")
+    assert len(preds) == metrics["test"]["n"]
+    hits = np.mean([Path(p.source).parent.name == p.label for p in preds])
+    assert hits == pytest.approx(metrics["test"]["accuracy"])
 
     assert crossdomain.main(["--runs", str(tmp_path / "runs")]) == 0
     result = read_json(run / "crossdomain_demo_wild.json")

@@ -29,6 +29,7 @@ from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
+from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
 from fer_keras.runs import CLASSES_FILE, METRICS_FILE, MODEL_FILE, is_finished, read_json, write_json
 from fer_keras.train.callbacks import protocol_callbacks
@@ -121,13 +122,6 @@ def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
         )
 
 
-def _preprocessing_mode(model: keras.Model) -> str | None:
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if layer.__class__.__name__ == "Preprocess":
-            return layer.mode
-    return None
-
-
 def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
               extra_callbacks: list[keras.callbacks.Callback] | None = None) -> Path:
     """Train (or resume, or skip if finished) the run ``cfg`` describes; return its folder."""
@@ -163,7 +157,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                             **cfg.model_options)
     write_json(run_dir / "run_info.json", {
         **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
-        "preprocessing": _preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
+        "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
         "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
         "keras": keras.__version__,
     })
