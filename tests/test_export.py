@@ -76,10 +76,14 @@ def test_fold_run_is_calibrated_on_its_train_split_and_checked_on_its_test_split
         return wrapped
 
     monkeypatch.setattr(run_export, "representative_sample", recording("calibration", run_export.representative_sample))
-    monkeypatch.setattr(run_export, "make_dataset", recording("checked", run_export.make_dataset))
+    loaded = []  # every image set export loads (the calibration sample goes through the same loader)
+    evaluate = run_export.eval_dataset
+    monkeypatch.setattr(run_export, "eval_dataset",
+                        lambda images, *a, **k: loaded.append(images) or evaluate(images, *a, **k))
     result = export_run(run, "int8", representative=8, latency_repeats=3)
     assert seen["calibration"].paths == splits.train.paths
-    assert seen["checked"].paths == splits.test.paths and result["n_test"] == len(splits.test) == 3 * 20 // 5
+    assert [images.paths for images in loaded][-1] == splits.test.paths
+    assert result["n_test"] == len(splits.test) == 3 * 20 // 5
     assert not set(seen["calibration"].paths) & set(splits.test.paths)
     assert result["test_split"] == "test (fold 2 of 5)"
     assert result["keras_accuracy"] == 1.0  # scored in the model's own class order (sad, angry, happy)
