@@ -5,7 +5,7 @@ CONFIG  ?= $(if $(filter demo,$(DATA)),configs/demo.yaml,configs/protocol.yaml)
 OUT     ?= runs
 opt = $(if $(2),$(1) $(2))
 
-.PHONY: setup train crossdomain test lint models clean-demo
+.PHONY: setup train crossdomain realcheck test lint models predict clean-demo
 
 setup:                 ## create .venv and install the package with its test tools
 	python3 -m venv .venv
@@ -23,6 +23,10 @@ train:                 ## one run: make train MODEL=resnet18 RES=48 [DATA=.. BAL
 crossdomain:           ## evaluate every finished run lacking a cross-domain result [TEST=folder]
 	$(PY) -m fer_keras.evaluate.crossdomain --runs $(OUT) $(call opt,--data,$(TEST)) $(ARGS)
 
+REAL ?= ../shared/data/fer2013
+realcheck:             ## does a run learn on real faces? full FER2013, a few epochs [REAL=folder EPOCHS=3 MODEL=sequential_simple]
+	$(PY) -m fer_keras.realcheck --data $(REAL) $(call opt,--epochs,$(EPOCHS)) $(call opt,--model,$(MODEL)) $(ARGS)
+
 test:                  ## the test suite (the command CI runs)
 	$(PY) -m pytest -q
 
@@ -31,6 +35,10 @@ lint:
 
 models:                ## table of registered models
 	$(PY) -m fer_keras.models
+
+predict:               ## expressions on a photo or folder: make predict PHOTO=.. [RUN=runs/<id> PRED_OUT=r.csv ANNOTATE=dir]
+	$(call need,PHOTO)$(PY) -m fer_keras.predict $(PHOTO) $(call opt,--run,$(RUN)) \
+	  $(call opt,--out,$(PRED_OUT)) $(call opt,--annotate,$(ANNOTATE)) $(ARGS)
 
 # --- data preparation (data_prep/README.md): SRC is read, never modified; DST is new ---
 need = $(if $($(1)),,$(error $(1)=... is required))
@@ -71,8 +79,8 @@ grid:                  ## run every missing point of a grid: make grid GRID=expe
 grid-dry:              ## list a grid's runs, their ids and states; trains nothing
 	$(PY) -m fer_keras.grid $(GRID) --dry-run $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
 
-report:                ## tables, figures and report.html from every run under OUT: make report [OUT=runs REPORT=report]
-	$(PY) -m fer_keras.report --runs $(OUT) --out $(REPORT) $(REPORT_ARGS)
+report:                ## tables, figures, report.html from every run under OUT: make report [OUT=runs REPORT=report PAPER_CSV=paper.csv]
+	$(PY) -m fer_keras.report --runs $(OUT) --out $(REPORT) $(call opt,--paper-csv,$(PAPER_CSV)) $(REPORT_ARGS)
 
 # --- benchmarks and TFLite export (fer_keras.bench, fer_keras.export) ---
 BENCH_OUT ?= bench

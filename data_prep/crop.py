@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .cli import step_parser
+from .cli import run_step, step_parser
 from .exclusions import read_exclusions
 from .images import MAX_PIXELS, BadImageError, list_images, open_rgb, save_clean
 
@@ -234,7 +234,7 @@ def crop_folder(src: str | os.PathLike, dst: str | os.PathLike, opts: CropOption
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise ValueError(f"output {dst} must not be inside the source {src}")
     excluded = read_exclusions(src)
-    rels = [r for r in list_images(src) if r not in excluded]
+    rels = [r for r in list_images(src, convertible=True) if r not in excluded]
     _check_collisions(rels, opts)
     _check_config(dst, src, opts)
     done = read_manifest(dst)
@@ -306,10 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     opts = CropOptions(a.margin, a.size, a.select, a.min_face, a.min_confidence,
                        "." + a.format, a.quality, a.max_pixels)
-    s = crop_folder(a.src, a.dst, opts, workers=a.workers)
-    print(f"{s.total} images: {s.skipped} done earlier, {s.cropped} cropped "
-          f"({s.faces_written} faces), {s.rejected} rejected -> {a.dst / REJECTS}")
-    return 0
+
+    def work() -> None:
+        s = crop_folder(a.src, a.dst, opts, workers=a.workers)
+        print(f"{s.total} images: {s.skipped} done earlier, {s.cropped} cropped "
+              f"({s.faces_written} faces), {s.rejected} rejected -> {a.dst / REJECTS}")
+
+    return run_step(work)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .cli import step_parser
+from fer_keras.data.readers import DatasetError
+
+from .cli import run_step, step_parser
 from .exclusions import add_exclusions
 from .images import BadImageError, open_rgb, sha256_file
 from .layout import scan
@@ -59,6 +61,8 @@ def hash_dataset(root: Path, *, method: str = "phash", hash_size: int = 8,
         rows.append({"path": it.rel.as_posix(), "split": it.split, "label": it.label,
                      "sha256": sha256_file(path), "hash": str(h),
                      "pixels": img.width * img.height, "bytes": path.stat().st_size})
+    if not rows:
+        raise DatasetError(f"{root}: none of its {len(bad)} images could be read (see the lines above)")
     df = pd.DataFrame(rows, columns=["path", "split", "label", "sha256", "hash", "pixels",
                                      "bytes"])
     df.attrs["unreadable"] = bad
@@ -262,11 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="clusters with different labels: leave them (report), keep one, "
                         "or remove every member (drop)")
     a = p.parse_args(argv)
-    s = run(a.root, a.out, threshold=a.threshold, method=a.hash, hash_size=a.hash_size,
-            max_sheets=a.max_sheets, move_to=a.move_to, exclude=a.exclude,
-            conflicts=a.conflicts)
-    print(json.dumps(s, indent=1))
-    return 0
+    return run_step(lambda: print(json.dumps(
+        run(a.root, a.out, threshold=a.threshold, method=a.hash, hash_size=a.hash_size,
+            max_sheets=a.max_sheets, move_to=a.move_to, exclude=a.exclude, conflicts=a.conflicts),
+        indent=1)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The folder layout the suite reads: ``<root>/{train,val,test}/<class>/<image>``.
 
-Also accepted (for collections before they are split): ``<root>/<class>/<image>``.
+Also accepted (for collections before they are split): ``<root>/<class>/<image>``. The rules
+are the trainer's (``fer_keras.data.readers``): split and class folders in any spelling the
+trainer accepts ('Training', 'Anger', 'happiness'), nested subfolders inside a class folder.
 Excluded paths (``exclude.txt``) are dropped here, so every step that walks a dataset
 through ``scan`` honours the manual clean pass.
 """
@@ -12,10 +14,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_keras.labels import ALL_CLASSES
+from fer_keras.data.readers import DatasetError, iter_layout
 
 from .exclusions import read_exclusions
-from .images import list_images
+from .images import is_image
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MARKER = ".fer_dataset.json"
@@ -23,7 +25,7 @@ MARKER = ".fer_dataset.json"
 
 @dataclass(frozen=True)
 class Item:
-    """One image of a dataset: path relative to the root, its split ('' if none) and class."""
+    """One image of a dataset: path relative to the root, its split ('' if none) and canonical class."""
 
     rel: Path
     split: str
@@ -31,31 +33,19 @@ class Item:
 
 
 def scan(root: str | os.PathLike, *, honour_exclusions: bool = True) -> list[Item]:
-    """List a dataset's images with split and class; raise on a folder that is not a class."""
+    """List a dataset's image files with split and class; raise on a folder that is not a class.
+
+    Files of a type the trainer cannot decode are left out here; ``check_image`` judges the rest.
+    """
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
-    excluded = read_exclusions(root) if honour_exclusions else set()
-    has_splits = any((root / s).is_dir() for s in SPLITS)
-    items = []
-    for rel in list_images(root):
-        if rel in excluded:
-            continue
-        parts = rel.parts
-        if has_splits:
-            if len(parts) != 3 or parts[0] not in SPLITS:
-                raise ValueError(f"{root / rel}: expected <root>/<split>/<class>/<image> "
-                                 f"with split in {SPLITS}")
-            split, label = parts[0], parts[1]
-        else:
-            if len(parts) != 2:
-                raise ValueError(f"{root / rel}: expected <root>/<class>/<image>")
-            split, label = "", parts[0]
-        if label not in ALL_CLASSES:
-            raise ValueError(f"{root / rel}: class folder {label!r} is not a canonical class "
-                             f"({', '.join(ALL_CLASSES)}); import the data first")
-        items.append(Item(rel, split, label))
-    return items
+    excluded = ({(root / rel).resolve() for rel in read_exclusions(root)}
+                if honour_exclusions else set())
+    items = [Item(f.relative_to(root), "" if split == "all" else split, label)
+             for split, label, f in iter_layout(root, excluded) if is_image(f)]
+    if not items:
+        raise DatasetError(f"{root} holds no image files (expected {root}/<split>/<class>/<image> "
+                           f"or {root}/<class>/<image>)")
+    return sorted(items, key=lambda it: it.rel.as_posix())
 
 
 def prepare_output(dst: str | os.PathLike, dataset: str, source: str, *,

@@ -16,12 +16,13 @@ Usage:
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from .cli import step_parser
+from .cli import run_step, step_parser
 from .exclusions import add_exclusions, remove_exclusions
 from .layout import scan
 from .sheets import contact_sheet, save_sheet
@@ -104,13 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--root", required=True, type=Path)
     i.add_argument("--paths", nargs="+", required=True)
     a = p.parse_args(argv)
+    if a.cmd == "exclude" and a.cells and not a.index:
+        p.error("--cells needs --index")
+    return run_step(lambda: _command(a))
+
+
+def _command(a: argparse.Namespace) -> None:
+    """Run one review subcommand (its errors end in one line through ``run_step``)."""
     if a.cmd == "sheets":
         idx = make_sheets(a.root, a.out, per_sheet=a.per_sheet, cols=a.cols, thumb=a.thumb,
                           split=a.split)
         print(f"{idx['sheet'].nunique()} sheets, {len(idx)} images -> {a.out}")
     elif a.cmd == "exclude":
-        if a.cells and not a.index:
-            p.error("--cells needs --index")
         paths = list(a.paths)
         if a.cells:
             paths += cells_to_paths(pd.read_csv(a.index), a.cells)
@@ -122,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         removed = remove_exclusions(a.root, a.paths)
         print(f"took back {len(removed)} image(s)")
-    return 0
 
 
 if __name__ == "__main__":

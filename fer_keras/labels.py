@@ -7,7 +7,7 @@ the BTFER paper's folders) everywhere in the suite, never the order folders are 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 CANONICAL_CLASSES: tuple[str, ...] = (
     "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
@@ -89,3 +89,24 @@ def check_same_classes(train: Iterable[str], test: Iterable[str], *, test_name: 
             f"({', '.join(test)}): missing in {test_name}: {sorted(set(train) - set(test))}, "
             f"extra in {test_name}: {sorted(set(test) - set(train))}"
         )
+
+
+def output_columns(model_classes: Sequence[str], eval_classes: Sequence[str], *, test_name: str) -> list[int]:
+    """For each class of the evaluation set, in its order, the model output that scores it.
+
+    Same set, other order: the model's outputs are reordered, not read as if they were in the
+    set's order. That is safe only when the set is in canonical order (every reader produces
+    it); any other order fails, naming both.
+    """
+    model_classes, eval_classes = tuple(model_classes), tuple(eval_classes)
+    if len(set(model_classes)) != len(model_classes):
+        raise ValueError(f"the model's class list repeats a class: {', '.join(model_classes)}")
+    check_same_classes(model_classes, eval_classes, test_name=test_name)
+    canonical = tuple(c for c in ALL_CLASSES if c in eval_classes)
+    if model_classes != eval_classes and eval_classes != canonical:
+        raise ValueError(
+            f"class order differs between the model ({', '.join(model_classes)}) and {test_name} "
+            f"({', '.join(eval_classes)}), and {test_name} is not in the canonical order "
+            f"({', '.join(ALL_CLASSES)}); refusing to guess how its labels map"
+        )
+    return [model_classes.index(c) for c in eval_classes]

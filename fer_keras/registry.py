@@ -45,6 +45,9 @@ class ModelSpec:
     #: ``"module:function"`` of a training procedure replacing the protocol's fit (ESR's progressive
     #: schedule, triplet loss + SVM); None for the protocol's one- or two-phase fit.
     trainer: str | None = None
+    #: Whether a saved model holds only Keras' own classes, so plain ``keras.models.load_model``
+    #: reads it without importing fer_keras (checked by the tests).
+    portable: bool = True
 
     def supports(self, res: int) -> bool:
         return res >= self.min_resolution and (self.max_resolution is None or res <= self.max_resolution)

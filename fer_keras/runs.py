@@ -12,11 +12,24 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fer_keras.config import RunConfig
 
 MODEL_FILE = "best.keras"
 METRICS_FILE = "metrics.json"
 CLASSES_FILE = "classes.json"
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ``OSError`` now, before any data is read, when run folders cannot be written there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write_test{os.getpid()}-{threading.get_ident()}"
+    try:
+        probe.write_bytes(b"")
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -45,6 +58,28 @@ def find_runs(root: Path) -> list[Path]:
 
 def crossdomain_file(run_dir: Path, set_name: str) -> Path:
     return run_dir / f"crossdomain_{set_name}.json"
+
+
+def run_config(run_dir: Path, *, data_root: Path | None = None) -> RunConfig:
+    """The run's saved config, with ``data_root`` replaced when the data moved since training."""
+    import yaml
+
+    from fer_keras.config import make_config
+
+    path = Path(run_dir) / "config.yaml"
+    values = yaml.safe_load(path.read_text())
+    if data_root is not None:
+        values["data_root"] = str(data_root)
+    return make_config(values, source=str(path))
+
+
+def run_classes(run_dir: Path) -> list[str]:
+    """The order of the stored model's outputs; without it no prediction can be named."""
+    path = Path(run_dir) / CLASSES_FILE
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: the order of the model's outputs is unknown, "
+                         "so its predictions cannot be matched to class names")
+    return list(read_json(path))
 
 
 def load_run_model(run_dir: Path):

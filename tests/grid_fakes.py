@@ -57,7 +57,7 @@ def _split(run_dir: Path, tag: str, acc: float, n: int, prefix: str, collapsed: 
 
 
 def write_run(run_dir: Path, config: dict, *, val: float, cross: float | None = None, test: float | None = None,
-              params: int = 1_000_000, n: int = 140, collapsed: bool = False) -> Path:
+              params: int = 1_000_000, n: int = 140, collapsed: bool = False, cross_set: str = "wild") -> Path:
     """A finished run folder whose splits have exactly these accuracies (n images each)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,8 @@ def write_run(run_dir: Path, config: dict, *, val: float, cross: float | None = 
     if test is not None:
         metrics["test"] = _split(run_dir, "test", test, n, f"test{config.get('fold')}")
     if cross is not None:
-        write_json(run_dir / "crossdomain_wild.json", _split(run_dir, "crossdomain_wild", cross, n, "wild"))
+        write_json(run_dir / f"crossdomain_{cross_set}.json",
+                   _split(run_dir, f"crossdomain_{cross_set}", cross, n, cross_set))
     (run_dir / "best.keras").write_bytes(b"fake")
     write_json(run_dir / "metrics.json", metrics)
     return run_dir

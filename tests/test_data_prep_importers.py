@@ -20,6 +20,7 @@ from data_prep.importers import (
 from data_prep.importers.__main__ import main as import_main
 from data_prep.importers.common import ImportFormatError
 from data_prep.layout import scan
+from fer_keras.data.readers import DatasetError
 from fer_keras.labels import UnknownClassError
 
 
@@ -64,7 +65,8 @@ def test_fer2013_csv(tmp_path, capsys):
     (None, [(0, pixels(0), "Training"), (0, "1 2 3", "Training")],
      r"row 1 \(line 3\): 3 pixel values, expected 2304"),
     (None, [(0, pixels(0)[:-1] + "x", "Training")], r"row 0 \(line 2\): pixels contain"),
-    (None, [(9, pixels(0), "Training")], r"row 0 \(line 2\): unknown emotion code 9"),
+    (None, [(9, pixels(0), "Training")], r"row 0 \(line 2\): unknown emotion code '9'"),
+    (None, [(0, pixels(0), "Training"), (0, "", "Training")], r"row 1 \(line 3\): 0 pixel values"),
     (None, [(0, pixels(0), "Train")], r"unknown Usage 'Train'"),
 ])
 def test_fer2013_csv_bad_input(tmp_path, header, rows, match):
@@ -73,7 +75,7 @@ def test_fer2013_csv_bad_input(tmp_path, header, rows, match):
         src.write_text(header + "\n0,1,Training\n")
     else:
         write_fer_csv(src, rows)
-    with pytest.raises(ImportFormatError, match=match):
+    with pytest.raises(DatasetError, match=match):  # the trainer's parser and messages
         fer2013_csv.run(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # validated before anything is written
 

@@ -1,30 +1,22 @@
-"""TFLite export of a tiny trained run: each format loads in the interpreter and agrees with Keras."""
+"""TFLite export of a tiny run: each format loads in the interpreter and agrees with Keras, on the run's own splits."""
 
 import json
 
 import keras
 import numpy as np
 import pytest
-from PIL import Image
+from stored_runs import stored_run, write_set
 
 from fer_keras import registry
 from fer_keras.config import make_config
+from fer_keras.data.splits import splits_for
+from fer_keras.export import run_export
 from fer_keras.export.__main__ import main
 from fer_keras.export.check import check_all
+from fer_keras.export.run_export import export_run
 from fer_keras.export.tflite import TFLiteModel
+from fer_keras.runs import run_config
 from fer_keras.train.loop import train_run
-
-CLASSES = {"angry": 60, "happy": 200, "sad": 120}  # mean grey level of each class
-
-
-def _write_set(root, per_class: int, seed: int) -> None:
-    """Noisy 32 px images whose brightness gives their class away: learnable in one epoch."""
-    rng = np.random.default_rng(seed)
-    for cls, level in CLASSES.items():
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            img = np.clip(rng.normal(level, 25, (32, 32)), 0, 255).astype(np.uint8)
-            Image.fromarray(img, mode="L").save(root / cls / f"{i}.png")
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +24,8 @@ def tiny_run(tmp_path_factory):
     # Not the demo faces: one epoch on them predicts one class for every image, which makes
     # argmax agreement trivially perfect. Brightness classes give a varied, confident model.
     data = tmp_path_factory.mktemp("data")
-    _write_set(data / "bright" / "train", 40, seed=1)
-    _write_set(data / "bright" / "test", 20, seed=2)
+    write_set(data / "bright" / "train", 40, seed=1)
+    write_set(data / "bright" / "test", 20, seed=2)
     cfg = make_config({"model": "sequential_simple", "res": 32, "epochs": 1, "batch": 8, "lr": 1e-3,
                        "tensorboard": False, "crossdomain": None, "dataset": "bright", "data_root": str(data),
                        "out": str(tmp_path_factory.mktemp("runs"))})
@@ -66,6 +58,35 @@ def test_int8_file_is_smaller_than_float32(tiny_run):
         if not (tiny_run / f"model_{tag}.tflite").is_file():  # when run alone
             main([str(tiny_run), "--quant", quant, "--representative", "16"])
     assert (tiny_run / "model_int8.tflite").stat().st_size < (tiny_run / "model_float32.tflite").stat().st_size / 3
+
+
+def test_fold_run_is_calibrated_on_its_train_split_and_checked_on_its_test_split(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    write_set(data / "bright" / "train", 12, seed=1)
+    write_set(data / "bright" / "test", 8, seed=2)
+    run = stored_run(tmp_path / "runs" / "fold_run", ["sad", "angry", "happy"], dataset="bright",
+                     data_root=str(data), crossdomain=None, folds=5, fold=2)
+    splits = splits_for(run_config(run))
+    seen = {}
+
+    def recording(key, fn):
+        def wrapped(images, *args, **kwargs):
+            seen.setdefault(key, images)
+            return fn(images, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(run_export, "representative_sample", recording("calibration", run_export.representative_sample))
+    loaded = []  # every image set export loads (the calibration sample goes through the same loader)
+    evaluate = run_export.eval_dataset
+    monkeypatch.setattr(run_export, "eval_dataset",
+                        lambda images, *a, **k: loaded.append(images) or evaluate(images, *a, **k))
+    result = export_run(run, "int8", representative=8, latency_repeats=3)
+    assert seen["calibration"].paths == splits.train.paths
+    assert [images.paths for images in loaded][-1] == splits.test.paths
+    assert result["n_test"] == len(splits.test) == 3 * 20 // 5
+    assert not set(seen["calibration"].paths) & set(splits.test.paths)
+    assert result["test_split"] == "test (fold 2 of 5)"
+    assert result["keras_accuracy"] == 1.0  # scored in the model's own class order (sad, angry, happy)
 
 
 def test_unknown_run_fails_with_where_it_looked(tmp_path, capsys):

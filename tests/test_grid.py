@@ -233,6 +233,17 @@ def test_shipped_grids_validate(tmp_path):
         assert all(p.cfg.res == res for p in grid.points)
 
 
+def test_shipped_cpu_grid_is_the_48px_fer2013_points_a_cpu_finishes():
+    grid = load_grid(ROOT / "experiments" / "paper_48_cpu.yaml")
+    assert {(p.cfg.model, p.cfg.balance) for p in grid.points} == {
+        (m, b) for m in ("sequential_simple", "sequential_3conv", "sequential_4conv", "lenet5", "ensemble", "modular")
+        for b in ("conservative", "simple")}
+    assert not grid.skipped
+    cfg = grid.points[0].cfg
+    assert (cfg.res, Path(cfg.dataset).name, cfg.crossdomain, cfg.pretrain) == (48, "fer2013", "btfer", "scratch")
+    assert (cfg.early_stopping_patience, cfg.lr, cfg.batch) == (20, 1e-4, 32)
+
+
 def test_cross_validation_points_get_one_run_per_fold(tmp_path):
     grid = expand({"fixed": {"model": "sequential_simple", "out": str(tmp_path)}, "grid": {"seed": [1, 2]}, "cv": 3})
     assert len(grid.points) == 6

@@ -6,6 +6,7 @@ from fer_keras.labels import (
     canonical_name,
     canonical_order,
     check_same_classes,
+    output_columns,
 )
 
 
@@ -33,3 +34,10 @@ def test_class_set_mismatch_lists_both_sets():
     check_same_classes(["angry", "happy"], ["angry", "happy"], test_name="t")
     with pytest.raises(ValueError, match=r"missing in wild: \['happy'\].*extra in wild: \['sad'\]"):
         check_same_classes(["angry", "happy"], ["angry", "sad"], test_name="wild")
+
+
+def test_output_columns_map_a_known_model_order_onto_a_canonical_set():
+    assert output_columns(["sad", "angry", "happy"], ["angry", "happy", "sad"], test_name="t") == [1, 2, 0]
+    assert output_columns(["happy", "angry"], ["happy", "angry"], test_name="t") == [0, 1]  # same order: as is
+    with pytest.raises(ValueError, match=r"model \(angry, happy\) and wild \(happy, angry\).*canonical order"):
+        output_columns(["angry", "happy"], ["happy", "angry"], test_name="wild")

@@ -8,6 +8,11 @@ by model, so only one model is alive at a time).
 from __future__ import annotations
 
 import inspect
+import json
+import os
+import subprocess
+import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -15,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 from fer_keras.models._head import branch_outputs_model
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models.preprocessing import LAYER_PREFIX, MODES, Preprocess, normalise, preprocessing_mode
 from fer_keras.registry import BACKBONE, PREDICTIONS, build_model, get_spec, list_models
 
 MODELS = list_models()
@@ -102,7 +107,11 @@ def test_forward_shape_softmax_and_layout(built):
     assert probs.shape == (2, NUM_CLASSES)
     assert np.all(np.isfinite(probs))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    assert isinstance(model.layers[1], Preprocess), f"{name}: first layer must normalise input"
+    # Keras' own Rescaling normalises (after a BGR flip op where the weights want it), so the
+    # saved file needs no fer_keras class at its input.
+    first = model.layers[1]
+    assert isinstance(first, keras.layers.Rescaling), f"{name}: first layer must normalise input"
+    assert first.name == LAYER_PREFIX + preprocessing_mode(model), name
     assert model.layers[-1].name == PREDICTIONS
     assert model.name == name
 
@@ -117,6 +126,71 @@ def test_save_load_roundtrip(built, tmp_path):
     np.testing.assert_allclose(
         np.asarray(model(x, training=False)), np.asarray(loaded(x, training=False)), atol=1e-6
     )
+    custom = custom_classes(path)
+    assert (not custom) == get_spec(name).portable, f"{name}: custom classes {custom} vs the registry's portable"
+
+
+def custom_classes(path) -> set[str]:
+    """Classes a saved .keras file names from outside Keras: what plain load_model cannot find."""
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            module = node.get("module", "keras")
+            if "class_name" in node and not (module or "").startswith("keras"):
+                found.add(node.get("registered_name") or node["class_name"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    with zipfile.ZipFile(path) as z:
+        walk(json.loads(z.read("config.json")))
+    return found
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_normalisation_matches_the_reference_layer(mode):
+    """Keras' Rescaling (and flip) computes what the original custom layer computed."""
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, 4, 4, 3)).astype("float32")
+    inputs = keras.Input((4, 4, 3))
+    got = np.asarray(keras.Model(inputs, normalise(inputs, mode))(x))
+    want = np.asarray(Preprocess(mode)(x))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+_LOAD_WITHOUT_FER_KERAS = """
+import sys, keras, numpy as np
+for stem in sys.argv[1:]:
+    model = keras.models.load_model(stem + '.keras')
+    np.save(stem + '_loaded.npy', np.asarray(model(np.load(stem + '_x.npy'), training=False)))
+assert not [m for m in sys.modules if m.split('.')[0] in ('fer_keras', 'data_prep')]
+"""
+
+
+def test_saved_models_load_without_fer_keras(tmp_path):
+    """A registered model and one model per normalisation mode load in a process that never
+    imports fer_keras (the registry-wide check above covers what each model's file names)."""
+    models = {"sequential_simple": build_model("sequential_simple", 32, NUM_CLASSES)}
+    for mode in MODES:
+        inputs = keras.Input((8, 8, 3), name="image")
+        models[mode] = keras.Model(inputs, normalise(inputs, mode))
+    stems, expected = [], {}
+    for key, model in models.items():
+        stem = str(tmp_path / key)
+        x, _ = batch(model.input_shape[1])
+        np.save(stem + "_x.npy", x)
+        model.save(stem + ".keras")
+        stems.append(stem)
+        expected[stem] = np.asarray(model(x, training=False))
+    # cwd outside the repository, no PYTHONPATH: fer_keras cannot be imported by accident.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_FER_KERAS, *stems], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stem in stems:
+        np.testing.assert_allclose(np.load(stem + "_loaded.npy"), expected[stem], atol=1e-6)
 
 
 def test_freezing_touches_exactly_the_backbone(built):

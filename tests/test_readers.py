@@ -91,11 +91,13 @@ def test_fer2013_csv_maps_codes_and_usage(tmp_path):
 
 
 def test_fer2013_csv_errors_name_the_row(tmp_path):
-    with pytest.raises(DatasetError, match="header must have columns"):
+    with pytest.raises(DatasetError, match=r"missing column\(s\) \['emotion'\]"):
         read_fer2013_csv(_csv(tmp_path / "h.csv", [_row(0, "Training")], header="label,pixels,Usage"))
-    with pytest.raises(DatasetError, match="row 3: .*do not form a square"):
+    with pytest.raises(DatasetError, match=r"row 1 \(line 3\): 3 pixel values, expected 16"):
         read_fer2013_csv(_csv(tmp_path / "p.csv", [_row(0, "Training"), "1,1 2 3,Training"]))
-    with pytest.raises(DatasetError, match="row 2: unknown emotion code '9'"):
+    with pytest.raises(DatasetError, match=r"row 0 \(line 2\): 3 pixel values do not form a square"):
+        read_fer2013_csv(_csv(tmp_path / "q.csv", ["1,1 2 3,Training"]))
+    with pytest.raises(DatasetError, match=r"row 0 \(line 2\): unknown emotion code '9'"):
         read_fer2013_csv(_csv(tmp_path / "c.csv", [_row(9, "Training")]))
 
 

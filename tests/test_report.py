@@ -10,16 +10,20 @@ import pandas as pd
 import pytest
 from grid_fakes import write_run
 
-from fer_keras.evaluate.bootstrap import bootstrap_ci, correct_from_confusion, mcnemar_p
+from fer_keras.evaluate.bootstrap import bootstrap_ci, correct_from_confusion, fold_interval, holm, mcnemar_p
+from fer_keras.report import tables
+from fer_keras.report.__main__ import main as report_main
+from fer_keras.report.collect import collect
 from fer_keras.runs import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
 
-def _cfg(model, res=48, pretrain="scratch", balance="conservative", fold=None, folds=None, dataset="demo"):
+def _cfg(model, res=48, pretrain="scratch", balance="conservative", fold=None, folds=None, dataset="demo",
+         crossdomain="wild"):
     return {"model": model, "res": res, "dataset": dataset, "pretrain": pretrain, "balance": balance, "seed": 42,
-            "fold": fold, "folds": folds, "paper_faithful": False, "crossdomain": "wild"}
+            "fold": fold, "folds": folds, "paper_faithful": False, "crossdomain": crossdomain}
 
 
 def _rid(c):
@@ -94,6 +98,11 @@ def test_markdown_marks_best_not_significant_and_collapsed(report):
     assert len(pair) == 1 and pair["p"].iloc[0] == 1.0 and not pair["significant"].iloc[0]
     assert rows["closescratchconservative"].split("|")[6].strip().endswith("≈")
     assert "collapsed" in rows["smallscratchconservative"]
+    # The bold row is the reference of every best-vs-each test, and Holm never lowers a p-value.
+    family = sig[sig["vs_best"]]
+    assert set(family["split"]) == {"val", "cross"}
+    assert (family["a"] == "big_48_demo_conservative_imagenet_s42").all()
+    assert (family["p_holm"] >= family["p"]).all() and sig.loc[~sig["vs_best"], "p_holm"].isna().all()
     assert "0.700 ± 0.100" in rows["cvnetscratchconservative"]
     assert "pending" in rows["pending_netscratchconservative"]
 
@@ -115,6 +124,37 @@ def test_figures_and_self_contained_html(report):
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 14 and "src=\"figures" not in html
     assert "big_48_demo_conservative_imagenet_s42" not in html or "<table" in html
+
+
+def test_tables_name_the_cross_domain_set(report):
+    md = (report / "table_demo_48.md").read_text().splitlines()
+    header = [c.strip() for c in md[2].split("|")]
+    at = header.index("cross set")
+    assert header[at + 1] == "cross acc"
+    assert all(line.split("|")[at].strip() == "wild" for line in md[4:] if "pending" not in line)
+    assert "| cross set |" in (report / "top5_overall.md").read_text()
+    assert set(pd.read_csv(report / "table_demo_48.csv")["cross_set"].dropna()) == {"wild"}
+
+
+def test_figures_name_the_cross_domain_set(tmp_path, monkeypatch):
+    from fer_keras.report import figures, tables
+    from fer_keras.report.collect import collect
+
+    # Configured for btfer, but its result is on 'wild': the figures say 'wild'.
+    for c in (_cfg("a"), {**_cfg("a", res=224), "crossdomain": "btfer"}):
+        write_run(tmp_path / _rid(c), c, val=0.7, cross=0.5, n=70)
+    df, records = collect(tmp_path)
+    assert list(df["cross_set"]) == ["wild", "wild"]
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    summary = tables.summarize(df, records)
+    figures.comparison(summary, "res", "input resolution", tmp_path / "res.png")
+    figures.per_class_crossdomain(summary, records, tmp_path / "per_class.png")
+    figures.confusion(records[df["run_id"].iloc[0]], tmp_path / "confusion.png")
+    bars, per_class, confusion = drawn
+    assert bars.axes[1].get_ylabel() == "cross-domain accuracy\n(on wild)"
+    assert per_class.axes[0].get_title() == "Per-class cross-domain accuracy on wild"
+    assert [ax.get_title() for ax in confusion.axes] == ["val (n=70)", "cross: wild (n=70)"]
 
 
 def test_bootstrap_interval_contains_the_estimate_and_narrows_with_more_images():
@@ -139,3 +179,120 @@ def test_mcnemar_sees_only_disagreements():
     assert mcnemar_p(a, b) < 1e-6
     with pytest.raises(ValueError, match="same images"):
         mcnemar_p(a, a[:10])
+
+
+def test_holm_adjusts_step_down_and_skips_missing_values():
+    assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    adjusted = holm([np.nan, 0.02, 0.5, 0.001])
+    assert np.isnan(adjusted[0]) and adjusted[1:].tolist() == pytest.approx([0.04, 0.5, 0.003])
+    assert holm([0.9, 0.8]).tolist() == [1.0, 1.0]
+
+
+def _tables(runs: Path) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """Per paper table: (numbers with p-values, displayed strings, pairwise tests)."""
+    df, records = collect(runs)
+    out = {}
+    for name, table in tables.paper_tables(tables.summarize(df, records)).items():
+        table, pairs = tables.significance(table, records)
+        out[name] = (table, tables.display(table), pairs)
+    return out
+
+
+def test_holm_turns_three_borderline_differences_into_not_significant(tmp_path):
+    write_run(tmp_path / "best", _cfg("best"), val=0.85, n=700)
+    for i in range(3):  # each wrong on 6 images the best gets right: raw p = 2 / 2**6 = 0.031
+        write_run(tmp_path / f"other{i}", _cfg(f"other{i}"), val=589 / 700, n=700)
+    table, text, pairs = _tables(tmp_path)["table_demo_48"]
+    family = pairs[pairs["vs_best"]]
+    assert len(family) == 3 and (family["a"] == "best").all()  # group = run folder name
+    assert family["p"].tolist() == pytest.approx([1 / 32] * 3)
+    assert family["p_holm"].tolist() == pytest.approx([3 / 32] * 3) and not family["significant"].any()
+    marks = text.set_index("model")["val acc"]
+    assert marks["best"].startswith("**") and all(marks[f"other{i}"].endswith("≈") for i in range(3))
+    assert table.set_index("model")["val_p_vs_best_holm"].drop("best").tolist() == pytest.approx([3 / 32] * 3)
+
+
+def test_the_bold_row_is_the_test_reference_even_when_it_is_a_cross_validated_point(tmp_path):
+    write_run(tmp_path / "single", _cfg("single"), val=0.80, test=0.70, n=300)
+    for fold, acc in enumerate((0.82, 0.84, 0.86)):  # best by mean; its val images repeat across folds
+        c = _cfg("cv", fold=fold, folds=3)
+        write_run(tmp_path / _rid(c), c, val=acc, test=acc - 0.1, n=300)
+    for fold, acc in enumerate((0.70, 0.72, 0.74)):  # same folds (same test files): pairable on test
+        c = _cfg("cv2", fold=fold, folds=3)
+        write_run(tmp_path / _rid(c), c, val=acc, test=acc - 0.1, n=300)
+    table, text, pairs = _tables(tmp_path)["table_demo_48"]
+    marks = text.set_index("model")
+    assert marks.loc["cv", "val acc"].startswith("**")
+    # The bold cross-validated row cannot be paired on validation images it saw three times: no tests there.
+    assert pairs[pairs["split"] == "val"].empty and "≈" not in "".join(marks["val acc"])
+    # On the disjoint test folds it can, and it is the reference.
+    assert marks.loc["cv", "test acc"].startswith("**")
+    test_family = pairs[(pairs["split"] == "test") & pairs["vs_best"]]
+    assert test_family["a"].tolist() == ["cv_48_demo_conservative_scratch_s42"]
+    assert test_family["b"].tolist() == ["cv2_48_demo_conservative_scratch_s42"] and test_family["n"].iloc[0] == 900
+
+
+def test_cross_validation_intervals_count_each_image_once(tmp_path):
+    write_run(tmp_path / "single", _cfg("single"), val=0.6, test=0.6, cross=0.6, n=300)
+    for fold in range(3):  # three folds, identical answers on the same cross-domain images
+        c = _cfg("cv", fold=fold, folds=3)
+        write_run(tmp_path / _rid(c), c, val=0.6, test=0.6, cross=0.6, n=300)
+    for fold, acc in enumerate((0.5, 0.6, 0.7)):  # no per-image predictions: spread over folds
+        c = _cfg("nofiles", fold=fold, folds=3)
+        run = write_run(tmp_path / _rid(c), c, val=acc, cross=acc, n=300)
+        for f in run.glob("predictions_*.csv"):
+            f.unlink()
+    t = _tables(tmp_path)["table_demo_48"][0].set_index("model")
+
+    def width(model: str, split: str) -> float:
+        return t.loc[model, f"{split}_accuracy_hi"] - t.loc[model, f"{split}_accuracy_lo"]
+
+    # Same images three times are still 300 images: the interval of one run, not of 900 images.
+    assert t.loc["cv", ["cross_accuracy_lo", "cross_accuracy_hi"]].tolist() == pytest.approx(
+        t.loc["single", ["cross_accuracy_lo", "cross_accuracy_hi"]].tolist())
+    assert width("cv", "val") == pytest.approx(width("single", "val"))
+    # Disjoint test folds are 900 different images: about 1/sqrt(3) of one run's width.
+    assert width("cv", "test") == pytest.approx(width("single", "test") / np.sqrt(3), rel=0.2)
+    assert t.loc["nofiles", ["cross_accuracy_lo", "cross_accuracy_hi"]].tolist() == pytest.approx(
+        list(fold_interval([0.5, 0.6, 0.7])))
+
+
+PAPER_CSV = """config,dataset,model,best_val_acc,btfer_acc_pct
+48 x 48 - Conservative,FER2013,Sequential,0.99,99.0
+48 x 48 - Conservative,FER2013,Sequential 1,0.60,55.0
+48 x 48 - SIMPLE,FER2013,Conv3,0.50,40.0
+48 x 48 - Conservative,FER2013,MNIST_NET,0.40,30.0
+48 x 48 - Conservative,Affectnet 7,MobileNet,0.45,35.0
+224 x 224 - Simple,RAFDB,VGG16 - VGGFace,0.85,60.0
+"""
+
+
+def test_paper_column_sets_the_published_numbers_beside_ours(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    points = [  # (config, test, cross)
+        (_cfg("sequential_simple", dataset="fer2013", crossdomain="btfer"), 0.62, 0.50),
+        (_cfg("sequential_3conv", dataset="fer2013", balance="simple"), 0.55, 0.45),  # cross-domain on 'wild'
+        (_cfg("sequential_3conv", dataset="fer2013"), 0.56, 0.46),  # conservative: no paper row
+        (_cfg("mobilenet", dataset="affectnet", pretrain="imagenet", crossdomain="btfer"), 0.40, 0.30),
+    ]
+    for c, test, cross in points:
+        write_run(runs / _rid(c), c, val=test, test=test, cross=cross, n=200, cross_set=c["crossdomain"])
+    csv = tmp_path / "paper.csv"
+    csv.write_text(PAPER_CSV)
+    assert report_main(["--runs", str(runs), "--out", str(tmp_path / "report"), "--paper-csv", str(csv)]) == 0
+    # MNIST_NET is unmapped; 'Sequential' maps where 'Sequential 1' does, and the name listed first in
+    # MODEL_NAMES wins whatever the row order.
+    assert "4 of 6 rows" in capsys.readouterr().out
+    t = pd.read_csv(tmp_path / "report" / "results.csv").set_index("group")
+    seq = t.loc["sequential_simple_48_fer2013_conservative_scratch_s42"]
+    assert seq["paper_test_accuracy"] == pytest.approx(0.60) and seq["test_accuracy_vs_paper"] == pytest.approx(0.02)
+    assert seq["paper_cross_accuracy"] == pytest.approx(0.55) and seq["cross_accuracy_vs_paper"] == pytest.approx(-0.05)
+    conv3 = t.loc["sequential_3conv_48_fer2013_simple_scratch_s42"]
+    assert conv3["paper_test_accuracy"] == pytest.approx(0.50) and pd.isna(conv3["paper_cross_accuracy"])
+    assert pd.isna(t.loc["sequential_3conv_48_fer2013_conservative_scratch_s42", "paper_test_accuracy"])
+    # A notebook name without its initialisation stands beside every initialisation of the model.
+    assert t.loc["mobilenet_48_affectnet_conservative_imagenet_s42", "paper_cross_accuracy"] == pytest.approx(0.35)
+    md = (tmp_path / "report" / "table_fer2013_48.md").read_text()
+    assert "paper test acc" in md and "| 0.600 | +0.020 | 0.550 | -0.050 |" in md
+    assert "4 of 6 rows" in (tmp_path / "report" / "report.html").read_text()
+

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,6 +15,7 @@ from fer_keras import registry
 from fer_keras.config import make_config
 from fer_keras.evaluate import crossdomain
 from fer_keras.models._head import classifier_on_backbone
+from fer_keras.predict.predictor import load_run
 from fer_keras.runs import find_runs, read_json
 from fer_keras.train import cli
 from fer_keras.train.callbacks import EpochBackup
@@ -44,15 +46,20 @@ def test_train_then_crossdomain_end_to_end(demo_root, tmp_path, capsys):
     assert max(weights.values()) <= 3.0 and weights["happy"] == 1.0  # conservative, computed on train
     assert read_json(run / "run_info.json")["preprocessing"] == "rescale"
     assert "val" in capsys.readouterr().out
+    # Predicting on the test folder sees the images as the evaluation did: the same accuracy.
+    preds = load_run(run).predict(demo_root / "demo" / "test")
+    assert len(preds) == metrics["test"]["n"]
+    hits = np.mean([Path(p.source).parent.name == p.label for p in preds])
+    assert hits == pytest.approx(metrics["test"]["accuracy"])
 
     assert crossdomain.main(["--runs", str(tmp_path / "runs")]) == 0
     result = read_json(run / "crossdomain_demo_wild.json")
     assert result["n"] == 7 * 24 and 0 <= result["accuracy"] <= 1
     out = capsys.readouterr().out
-    assert "1 run(s) newly evaluated" in out and run.name in out
+    assert "crossdomain: 1 evaluated, 0 already evaluated" in out and run.name in out
     # A second call evaluates nothing new.
-    crossdomain.main(["--runs", str(tmp_path / "runs")])
-    assert "0 run(s) newly evaluated" in capsys.readouterr().out
+    assert crossdomain.main(["--runs", str(tmp_path / "runs")]) == 0
+    assert "crossdomain: 0 evaluated, 1 already evaluated" in capsys.readouterr().out
 
 
 def test_crossdomain_refuses_a_set_with_other_classes(demo_root, tmp_path, capsys):
@@ -60,7 +67,7 @@ def test_crossdomain_refuses_a_set_with_other_classes(demo_root, tmp_path, capsy
     from conftest import make_folder_dataset
 
     other = make_folder_dataset(tmp_path / "other", {"happy": 2, "sad": 2})
-    crossdomain.main(["--runs", str(tmp_path / "runs"), "--data", str(other)])
+    assert crossdomain.main(["--runs", str(tmp_path / "runs"), "--data", str(other)]) == 1
     assert "class sets differ" in capsys.readouterr().err
     assert not (run / "crossdomain_other.json").exists()
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from fer_keras.models.keras_apps import APPS, app_backbone
+from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.models.vggface import (
     PREPROCESSING,
     WEIGHT_FILES,
@@ -81,9 +82,9 @@ def test_imagenet_weights_load_from_the_cache(key, tmp_path):
     for layer in loaded:
         for got, want in zip(legacy_weights(layer), expected[layer.name], strict=True):
             np.testing.assert_array_equal(np.asarray(got), want)
-    assert model.get_layer("preprocess").mode == APPS[key].preprocessing
+    assert preprocessing_mode(model) == APPS[key].preprocessing
     faithful = build_model(key, res, pretrain="imagenet", weights_dir=tmp_path, paper_faithful=True)
-    assert faithful.get_layer("preprocess").mode == "rescale"
+    assert preprocessing_mode(faithful) == "rescale"
 
 
 @pytest.mark.parametrize("key", list(APPS))
@@ -194,9 +195,9 @@ def test_vggface_weights_load_by_name(arch, tmp_path):
     for name, values in expected.items():
         for got, want in zip(legacy_weights(backbone.get_layer(name)), values, strict=True):
             np.testing.assert_array_equal(np.asarray(got), want)
-    assert model.get_layer("preprocess").mode == PREPROCESSING[arch]
+    assert preprocessing_mode(model) == PREPROCESSING[arch]
     faithful = build_model(arch, 32, pretrain="vggface", weights_dir=tmp_path, paper_faithful=True)
-    assert faithful.get_layer("preprocess").mode == "rescale"
+    assert preprocessing_mode(faithful) == "rescale"
 
 
 def test_vggface_loader_refuses_a_file_that_does_not_fit(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli import run_step
 from . import IMPORTERS
 
 
@@ -22,9 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--skip-bad", action="store_true",
                        help="count and skip unreadable/missing images instead of stopping")
     a = p.parse_args(argv)
-    writer = IMPORTERS[a.dataset].from_args(a)
-    print(writer.report())
-    return 0
+    return run_step(lambda: print(IMPORTERS[a.dataset].from_args(a).report()))
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_keras.data.readers import csv_row_where
 from fer_keras.labels import AFFECTNET_CODES
 
-from .common import DatasetWriter, require_columns
-from .fer2013_csv import label_code, row_where
+from .common import DatasetWriter, label_code, require_columns
 
 NAME = "affectnet"
 BOX = ["face_x", "face_y", "face_width", "face_height"]
@@ -37,7 +37,7 @@ def run(src: Path, dst: Path, *, images: Path | None = None, val_split: str = "v
         df.columns = [c.strip() for c in df.columns]
         require_columns(df, ["subDirectory_filePath", "expression", *(BOX if crop_box else [])],
                         f)
-        codes = [label_code(v, AFFECTNET_CODES, row_where(f, row), "expression")
+        codes = [label_code(v, AFFECTNET_CODES, csv_row_where(f, row), "expression")
                  for row, v in enumerate(df["expression"])]
         tables[split] = (f, df.assign(code=codes))
     w = DatasetWriter(dst, NAME, src, force=force, skip_bad=skip_bad)

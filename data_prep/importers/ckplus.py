@@ -49,7 +49,7 @@ def run(src: Path, dst: Path, *, last_n: int = 3, neutral: bool = True, contempt
     for lf in label_files:
         code = read_code(lf)
         seq = images / lf.parent.relative_to(emotions)
-        frames = sorted(p for p in seq.glob("*") if p.is_file() and is_image(p))
+        frames = sorted(p for p in seq.glob("*") if p.is_file() and is_image(p, convertible=True))
         if len(frames) < last_n + (1 if neutral else 0):
             raise ImportFormatError(f"{seq}: {len(frames)} frames, too few for the last "
                                     f"{last_n} plus a neutral first frame (label {lf})")

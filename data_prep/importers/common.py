@@ -10,16 +10,17 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fer_keras.data.readers import DatasetError
 from fer_keras.labels import ALL_CLASSES, canonical_order
 
-from ..images import BadImageError, open_rgb, save_clean
+from ..images import DECODABLE_FORMATS, BadImageError, open_rgb, save_clean
 from ..layout import SPLITS, prepare_output
 
-#: Formats Keras' directory readers decode as they are; anything else is re-encoded to PNG.
-KERAS_FORMATS = {"JPEG": {".jpg", ".jpeg"}, "PNG": {".png"}, "BMP": {".bmp"}, "GIF": {".gif"}}
+#: Where an import lists the rows or files it dropped, inside the output folder.
+SKIPPED = "import_skipped.csv"
 
 
-class ImportFormatError(ValueError):
+class ImportFormatError(DatasetError):
     """Input that does not have the dataset's documented format (names the file/row/key)."""
 
 
@@ -36,6 +37,7 @@ class DatasetWriter:
         self.skip_bad = skip_bad
         self.counts: Counter[tuple[str, str]] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.dropped_at: list[tuple[str, str]] = []
 
     def _target(self, split: str, label: str, name: str) -> Path:
         if split not in SPLITS:
@@ -83,7 +85,7 @@ class DatasetWriter:
         name = name or src.name
         with Image.open(src) as raw:
             fmt, mode = raw.format, raw.mode
-        if src.suffix.lower() in KERAS_FORMATS.get(fmt, set()) and mode in ("L", "RGB"):
+        if src.suffix.lower() in DECODABLE_FORMATS.get(fmt, ()) and mode in ("L", "RGB"):
             path = self._target(split, label, name)
             shutil.copyfile(src, path)
         else:
@@ -91,8 +93,15 @@ class DatasetWriter:
             save_clean(img, path)
         return path
 
-    def drop(self, reason: str) -> None:
+    def drop(self, reason: str, where: str | None = None) -> None:
+        """Count a dropped input; with ``where`` also list it in ``SKIPPED`` so the user can find it."""
         self.dropped[reason] += 1
+        if where is not None:
+            new = not self.dropped_at
+            self.dropped_at.append((where, reason))
+            pd.DataFrame([(where, reason)]).to_csv(self.root / SKIPPED, mode="w" if new else "a",
+                                                   header=["where", "reason"] if new else False,
+                                                   index=False)
 
     def table(self) -> pd.DataFrame:
         """Images per class (rows, canonical order) and split (columns)."""
@@ -110,7 +119,22 @@ class DatasetWriter:
         if self.dropped:
             lines.append("dropped: " + ", ".join(f"{k}: {v}" for k, v in
                                                  sorted(self.dropped.items())))
+        if self.dropped_at:
+            lines.append(f"dropped rows/files are listed in {self.root / SKIPPED}")
         return "\n".join(lines)
+
+
+def label_code(value: str, codes: dict, where: str, key: str) -> int:
+    """Integer label code, or an error naming the place (file, row/line) and the value."""
+    try:
+        code = int(float(value))
+        if code != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ImportFormatError(f"{where}: {key} {value!r} is not an integer code") from None
+    if code not in codes:
+        raise ImportFormatError(f"{where}: unknown {key} code {code} (known: {sorted(codes)})")
+    return code
 
 
 def require_columns(df: pd.DataFrame, needed: list[str], file: Path) -> None:
@@ -118,18 +142,3 @@ def require_columns(df: pd.DataFrame, needed: list[str], file: Path) -> None:
     if missing:
         raise ImportFormatError(f"{file}: missing column(s) {missing}; found {list(df.columns)} "
                                 f"(expected header: {', '.join(needed)})")
-
-
-def parse_pixels(text: str, row: int, file: Path, side: int = 48) -> np.ndarray:
-    """A space-separated pixel string -> (side, side) uint8; errors name row and line."""
-    where = f"{file}: row {row} (line {row + 2})"
-    try:
-        values = np.array(str(text).split(), dtype=np.int64)
-    except ValueError:
-        raise ImportFormatError(f"{where}: pixels contain a non-integer value") from None
-    if values.size != side * side:
-        raise ImportFormatError(f"{where}: {values.size} pixel values, expected "
-                                f"{side * side} ({side}x{side})")
-    if values.min() < 0 or values.max() > 255:
-        raise ImportFormatError(f"{where}: pixel values outside 0..255")
-    return values.astype(np.uint8).reshape(side, side)

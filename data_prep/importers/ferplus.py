@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_keras.data.readers import FER2013_USAGE, csv_row_where, fer2013_usage, parse_fer2013_csv
 from fer_keras.labels import FERPLUS_COLUMNS, canonical_name
 
-from .common import DatasetWriter, ImportFormatError, parse_pixels, require_columns
-from .fer2013_csv import read_fer_csv, row_where, usage_split
+from .common import DatasetWriter, ImportFormatError, require_columns
 
 NAME = "ferplus"
 IMAGE_DIRS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid",
@@ -65,19 +65,18 @@ def run(src: Path, dst: Path, *, fer2013: Path | None = None, images: Path | Non
         bad = df[list(FERPLUS_COLUMNS)].apply(pd.to_numeric, errors="coerce").isna()
         row, col = np.argwhere(bad.to_numpy())[0]
         key = FERPLUS_COLUMNS[col]
-        raise ImportFormatError(f"{row_where(src, row)}: vote column {key!r} is "
+        raise ImportFormatError(f"{csv_row_where(src, row)}: vote column {key!r} is "
                                 f"{df[key].iat[row]!r}, not a number") from None
     if (votes < 0).any():
         row = int(np.argwhere(votes < 0)[0][0])
-        raise ImportFormatError(f"{row_where(src, row)}: negative vote count")
+        raise ImportFormatError(f"{csv_row_where(src, row)}: negative vote count")
     pixels = None
     if fer2013 is not None:
-        base = read_fer_csv(fer2013)
-        if len(base) != len(df):
-            raise ImportFormatError(f"{src} has {len(df)} rows but {fer2013} has {len(base)}; "
+        pixels = [r.pixels for r in parse_fer2013_csv(fer2013)]
+        if len(pixels) != len(df):
+            raise ImportFormatError(f"{src} has {len(df)} rows but {fer2013} has {len(pixels)}; "
                                     f"FER+ rows must align one-to-one with fer2013.csv")
-        pixels = base["pixels"].tolist()
-    splits = [usage_split(u, src, row) for row, u in enumerate(df["Usage"])]
+    splits = [FER2013_USAGE[fer2013_usage(u, csv_row_where(src, row))] for row, u in enumerate(df["Usage"])]
     jobs, drops = [], []  # decide and parse every row first: a bad row leaves no half import
     for row, name in enumerate(df["Image name"]):
         name = name.strip()
@@ -88,7 +87,7 @@ def run(src: Path, dst: Path, *, fer2013: Path | None = None, images: Path | Non
         if label is None:
             drops.append(why)
             continue
-        data = parse_pixels(pixels[row], row, fer2013) if pixels is not None else None
+        data = pixels[row] if pixels is not None else None
         jobs.append((row, name, label, data))
     w = DatasetWriter(dst, NAME, src, force=force, skip_bad=skip_bad)
     for why in drops:

@@ -41,7 +41,7 @@ def plan(src: Path, split: str) -> list[tuple[Path, str, str]]:
                 continue
             label = canonical_name(cls_dir.name, where=str(cls_dir))
             for f in sorted(cls_dir.rglob("*")):
-                if f.is_file() and is_image(f):
+                if f.is_file() and is_image(f, convertible=True):
                     out.append((f, sp, label))
     return out
 

@@ -37,7 +37,7 @@ def run(src: Path, dst: Path, *, split: str = "test", force: bool = False,
         skip_bad: bool = False) -> DatasetWriter:
     if not src.is_dir():
         raise FileNotFoundError(f"JAFFE folder not found: {src}")
-    files = sorted(p for p in src.rglob("*") if p.is_file() and is_image(p))
+    files = sorted(p for p in src.rglob("*") if p.is_file() and is_image(p, convertible=True))
     if not files:
         raise ImportFormatError(f"no images under {src}")
     labels = [(f, parse_name(f)) for f in files]  # validate every name before writing

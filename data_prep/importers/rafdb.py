@@ -12,8 +12,7 @@ from pathlib import Path
 
 from fer_keras.labels import RAFDB_CODES
 
-from .common import DatasetWriter, ImportFormatError
-from .fer2013_csv import label_code
+from .common import DatasetWriter, ImportFormatError, label_code
 
 NAME = "rafdb"
 PREFIX_SPLITS = {"train_": "train", "test_": "test"}

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fer_keras.data.readers import IMAGE_SUFFIXES
+from data_prep.images import IMAGE_SUFFIXES
 
 MODULE = "data_prep.crop"
 MIN_WORK_S = 2.0

@@ -5,7 +5,10 @@ zoom_range=0.2, horizontal_flip=True, fill_mode='nearest'): like the generator, 
 rotation, shift and zoom (height and width factors drawn independently in [0.8, 1.2])
 are composed into ONE transform and the image is resampled once, bilinearly, with
 nearest-edge fill. Chaining Keras' RandomRotation/RandomTranslation/RandomZoom layers
-instead resamples three times and blurs small 48 px faces noticeably.
+instead resamples three times and blurs small 48 px faces noticeably. The transform is
+built exactly as the generator's ``apply_affine_transform`` builds it (:func:`idg_transform`).
+The flip comes before the warp here and after it in the generator: the same distribution,
+as the rotation and shift ranges are symmetric.
 
 Every draw is a stateless random op keyed by ``key`` (the training pipeline derives it
 from the run's seed, the epoch and the batch's position), so a batch's augmentation is
@@ -22,6 +25,8 @@ ROTATION_DEGREES = 20
 SHIFT = 0.2
 ZOOM = 0.2
 
+Param = tf.Tensor | float  # one value, or one per image
+
 
 def draw_key(key: tf.Tensor, stream: int) -> tf.Tensor:
     """The stateless seed of one independent draw (``stream``) under ``key``."""
@@ -34,13 +39,31 @@ def affine_params(batch: tf.Tensor, height: int, width: int, key: tf.Tensor) -> 
     theta = u(-ROTATION_DEGREES, ROTATION_DEGREES, 1) * (math.pi / 180)
     tx, ty = u(-SHIFT, SHIFT, 2) * width, u(-SHIFT, SHIFT, 3) * height
     zx, zy = u(1 - ZOOM, 1 + ZOOM, 4), u(1 - ZOOM, 1 + ZOOM, 5)
+    return idg_transform(theta, tx, ty, zx, zy, height, width)
+
+
+def idg_transform(theta: Param, tx: Param, ty: Param, zx: Param, zy: Param, height: int, width: int, *,
+                  degrees: bool = False) -> tf.Tensor:
+    """(..., 8) projective transform(s) that ImageDataGenerator.apply_transform would apply.
+
+    The legacy generator maps output to input pixels through
+    C @ R(theta) @ S(tx, ty) @ Z(zx, zy) @ C^-1 in (x = column, y = row) coordinates, so the
+    shift is rotated with the image (it is not added after the rotation). Like the
+    generator: ``tx`` moves along columns and ``ty`` along rows (whatever the names of the
+    ranges they are drawn from), a positive ``theta`` turns the picture counter-clockwise
+    on screen, and the centre C is ((height - 1) / 2, (width - 1) / 2) in (x, y), which is
+    the true centre only for square images, the only ones this suite feeds it.
+    """
+    theta, tx, ty, zx, zy = (tf.cast(v, tf.float32) for v in (theta, tx, ty, zx, zy))
+    if degrees:
+        theta = theta * (math.pi / 180)
     cos, sin = tf.cos(theta), tf.sin(theta)
-    a00, a01, a10, a11 = cos * zx, -sin * zy, sin * zx, cos * zy  # rotation @ zoom
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    off_x = cx - (a00 * cx + a01 * cy) + tx
-    off_y = cy - (a10 * cx + a11 * cy) + ty
-    zeros = tf.zeros_like(cos)
-    return tf.stack([a00, a01, off_x, a10, a11, off_y, zeros, zeros], axis=1)
+    a00, a01, a10, a11 = cos * zx, -sin * zy, sin * zx, cos * zy  # R @ Z
+    ox, oy = (height - 1) / 2, (width - 1) / 2  # the generator's centre, (x, y) = (h, w) order
+    off_x = ox - (a00 * ox + a01 * oy) + cos * tx - sin * ty  # C (R S Z) C^-1: R @ (tx, ty)
+    off_y = oy - (a10 * ox + a11 * oy) + sin * tx + cos * ty
+    zeros = tf.zeros_like(a00)
+    return tf.stack([a00, a01, off_x, a10, a11, off_y, zeros, zeros], axis=-1)
 
 
 def augment_batch(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:

@@ -5,8 +5,12 @@ Keras 3 dropped ImageDataGenerator from its public API; the private
 This mode loads images the way ``flow_from_directory`` did (PIL, nearest-neighbour
 resize to RES) and applies ``random_transform`` image by image, but keeps the suite's
 rules: canonical class order, 0-255 output (the model rescales), every image once at
-evaluation. If a future Keras removes the private module this mode fails with a message,
-and the default ``tfdata`` pipeline still works.
+evaluation, and the same loader for evaluation as for training (see
+``fer_keras.data.pipeline.eval_dataset``). Each training epoch draws its order and
+augmentation from (seed, phase, epoch), so a resumed run, whose stream starts at the
+epoch it stopped in, continues as an uninterrupted one would, and a second phase does
+not replay the first one's draws. If a future Keras removes the private module this
+mode fails with a message, and the default ``tfdata`` pipeline still works.
 """
 
 from __future__ import annotations
@@ -45,12 +49,17 @@ def _load(images: ImageSet, i: int, res: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
+def load_images(images: ImageSet, index: np.ndarray, res: int) -> np.ndarray:
+    """(len(index), res, res, 3) float32 0-255, loaded as flow_from_directory loads them."""
+    return np.stack([_load(images, i, res) for i in index])
+
+
 def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
-                        first_epoch: int = 0, epochs: int | None = 1) -> tf.data.Dataset:
+                        phase: int = 0, first_epoch: int = 0, epochs: int | None = 1) -> tf.data.Dataset:
     """Batched (images, one-hot labels) produced by ImageDataGenerator.random_transform.
 
-    Training: epochs ``first_epoch`` .. ``first_epoch + epochs - 1`` (endless when ``epochs``
-    is None), each shuffled and augmented by a generator seeded with (seed, epoch).
+    Training: epochs ``first_epoch`` .. ``first_epoch + epochs - 1`` of phase ``phase`` (endless
+    when ``epochs`` is None), each shuffled and augmented by a generator seeded with (seed, phase, epoch).
     """
     gen = _generator() if training else None
     n, k = len(images), len(images.class_names)
@@ -59,11 +68,11 @@ def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: boo
 
     def batches():
         for epoch in itertools.count(first_epoch) if count is None else range(first_epoch, first_epoch + count):
-            rng = np.random.default_rng([seed, epoch])
+            rng = np.random.default_rng([seed, phase, epoch])
             order = rng.permutation(n) if training else np.arange(n)
             for start in range(0, n, batch):
                 idx = order[start:start + batch]
-                x = np.stack([_load(images, i, res) for i in idx])
+                x = load_images(images, idx, res)
                 if gen is not None:
                     x = np.stack([gen.random_transform(img, seed=int(rng.integers(2**31))) for img in x])
                 yield x, onehot[idx]

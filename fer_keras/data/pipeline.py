@@ -6,11 +6,11 @@ the last partial batch, so every image is evaluated exactly once.
 
 Training pipelines never shuffle images through a buffer (a buffer smaller than a
 class-sorted split yields batches of one class): each epoch's order is a function of
-(seed, epoch) computed on indices (:func:`epoch_order`), and each batch is gathered
-from the decoded images (kept in memory as uint8 when ``cache``, else decoded again)
-and augmented with stateless random ops keyed by (seed, epoch, batch). The data of an
-epoch is therefore the same in every process, and a resumed run sees exactly the
-batches an uninterrupted one would.
+(seed, phase, epoch) computed on indices (:func:`epoch_order`), and each batch is
+gathered from the decoded images (kept in memory as uint8 when ``cache``, else decoded
+again) and augmented with stateless random ops keyed by (seed, phase, epoch, batch). The
+data of an epoch is therefore the same in every process, and a resumed run sees exactly
+the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_keras.data.augment import augment_batch
+from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.readers import ImageSet
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -62,8 +63,10 @@ def image_dataset(images: ImageSet, res: int) -> tf.data.Dataset:
 SAMPLINGS = ("shuffle", "weighted")
 
 
-def epoch_order(labels: np.ndarray, seed: int, epoch: int, sampling: str = "shuffle") -> np.ndarray:
-    """Indices of the images of epoch ``epoch``, a pure function of (seed, epoch).
+def epoch_order(labels: np.ndarray, seed: int, epoch: int, sampling: str = "shuffle", *, phase: int = 0
+                ) -> np.ndarray:
+    """Indices of the images of epoch ``epoch`` of training phase ``phase``, a pure function of
+    (seed, phase, epoch): a second phase does not replay the first one's epochs.
 
     ``shuffle``: a uniformly random permutation of the whole split. ``weighted`` (Haider et
     al., Sensors 2023): ``len(labels)`` samples whose classes are drawn uniformly; each
@@ -72,7 +75,7 @@ def epoch_order(labels: np.ndarray, seed: int, epoch: int, sampling: str = "shuf
     """
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    rng = np.random.default_rng([seed, epoch])
+    rng = np.random.default_rng([seed, phase, epoch])
     if sampling == "shuffle":
         return rng.permutation(len(labels))
     members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
@@ -122,7 +125,7 @@ def _batch_loader(images: ImageSet, res: int, cache: bool) -> Callable[[tf.Tenso
 
 
 class TrainingData:
-    """The training split as batches of consecutive epochs, each a pure function of (seed, epoch).
+    """The training split as batches of consecutive epochs, each a pure function of (seed, phase, epoch).
 
     Decodes (and with ``cache`` keeps) the images once, so every phase of a run draws
     from the same copy. Memory: the uint8 images when cached, plus a few batches.
@@ -137,25 +140,27 @@ class TrainingData:
         self._onehot = np.eye(len(images.class_names), dtype=np.float32)[images.labels]
         self._load = _batch_loader(images, res, cache)
 
-    def _order(self, epoch: tf.Tensor) -> tf.Tensor:
-        return tf.numpy_function(lambda e: epoch_order(self.labels, self.seed, int(e), self.sampling), [epoch],
-                                 tf.int64, stateful=False)
+    def _order(self, phase: int, epoch: tf.Tensor) -> tf.Tensor:
+        return tf.numpy_function(lambda e: epoch_order(self.labels, self.seed, int(e), self.sampling, phase=phase),
+                                 [epoch], tf.int64, stateful=False)
 
-    def _batch(self, epoch: tf.Tensor, step: tf.Tensor, index: tf.Tensor):
+    def _batch(self, phase_key: tf.Tensor, epoch: tf.Tensor, step: tf.Tensor, index: tf.Tensor):
         x = tf.cast(self._load(index), tf.float32)
         if self.augment:
-            key = tf.random.experimental.stateless_fold_in(
-                tf.random.experimental.stateless_fold_in(tf.constant([self.seed, 0], tf.int64), epoch), step)
-            x = augment_batch(x, key)
+            fold = tf.random.experimental.stateless_fold_in
+            x = augment_batch(x, fold(fold(phase_key, epoch), step))
         return x, _gather(self._onehot, index)
 
-    def epochs(self, first: int = 0, count: int | None = 1) -> tf.data.Dataset:
-        """Batched (images, one-hot labels) of epochs ``first`` .. ``first + count - 1`` (endless when
-        ``count`` is None), ``steps_per_epoch`` batches each; the last batch of an epoch may be partial."""
+    def epochs(self, first: int = 0, count: int | None = 1, *, phase: int = 0) -> tf.data.Dataset:
+        """Batched (images, one-hot labels) of epochs ``first`` .. ``first + count - 1`` of ``phase``
+        (endless when ``count`` is None), ``steps_per_epoch`` batches each; an epoch's last batch may
+        be partial."""
         epochs = tf.data.Dataset.range(first, first + count) if count is not None else tf.data.Dataset.counter(first)
-        batches = epochs.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(self._order(e)).batch(self.batch)
-                                  .enumerate().map(lambda step, index: (e, step, index)))
-        return batches.map(self._batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        batches = epochs.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(self._order(phase, e))
+                                  .batch(self.batch).enumerate().map(lambda step, index: (e, step, index)))
+        phase_key = tf.random.experimental.stateless_fold_in(tf.constant([self.seed, 0], tf.int64), phase)
+        return batches.map(lambda e, step, index: self._batch(phase_key, e, step, index),
+                           num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
@@ -169,3 +174,20 @@ def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed
         return TrainingData(images, res, batch, seed=seed, cache=cache, sampling=sampling).epochs()
     ds = _labelled(images, res, cache).batch(batch)
     return ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+PIPELINES = ("tfdata", "legacy")
+
+
+def eval_dataset(images: ImageSet, res: int, batch: int, *, pipeline: str, cache: bool = False) -> tf.data.Dataset:
+    """Every image once, in order, loaded and resized the way the run's training ``pipeline`` loads them.
+
+    The one place that decides it: a ``legacy`` run was trained on PIL nearest-neighbour
+    resizes, a ``tfdata`` run on antialiased ones; scoring a model on the other kind shifts
+    its accuracy for no reason the run can show.
+    """
+    if pipeline == "legacy":
+        return make_legacy_dataset(images, res, batch, training=False)
+    if pipeline == "tfdata":
+        return make_dataset(images, res, batch, training=False, cache=cache)
+    raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")

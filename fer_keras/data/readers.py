@@ -9,7 +9,9 @@ reason, never silently dropped and never fatal.
 from __future__ import annotations
 
 import csv
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +20,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from data_prep.exclusions import read_exclusions
+from data_prep.images import DECODABLE_FORMATS, IMAGE_SUFFIXES, MAX_PIXELS, to_8bit
 from fer_keras.labels import FER2013_CODES, canonical_name, canonical_order
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
 #: A decoded image whose pixel standard deviation is below this is treated as blank.
@@ -67,14 +69,34 @@ class ImageSet:
         }
 
 
+def reason_counts(skipped: list[tuple[str, str]]) -> str:
+    """'3 not an image, 1 blank image': reasons counted without their per-file detail, for one line."""
+    counts = Counter(why.split(" (")[0] for _, why in skipped)
+    return ", ".join(f"{n} {why}" for why, n in counts.most_common())
+
+
 def check_image(path: Path) -> str | None:
-    """Why ``path`` cannot be trained on (None when it can)."""
+    """Why ``path`` cannot be trained on (None when it can): the one check every step shares."""
     try:
         if path.stat().st_size == 0:
             return "empty file (0 bytes)"
-        with Image.open(path) as img:
-            img.draft("L", (64, 64))  # JPEG: decode at reduced size, enough to judge
-            pixels = np.asarray(img.convert("L"), dtype=np.float32)
+        with warnings.catch_warnings():
+            # PIL warns about a decompression bomb from the header; judge the size before decoding.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                fmt = "JPEG" if img.format == "MPO" else img.format  # phone JPEGs with a second picture
+                if fmt not in DECODABLE_FORMATS:
+                    return (f"{fmt} image: the training pipeline decodes only "
+                            f"{', '.join(DECODABLE_FORMATS)} (make import converts it)")
+                if fmt == "BMP" and img.mode == "1":
+                    return "1-bit BMP: the training pipeline cannot decode it (make import converts it)"
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    return f"too large ({w}x{h} px, above {MAX_PIXELS:,} pixels)"
+                img.draft("L", (64, 64))  # JPEG: decode at reduced size, enough to judge
+                pixels = np.asarray(to_8bit(img).convert("L"), dtype=np.float32)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        return f"too large ({err})"
     except UnidentifiedImageError:
         return "not an image"
     except (OSError, SyntaxError, ValueError) as err:
@@ -84,27 +106,68 @@ def check_image(path: Path) -> str | None:
     return None
 
 
-def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 8,
-                       exclusions: set[Path] | None = None) -> ImageSet:
-    """Read ``folder/<class>/<image>``; folder names may use any alias ('Happy', 'happiness')."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"dataset folder {folder} does not exist")
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")
+
+
+def class_dirs(folder: Path) -> dict[str, Path]:
+    """``{class: folder}`` of ``folder/<class>/``, any alias ('Anger', 'happiness'); raises on an unknown name."""
     classes: dict[str, Path] = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if sub.name.startswith("."):
-            continue
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p)):
         cls = canonical_name(sub.name, where=str(sub))
         if cls in classes:
             raise DatasetError(f"folders {classes[cls]} and {sub} both hold class {cls!r}")
         classes[cls] = sub
     if not classes:
         raise DatasetError(f"{folder} holds no class folders (expected {folder}/<class>/<image>)")
+    return classes
+
+
+def split_dirs(path: Path) -> dict[str, Path]:
+    """``{split: folder}`` for a dataset with split folders (any SPLIT_NAMES spelling), else ``{'all': path}``."""
+    path = Path(path)
+    if path.is_file():
+        raise DatasetError(f"{path} is a file, not a dataset folder (a FER2013 CSV is read by the trainer "
+                           f"or converted with `make import DATASET=fer2013_csv`)")
+    if not path.is_dir():
+        raise DatasetError(f"dataset folder {path} does not exist")
+    splits: dict[str, Path] = {}
+    for p in sorted(p for p in path.iterdir() if p.is_dir() and p.name.lower() in SPLIT_NAMES):
+        split = SPLIT_NAMES[p.name.lower()]
+        if split in splits:
+            raise DatasetError(f"folders {splits[split]} and {p} are both the {split!r} split")
+        splits[split] = p
+    return splits or {"all": path}
+
+
+def class_files(folder: Path) -> list[Path]:
+    """Every file under a class folder, nested subfolders included, hidden ones not."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and all(_visible(Path(q)) for q in p.relative_to(folder).parts))
+
+
+def iter_layout(path: Path, exclusions: set[Path] | None = None) -> Iterator[tuple[str, str, Path]]:
+    """``(split, class, file)`` for every file of a dataset, excluded ones left out; the trainer's rules."""
+    exclusions = exclusions or set()
+    for split, folder in split_dirs(path).items():
+        for cls, sub in class_dirs(folder).items():
+            for f in class_files(sub):
+                if f.resolve() not in exclusions:
+                    yield split, cls, f
+
+
+def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 8,
+                       exclusions: set[Path] | None = None) -> ImageSet:
+    """Read ``folder/<class>/<image>``; folder names may use any alias ('Happy', 'happiness')."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"dataset folder {folder} does not exist")
+    classes = class_dirs(folder)
     order = canonical_order(classes)
     exclusions = exclusions or set()
     files: list[tuple[Path, int]] = []
     for idx, cls in enumerate(order):
-        found = sorted(p for p in classes[cls].rglob("*") if p.is_file() and not p.name.startswith("."))
+        found = class_files(classes[cls])
         if not found:
             raise DatasetError(f"class folder {classes[cls]} is empty")
         files += [(p, idx) for p in found if p.resolve() not in exclusions]
@@ -112,7 +175,7 @@ def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 
     candidates = []
     for p, idx in files:
         if p.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append((str(p), f"not an image file type ({p.suffix or 'no suffix'})"))
+            skipped.append((str(p), f"not an image type the training pipeline decodes ({p.suffix or 'no suffix'})"))
         else:
             candidates.append((p, idx))
     with ThreadPoolExecutor(workers) as pool:
@@ -121,7 +184,9 @@ def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 
     skipped += [(str(p), why) for (p, _), why in zip(candidates, problems, strict=True) if why]
     for cls in order:
         if not any(order[idx] == cls for _, idx in keep):
-            raise DatasetError(f"class folder {classes[cls]} has no usable image (see skipped files)")
+            why = Counter(r for f, r in skipped if Path(f).is_relative_to(classes[cls]))
+            raise DatasetError(f"class folder {classes[cls]} has no usable image; skipped: "
+                               + "; ".join(f"{n} {r}" for r, n in why.most_common(3)))
     return ImageSet(
         name=name or folder.name,
         class_names=order,
@@ -132,54 +197,134 @@ def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 
 
 
 FER2013_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+FER2013_COLUMNS = ("emotion", "pixels", "Usage")
+
+
+@dataclass(frozen=True)
+class Fer2013Row:
+    """One validated row of a FER2013 CSV; ``where`` names file, row and line for messages."""
+
+    where: str
+    row: int
+    usage: str
+    label: str
+    pixels: np.ndarray  # (side, side) uint8
+
+    @property
+    def split(self) -> str:
+        return FER2013_USAGE[self.usage]
+
+    @property
+    def blank(self) -> bool:
+        return float(self.pixels.std()) < BLANK_STD
+
+
+def csv_row_where(path: Path, row: int, line: int | None = None) -> str:
+    """'file: row 3 (line 5)': data rows count from 0, file lines from 1 with the header."""
+    return f"{path}: row {row} (line {line if line is not None else row + 2})"
+
+
+def fer2013_usage(usage: str, where: str) -> str:
+    """The canonical Usage spelling (stray spaces dropped), or an error naming the place."""
+    if usage.strip() not in FER2013_USAGE:
+        raise DatasetError(f"{where}: unknown Usage {usage!r} (known: {list(FER2013_USAGE)})")
+    return usage.strip()
+
+
+def _fer2013_label(value: str, where: str) -> str:
+    try:
+        code = float(value)
+    except ValueError:
+        code = None
+    if code is None or code != int(code) or int(code) not in FER2013_CODES:
+        raise DatasetError(f"{where}: unknown emotion code {value.strip()!r} (known: {sorted(FER2013_CODES)})")
+    return FER2013_CODES[int(code)]
+
+
+def _fer2013_pixels(text: str, where: str, side: int | None) -> np.ndarray:
+    try:
+        values = np.array(text.split(), dtype=np.int64)
+    except ValueError:
+        raise DatasetError(f"{where}: pixels contain a non-integer value "
+                           f"(expected space-separated numbers 0..255)") from None
+    if side is not None and values.size != side * side:
+        raise DatasetError(f"{where}: {values.size} pixel values, expected {side * side} ({side}x{side} "
+                           f"like the rows before)")
+    n = int(round(np.sqrt(values.size)))
+    if values.size == 0 or n * n != values.size:
+        raise DatasetError(f"{where}: {values.size} pixel values do not form a square image")
+    if values.min() < 0 or values.max() > 255:
+        raise DatasetError(f"{where}: pixel values outside 0..255")
+    return values.astype(np.uint8).reshape(n, n)
+
+
+def parse_fer2013_csv(path: Path) -> list[Fer2013Row]:
+    """Every row of a FER2013 CSV (``emotion,pixels,Usage``), validated; errors name row and line.
+
+    The one parser of this format: the trainer and ``make import`` read the same files the same way.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"FER2013 CSV not found: {path}")
+    rows: list[Fer2013Row] = []
+    side = None
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [c.strip() for c in next(reader, [])]  # the ICML copy has " Usage", " pixels"
+            missing = [c for c in FER2013_COLUMNS if c not in header]
+            if missing:
+                raise DatasetError(f"{path}: missing column(s) {missing}; found {header} "
+                                   f"(expected header: {', '.join(FER2013_COLUMNS)})")
+            col = {c: header.index(c) for c in FER2013_COLUMNS}
+            for values in reader:
+                if not any(v.strip() for v in values):
+                    continue  # an empty line is not a row
+                where = csv_row_where(path, len(rows), reader.line_num)
+                if len(values) < len(header):
+                    raise DatasetError(f"{where}: {len(values)} fields, expected {len(header)} ({', '.join(header)})")
+                usage = fer2013_usage(values[col["Usage"]], where)
+                label = _fer2013_label(values[col["emotion"]], where)
+                pixels = _fer2013_pixels(values[col["pixels"]], where, side)
+                side = pixels.shape[0]
+                rows.append(Fer2013Row(where, len(rows), usage, label, pixels))
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is not a UTF-8 text CSV") from None
+    except csv.Error as err:
+        raise DatasetError(f"{path}: not a readable CSV ({err})") from None
+    return rows
+
+
+def blank_rows_note(blank: list[Fer2013Row]) -> str:
+    """'N rows skipped as blank images (rows 0, 4, ...)': where they are, without a huge line."""
+    shown = ", ".join(str(r.row) for r in blank[:5])
+    more = f" and {len(blank) - 5} more" if len(blank) > 5 else ""
+    return f"{len(blank)} rows skipped as blank images (a single colour): rows {shown}{more}"
 
 
 def read_fer2013_csv(path: Path) -> dict[str, ImageSet]:
     """Read the FER2013 CSV into train (Training), val (PublicTest) and test (PrivateTest)."""
     path = Path(path)
-    rows: dict[str, tuple[list[np.ndarray], list[int]]] = {s: ([], []) for s in FER2013_USAGE.values()}
-    skipped: dict[str, list[tuple[str, str]]] = {s: [] for s in rows}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        need = {"emotion", "pixels", "Usage"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
-            raise DatasetError(f"{path}: header must have columns {sorted(need)}, got {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}, row {line}"
-            split = FER2013_USAGE.get(row["Usage"])
-            if split is None:
-                raise DatasetError(f"{where}: unknown Usage {row['Usage']!r}; expected {list(FER2013_USAGE)}")
-            try:
-                code = int(row["emotion"])
-                label = FER2013_CODES[code]
-            except (ValueError, KeyError):
-                raise DatasetError(f"{where}: unknown emotion code {row['emotion']!r}") from None
-            try:
-                values = np.array(row["pixels"].split(), dtype=np.float32)
-            except ValueError:
-                raise DatasetError(f"{where}: pixels must be space-separated numbers") from None
-            side = int(round(np.sqrt(values.size)))
-            if side * side != values.size or values.size == 0 or values.min() < 0 or values.max() > 255:
-                raise DatasetError(f"{where}: {values.size} pixel values do not form a square 8-bit image")
-            img = values.reshape(side, side).astype(np.uint8)
-            if img.std() < BLANK_STD:
-                skipped[split].append((where, "blank image (a single colour)"))
-                continue
-            rows[split][0].append(img)
-            rows[split][1].append(label)
+    rows = parse_fer2013_csv(path)
     out = {}
-    for split, (imgs, labels) in rows.items():
-        if not imgs:
+    for split in FER2013_USAGE.values():
+        part = [r for r in rows if r.split == split]
+        good = [r for r in part if not r.blank]
+        if not good:
             continue
-        order = canonical_order(labels)
+        order = canonical_order(r.label for r in good)
         idx = {c: i for i, c in enumerate(order)}
         out[split] = ImageSet(
             name=f"{path.stem}/{split}", class_names=order,
-            labels=np.array([idx[c] for c in labels], dtype=np.int32),
-            pixels=np.stack(imgs), skipped=skipped[split],
+            labels=np.array([idx[r.label] for r in good], dtype=np.int32),
+            pixels=np.stack([r.pixels for r in good]),
+            skipped=[(r.where, "blank image (a single colour)") for r in part if r.blank],
         )
     if "train" not in out:
-        raise DatasetError(f"{path} has no Training rows")
+        train = [r for r in rows if r.split == "train"]
+        if not train:
+            raise DatasetError(f"{path} has no Training rows")
+        raise DatasetError(f"{path} has no usable Training rows: {blank_rows_note(train)}")
     return out
 
 
@@ -188,12 +333,9 @@ def read_dataset(path: Path, *, workers: int = 8) -> dict[str, ImageSet]:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return read_fer2013_csv(path)
-    if not path.is_dir():
-        raise DatasetError(f"dataset {path} does not exist (expected a folder or a FER2013 .csv)")
+    splits = split_dirs(path)
     exclusions = {(path / rel).resolve() for rel in read_exclusions(path)}
-    splits = {SPLIT_NAMES[p.name.lower()]: p for p in path.iterdir()
-              if p.is_dir() and p.name.lower() in SPLIT_NAMES}
-    if not splits:
+    if "all" in splits:
         return {"all": read_class_folders(path, name=path.name, workers=workers, exclusions=exclusions)}
     return {s: read_class_folders(p, name=f"{path.name}/{s}", workers=workers, exclusions=exclusions)
             for s, p in splits.items()}
@@ -201,11 +343,11 @@ def read_dataset(path: Path, *, workers: int = 8) -> dict[str, ImageSet]:
 
 def folder_classes(path: Path) -> tuple[str, ...]:
     """Canonical classes of a class-per-folder set (its ``test/`` split if it has one), cheaply."""
-    path = Path(path)
-    test = next((p for p in path.iterdir() if p.is_dir() and SPLIT_NAMES.get(p.name.lower()) == "test"), None)
-    root = test or path
-    return canonical_order(canonical_name(p.name, where=str(p)) for p in root.iterdir()
-                           if p.is_dir() and not p.name.startswith(".") and p.name.lower() not in SPLIT_NAMES)
+    splits = split_dirs(path)
+    root = splits.get("test") or splits.get("all")
+    if root is None:
+        raise DatasetError(f"{path} has neither a test/ split nor class folders at its top level")
+    return canonical_order(class_dirs(root))
 
 
 def evaluation_set(path: Path, *, workers: int = 8) -> ImageSet:

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from fer_keras.data.readers import DatasetError, ImageSet, read_dataset
-from fer_keras.labels import check_same_classes
+from fer_keras.data.readers import DatasetError, ImageSet, read_dataset, reason_counts
+from fer_keras.labels import CANONICAL_CLASSES, check_same_classes
+
+if TYPE_CHECKING:
+    from fer_keras.config import RunConfig
 
 
 @dataclass
@@ -29,6 +33,22 @@ class Splits:
     val: ImageSet
     test: ImageSet | None
     val_source: str  # "dataset", "carved from train" or "test (paper_faithful)"
+
+    def report_lines(self) -> list[str]:
+        """What the console says about the data: the class count, absent classes, skipped files."""
+        classes = self.train.class_names
+        test = f" / {len(self.test)} test" if self.test is not None else ""
+        lines = [f"data: {len(classes)} classes ({', '.join(classes)}); {len(self.train)} train / "
+                 f"{len(self.val)} val{test} images; validation {self.val_source}"]
+        missing = [c for c in CANONICAL_CLASSES if c not in classes]
+        if missing:
+            lines.append(f"warning: the training set has no {', '.join(missing)} images, so the model will have "
+                         f"{len(classes)} classes, not {len(CANONICAL_CLASSES)}")
+        sets = {id(s): s for s in (self.train, self.val, self.test) if s is not None}
+        skipped = [item for s in sets.values() for item in s.skipped]
+        if skipped:
+            lines.append(f"skipped {len(skipped)} files: {reason_counts(skipped)} (listed in data_summary.json)")
+        return lines
 
     def summary(self) -> dict:
         out = {"classes": list(self.train.class_names), "val_source": self.val_source,
@@ -120,3 +140,14 @@ def make_splits(path: Path, *, val_fraction: float = 0.1, seed: int = 42, limit:
         source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
     train = limit_per_class(train, limit, seed)
     return Splits(train=train, val=val, test=test, val_source=source)
+
+
+def splits_for(cfg: RunConfig) -> Splits:
+    """The splits run ``cfg`` trains, is tested and is exported on.
+
+    The one place a config becomes splits: training, evaluation and export all call it,
+    so a cross-validation run is never checked or calibrated on another fold's images.
+    """
+    return make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
+                       limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
+                       folds=cfg.folds, fold=cfg.fold)

@@ -3,8 +3,10 @@
 Test sets of a few thousand images leave accuracies uncertain by a point or two, so
 the report gives every accuracy a 95% bootstrap interval and marks differences that a
 paired test on the same images cannot tell from chance. McNemar's exact test looks
-only at the images the two models disagree on, which is what pairing buys. NumPy and
-SciPy only: the report must run without TensorFlow.
+only at the images the two models disagree on, which is what pairing buys. A table
+compares its best model with every other one, so those p-values are Holm-adjusted as one
+family: a table of twenty models would otherwise show a chance "significant" difference
+almost every time. NumPy and SciPy only: the report must run without TensorFlow.
 """
 
 from __future__ import annotations
@@ -51,3 +53,27 @@ def mcnemar_p(correct_a: Sequence[int] | np.ndarray, correct_b: Sequence[int] | 
     if only_a + only_b == 0:
         return 1.0
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error); NaNs stay NaN and are not counted."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
+
+
+def fold_interval(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of per-fold values: the spread over folds, for when images
+    cannot be matched across folds (no per-image predictions)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size < 2:
+        return (float("nan"), float("nan"))
+    half = t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return float(x.mean() - half), float(x.mean() + half)

@@ -1,28 +1,34 @@
 """``make crossdomain``: evaluate finished runs on a balanced in-the-wild test set (BTFER).
 
-Every finished run under ``--runs`` that has no result for the set yet is evaluated
-once, on every image of the set, with the class order the run was trained with
-(checked against the set's classes before any prediction). Results go to
-``crossdomain_<set>.json`` in the run folder; a table of all runs is printed.
+Every finished run under ``--runs`` is evaluated on the set ITS config names
+(``crossdomain:``, resolved against its ``data_root``), or on ``--data`` for every run
+when that is given; never on another run's set. A run whose set does not exist is
+skipped with a message naming the run and the path, not scored on some other set.
+Each run is evaluated once (``--force`` again), on every image of the set, with the
+class order its classes.json gives the model's outputs. Results go to
+``crossdomain_<set>.json`` in the run folder; a table of all runs, naming each run's
+set, is printed.
+
+Exit status: 0 when every run was handled (evaluated now or before, or configured with
+no cross-domain set); 1 when any run was skipped for a missing set or failed, after
+every other run was tried; 2 when ``--data`` does not exist.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
-from fer_keras.config import RunConfig, make_config
 from fer_keras.data.demo import ensure_demo
 from fer_keras.data.readers import evaluation_set
-from fer_keras.labels import check_same_classes
-from fer_keras.runs import CLASSES_FILE, crossdomain_file, find_runs, load_run_model, read_json, write_json
+from fer_keras.runs import crossdomain_file, find_runs, load_run_model, read_json, run_classes, run_config, write_json
 
-
-def run_config(run_dir: Path) -> RunConfig:
-    import yaml
-
-    return make_config(yaml.safe_load((run_dir / "config.yaml").read_text()), source=str(run_dir / "config.yaml"))
+#: Cross-domain sets generated on demand (the synthetic demo).
+GENERATED_SETS = ("demo_wild",)
+#: What can happen to a run, in the order the summary lists them; the last two make the exit status 1.
+STATES = ("evaluated", "already evaluated", "without a set", "skipped (set missing)", "failed")
 
 
 def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> dict | None:
@@ -33,69 +39,90 @@ def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> d
     if out.is_file() and not force:
         return None
     cfg = run_config(run_dir)
-    classes = read_json(run_dir / CLASSES_FILE)
+    classes = run_classes(run_dir)
     images = evaluation_set(data)
-    check_same_classes(classes, images.class_names, test_name=str(data))
     model = load_run_model(run_dir)
-    m = evaluate_set(model, images, cfg.res, out_dir=run_dir, tag=f"crossdomain_{data.name}")
+    m = evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline, out_dir=run_dir,
+                     tag=f"crossdomain_{data.name}")
     m["skipped"] = images.summary()["skipped_files"]
+    m["set"] = str(data)
     write_json(out, m)
     return m
 
 
-def default_set(runs: list[Path]) -> Path | None:
-    """The cross-domain set named in the runs' configs (the first one found)."""
-    for run in runs:
-        cfg = run_config(run)
-        if cfg.crossdomain_dir() is not None:
-            return cfg.crossdomain_dir()
-    return None
+def _generate(path: Path) -> None:
+    if path.name in GENERATED_SETS and not path.exists():
+        ensure_demo(path.parent)
 
 
-def table(runs: list[Path], set_name: str) -> str:
-    head = f"{'run':<58}{'val acc':>9}{'test acc':>10}{'cross acc':>11}{'cross F1m':>11}"
+def handle_run(run: Path, data: Path | None, *, force: bool = False) -> tuple[str, Path | None]:
+    """One run's state (one of STATES) and the set it concerns: ``data`` if given, else its own."""
+    try:
+        target = data if data is not None else run_config(run).crossdomain_dir()
+    except ValueError as err:
+        print(f"error: {run.name}: {err}", file=sys.stderr)
+        return "failed", None
+    if target is None:
+        print(f"{run.name}: its config names no cross-domain set (crossdomain: null) and no --data was given")
+        return "without a set", None
+    _generate(target)
+    if not target.is_dir():
+        print(f"skipped {run.name}: its cross-domain set {target} (crossdomain in {run / 'config.yaml'}) "
+              "does not exist; put the set there, or pass --data (TEST=) to evaluate every run on one set",
+              file=sys.stderr)
+        return "skipped (set missing)", target
+    try:
+        if evaluate_crossdomain(run, target, force=force) is None:
+            return "already evaluated", target
+    except ValueError as err:
+        print(f"error: {run.name} on {target}: {err}", file=sys.stderr)
+        return "failed", target
+    print(f"evaluated {run.name} on {target}")
+    return "evaluated", target
+
+
+def table(targets: dict[Path, Path | None]) -> str:
+    """Each run's validation, test and cross-domain results, with the cross-domain set named."""
+    head = f"{'run':<58}{'val acc':>9}{'test acc':>10}  {'cross set':<14}{'cross acc':>10}{'cross F1m':>11}"
     lines = [head, "-" * len(head)]
-    for run in runs:
+    for run, target in targets.items():
         m = read_json(run / "metrics.json")
-        cross = crossdomain_file(run, set_name)
-        c = read_json(cross) if cross.is_file() else {}
+        cross = crossdomain_file(run, target.name) if target is not None else None
+        c = read_json(cross) if cross is not None and cross.is_file() else {}
         f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
         lines.append(f"{run.name:<58}{f(m.get('val', {}).get('accuracy')):>9}"
-                     f"{f(m.get('test', {}).get('accuracy')):>10}{f(c.get('accuracy')):>11}"
-                     f"{f(c.get('f1_macro')):>11}")
+                     f"{f(m.get('test', {}).get('accuracy')):>10}  {target.name if target else '-':<14}"
+                     f"{f(c.get('accuracy')):>10}{f(c.get('f1_macro')):>11}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fer-crossdomain", description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="runs", help="folder holding run folders (default: runs)")
-    p.add_argument("--data", help="balanced test set folder (default: the runs' configured crossdomain set)")
+    p.add_argument("--data", help="evaluate every run on this set (default: each run's configured crossdomain set)")
     p.add_argument("--force", action="store_true", help="re-evaluate runs that already have a result")
     args = p.parse_args(argv)
     runs = find_runs(Path(args.runs))
     if not runs:
         print(f"no finished runs under {args.runs}")
         return 0
-    data = Path(args.data) if args.data else default_set(runs)
-    if data is None:
-        print("error: no cross-domain set given (--data) or configured in the runs", file=sys.stderr)
-        return 2
-    if data.name in ("demo_wild",) and not data.exists():
-        ensure_demo(data.parent)
-    if not data.is_dir():
-        print(f"error: cross-domain set {data} does not exist", file=sys.stderr)
-        return 2
-    done = 0
+    data = Path(args.data) if args.data else None
+    if data is not None:
+        _generate(data)
+        if not data.is_dir():
+            print(f"error: cross-domain set {data} (--data) does not exist", file=sys.stderr)
+            return 2
+    targets: dict[Path, Path | None] = {}
+    tally: Counter[str] = Counter()
     for run in runs:
-        try:
-            if evaluate_crossdomain(run, data, force=args.force) is not None:
-                done += 1
-                print(f"evaluated {run.name} on {data.name}")
-        except ValueError as err:
-            print(f"error: {run.name}: {err}", file=sys.stderr)
-    print(f"\n{done} run(s) newly evaluated on {data}\n")
-    print(table(runs, data.name))
-    return 0
+        state, targets[run] = handle_run(run, data, force=args.force)
+        tally[state] += 1
+    print(f"\n{table(targets)}\n")
+    print("crossdomain: " + ", ".join(f"{tally[s]} {s}" for s in STATES))
+    unhandled = tally["skipped (set missing)"] + tally["failed"]
+    if unhandled:
+        print(f"error: {unhandled} of {len(runs)} run(s) have no cross-domain result (see above)", file=sys.stderr)
+    return 1 if unhandled else 0
 
 
 if __name__ == "__main__":

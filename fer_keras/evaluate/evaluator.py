@@ -4,31 +4,42 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from fer_keras.data.pipeline import make_dataset
+from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.evaluate.metrics import classification_metrics, collapse_warning
 from fer_keras.evaluate.plots import save_confusion_matrices
+from fer_keras.labels import output_columns
 
 
-def predict_probs(model, images: ImageSet, res: int, batch: int = 64) -> np.ndarray:
-    ds = make_dataset(images, res, batch, training=False, cache=False).map(lambda x, y: x)
+def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
+                  batch: int = 64) -> np.ndarray:
+    """Probabilities in ``images``' class order, whatever order ``model_classes`` (the model's outputs) is in;
+    images loaded as the run's training ``pipeline`` loaded them."""
+    columns = output_columns(model_classes, images.class_names, test_name=images.name)
+    ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
     probs = model.predict(ds, verbose=0)
     if isinstance(probs, dict | list | tuple):  # multi-output models: the averaged prediction
         probs = probs["predictions"] if isinstance(probs, dict) else probs[0]
     if len(probs) != len(images):
         raise RuntimeError(f"model predicted {len(probs)} of {len(images)} images of {images.name}")
-    return np.asarray(probs)
+    probs = np.asarray(probs)
+    if probs.shape[1] != len(model_classes):
+        raise ValueError(f"the model has {probs.shape[1]} outputs but its class list names {len(model_classes)} "
+                         f"classes ({', '.join(model_classes)})")
+    return probs[:, columns]
 
 
-def evaluate_set(model, images: ImageSet, res: int, *, out_dir: Path | None = None, tag: str = "test",
-                 batch: int = 64) -> dict:
-    """Metrics of ``model`` on ``images``; confusion matrices and per-image predictions written to
-    ``out_dir`` if given (the report's paired significance tests need the per-image predictions)."""
-    probs = predict_probs(model, images, res, batch)
+def evaluate_set(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
+                 out_dir: Path | None = None, tag: str = "test", batch: int = 64) -> dict:
+    """Metrics of ``model`` (outputs in ``model_classes`` order) on ``images``; confusion matrices and
+    per-image predictions written to ``out_dir`` if given (the report's paired significance tests
+    need the per-image predictions)."""
+    probs = predict_probs(model, images, res, model_classes=model_classes, pipeline=pipeline, batch=batch)
     m = classification_metrics(images.labels, probs, images.class_names)
     m["dataset"] = images.name
     warning = collapse_warning(m, f"{tag} ({images.name})")

@@ -1,8 +1,10 @@
 """Export a trained run to TFLite and measure what the conversion cost and bought.
 
-The run's own config.yaml says which dataset and resolution it was trained on: the
-int8 calibration sample comes from its training split, the check from its test split
-(every image once, in order). The result goes into the run folder beside the model:
+The run's own config.yaml says which dataset, resolution and cross-validation fold it
+was trained on, and ``splits_for`` rebuilds exactly its splits: the int8 calibration
+sample comes from its training split, the check from its test split (every image once,
+in order), scored in the class order classes.json gives the model's outputs. The result
+goes into the run folder beside the model:
 ``model_<tag>.tflite`` and ``export_<tag>.json`` (tag: float32, float16 or int8).
 """
 
@@ -12,16 +14,15 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from fer_keras.bench.machine import machine_info
 from fer_keras.bench.timing import summarise, time_calls
-from fer_keras.config import make_config
-from fer_keras.data.pipeline import image_dataset, make_dataset
+from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
-from fer_keras.data.splits import make_splits
+from fer_keras.data.splits import splits_for
 from fer_keras.export.tflite import TAGS, TFLiteModel, convert, interpreter_name, serving_function
-from fer_keras.runs import MODEL_FILE, find_runs, load_run_model, write_json
+from fer_keras.labels import output_columns
+from fer_keras.runs import MODEL_FILE, find_runs, load_run_model, run_classes, run_config, write_json
 
 
 def resolve_run(run: str | Path, runs_root: str | Path = "runs") -> Path:
@@ -39,11 +40,11 @@ def resolve_run(run: str | Path, runs_root: str | Path = "runs") -> Path:
     raise FileNotFoundError(f"no trained run {run!r}: looked for {MODEL_FILE} in {where}")
 
 
-def representative_sample(images: ImageSet, res: int, n: int, seed: int = 0) -> np.ndarray:
+def representative_sample(images: ImageSet, res: int, n: int, seed: int = 0, *, pipeline: str) -> np.ndarray:
     """``n`` seeded random training images, decoded like evaluation images (no augmentation)."""
     idx = np.sort(np.random.default_rng(seed).permutation(len(images))[:n])
     sample = images.subset(idx, f"{images.name}[representative]")
-    return np.stack([x.numpy() for x in image_dataset(sample, res)]).astype(np.float32)
+    return np.concatenate([x.numpy() for x, _ in eval_dataset(sample, res, 64, pipeline=pipeline)])
 
 
 def _latencies(fns: dict, images: np.ndarray, repeats: int, rounds: int = 3) -> dict[str, dict]:
@@ -62,18 +63,18 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
                threads: int | None = None, latency_repeats: int = 100, batch: int = 64) -> dict:
     """Convert ``run_dir``'s best.keras, compare with Keras on the test split, write the results."""
     run_dir = Path(run_dir)
-    values = yaml.safe_load((run_dir / "config.yaml").read_text())
-    if data_root is not None:
-        values["data_root"] = str(data_root)
-    cfg = make_config(values, source=str(run_dir / "config.yaml"))
+    cfg = run_config(run_dir, data_root=data_root)
     if not cfg.dataset_dir().exists():
         raise FileNotFoundError(f"the run's dataset {cfg.dataset_dir()} does not exist here; pass --data-root")
-    splits = make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful)
+    splits = splits_for(cfg)
     test, test_name = (splits.test, "test") if splits.test is not None else (splits.val, "val (no test split)")
+    if cfg.folds is not None:
+        test_name += f" (fold {cfg.fold} of {cfg.folds})"
+    columns = output_columns(run_classes(run_dir), test.class_names, test_name=test.name)
     model = load_run_model(run_dir)
     calibrate = quant.startswith("int8")
-    rep = representative_sample(splits.train, cfg.res, representative, seed=cfg.seed) if calibrate else None
+    rep = (representative_sample(splits.train, cfg.res, representative, seed=cfg.seed, pipeline=cfg.pipeline)
+           if calibrate else None)
     content = convert(model, cfg.res, quant, (lambda: iter(rep)) if rep is not None else None)
     tag = TAGS[quant]
     out_file = run_dir / f"model_{tag}.tflite"
@@ -82,12 +83,12 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     keras_fn = serving_function(model, cfg.res)
 
     keras_probs, lite_probs, first = [], [], []
-    for x, _ in make_dataset(test, cfg.res, batch, training=False, cache=False):
+    for x, _ in eval_dataset(test, cfg.res, batch, pipeline=cfg.pipeline):
         keras_probs.append(keras_fn(x).numpy())
         lite_probs.append(lite(x.numpy()))
         if sum(len(f) for f in first) < 64:
             first.append(x.numpy())
-    kp, lp = np.concatenate(keras_probs), np.concatenate(lite_probs)
+    kp, lp = np.concatenate(keras_probs)[:, columns], np.concatenate(lite_probs)[:, columns]
     labels = test.labels
     if len(kp) != len(labels):
         raise RuntimeError(f"predicted {len(kp)} of {len(labels)} test images")

@@ -8,7 +8,7 @@ from fer_keras.registry import get_spec, list_models
 
 
 def table() -> str:
-    header = ("model", "family", "paper name", "res px", "init", "params@48", "params@224")
+    header = ("model", "family", "paper name", "res px", "init", "params@48", "params@224", "portable")
     rows = [(*header, "description")]
     for name in list_models():
         s = get_spec(name)
@@ -18,6 +18,7 @@ def table() -> str:
             ",".join(s.pretrains),
             f"{s.params[48]:,}" if 48 in s.params else "-",
             f"{s.params[224]:,}" if 224 in s.params else "-",
+            "yes" if s.portable else "no (needs fer_keras)",
             s.description,
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

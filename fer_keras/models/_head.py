@@ -5,14 +5,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models.preprocessing import Preprocess
+from fer_keras.models.preprocessing import normalise
 from fer_keras.registry import BACKBONE, PREDICTIONS
 
 
 def image_input(input_shape, preprocessing: str = "rescale"):
     """The model's ``image`` input (0-255 RGB) and its normalised tensor: preprocessing lives in the graph."""
     inputs = keras.Input(shape=input_shape, name="image")
-    return inputs, Preprocess(preprocessing, name="preprocess")(inputs)
+    return inputs, normalise(inputs, preprocessing)
 
 
 def softmax_output(x, num_classes: int):
@@ -61,7 +61,7 @@ def classifier_on_backbone(
     pooling: str,
     name: str,
 ) -> keras.Model:
-    """Wrap a feature-map backbone as ``Input -> Preprocess -> backbone -> pool -> head``.
+    """Wrap a feature-map backbone as ``Input -> normalisation -> backbone -> pool -> head``.
 
     The backbone stays a nested model named ``backbone`` so fine-tuning can freeze it.
     """

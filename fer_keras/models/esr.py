@@ -116,6 +116,7 @@ def branch(x, num_classes: int, padding: str, *, name: str):
     params={48: 20_366_399, 224: 20_366_399},
     test_resolutions=(32,),
     trainer="fer_keras.train.esr:train_esr",
+    portable=False,  # BranchEnsemble (summed branch losses) and BranchMean are fer_keras classes
 )
 def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, branches: int = 9,
         schedule: str = "joint", padding: str = "auto") -> keras.Model:

@@ -1,8 +1,8 @@
 """keras.applications backbones under the protocol head (PROTOCOL.md, 'Models', 'Initialisation').
 
-Each family keeps the input normalisation its ImageNet weights were trained with, as a
-``Preprocess`` layer inside the model; ``paper_faithful=True`` swaps it for the paper's
-1/255 scaling. Scratch variants use the same normalisation so that scratch and
+Each family keeps the input normalisation its ImageNet weights were trained with, as
+Keras layers inside the model (``preprocessing.normalise``); ``paper_faithful=True``
+swaps it for the paper's 1/255 scaling. Scratch variants use the same normalisation so that scratch and
 pre-trained runs differ only in their initial weights. ImageNet weights are looked up
 offline (``find_weights``); ``weights="imagenet"`` is never passed because it downloads.
 EfficientNetV2 normalises inside the network (``include_preprocessing``), so its layer is

@@ -1,14 +1,19 @@
-"""Input normalisation as a layer, so it is saved inside every model.
+"""Input normalisation inside every model, built from Keras' own layers.
 
-The pipeline always feeds RGB on the 0-255 scale; each model's first layer turns that
-into what its weights were trained on. Evaluation can therefore never normalise
-differently from training.
+The pipeline always feeds RGB on the 0-255 scale; each model's first layers turn that
+into what its weights were trained on, so evaluation can never normalise differently
+from training. Only stock Keras pieces sit at the input (``ops.flip`` for BGR order and
+one ``Rescaling`` with per-channel scale and offset), so a saved model loads with plain
+``keras.models.load_model`` in a process that never imports fer_keras. The
+``Rescaling`` layer is named ``preprocess_<mode>``: :func:`preprocessing_mode` reads the
+mode back from any built or loaded model.
 """
 
 from __future__ import annotations
 
 import keras
-from keras import ops
+import numpy as np
+from keras import layers, ops
 
 # mode -> (channel order, scale applied first, mean subtracted after scaling, std divided by)
 _MODES: dict[str, tuple[str, float, tuple[float, ...] | None, tuple[float, ...] | None]] = {
@@ -22,16 +27,62 @@ _MODES: dict[str, tuple[str, float, tuple[float, ...] | None, tuple[float, ...] 
     "vggface_v2": ("bgr", 1.0, (91.4953, 103.8827, 131.0912), None),  # VGGFace2 ResNet50/SENet50
 }
 MODES = tuple(_MODES)
+#: Name prefix of the layer that normalises: ``preprocess_<mode>``.
+LAYER_PREFIX = "preprocess_"
+
+
+def _check(mode: str) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"unknown preprocessing mode {mode!r}; known: {', '.join(MODES)}")
+
+
+def scale_and_offset(mode: str) -> tuple[float | list[float], float | list[float]]:
+    """``x * scale + offset`` equal to ``(x * s - mean) / std``: per channel where channels differ."""
+    _check(mode)
+    _, s, mean, std = _MODES[mode]
+    mean_a = np.asarray(mean if mean is not None else (0.0,) * 3, dtype="float64")
+    std_a = np.asarray(std if std is not None else (1.0,) * 3, dtype="float64")
+    scale, offset = s / std_a, -mean_a / std_a
+
+    def compact(v: np.ndarray) -> float | list[float]:
+        # A scalar when every channel agrees keeps the saved config short and readable.
+        return float(v[0]) if np.all(v == v[0]) else [float(c) for c in v]
+
+    return compact(scale), compact(offset)
+
+
+def normalise(x, mode: str = "rescale"):
+    """Apply ``mode`` to a 0-255 RGB tensor with stock Keras ops only (see the module docstring)."""
+    _check(mode)
+    if _MODES[mode][0] == "bgr":
+        x = ops.flip(x, axis=-1)
+    scale, offset = scale_and_offset(mode)
+    return layers.Rescaling(scale, offset, name=f"{LAYER_PREFIX}{mode}")(x)
+
+
+def preprocessing_mode(model: keras.Model) -> str | None:
+    """The normalisation a model applies to its input, or None if it has no such layer."""
+    for layer in model.layers:
+        if isinstance(layer, Preprocess):
+            return layer.mode
+        if layer.name.startswith(LAYER_PREFIX) and layer.name[len(LAYER_PREFIX):] in _MODES:
+            return layer.name[len(LAYER_PREFIX):]
+        if isinstance(layer, keras.Model) and (found := preprocessing_mode(layer)):
+            return found
+    return None
 
 
 @keras.saving.register_keras_serializable(package="fer_keras")
 class Preprocess(keras.layers.Layer):
-    """Normalise 0-255 RGB input the way a model's weights expect."""
+    """The custom normalisation layer of models saved before :func:`normalise`.
+
+    Kept so their ``best.keras`` files still load (with fer_keras imported); new models
+    never use it.
+    """
 
     def __init__(self, mode: str = "rescale", **kwargs):
         super().__init__(**kwargs)
-        if mode not in _MODES:
-            raise ValueError(f"unknown preprocessing mode {mode!r}; known: {', '.join(MODES)}")
+        _check(mode)
         self.mode = mode
 
     def call(self, x):

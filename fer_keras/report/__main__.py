@@ -16,11 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gradcam", nargs="*", metavar="RUN_ID", default=None,
                    help="Grad-CAM heatmaps for these runs (loads TensorFlow)")
     p.add_argument("--gradcam-images", type=int, default=4, help="images per Grad-CAM run (4)")
+    p.add_argument("--paper-csv", default=None, metavar="CSV",
+                   help="published numbers to show beside ours (config,dataset,model,best_val_acc,btfer_acc_pct)")
     args = p.parse_args(argv)
-    if not Path(args.runs).is_dir():
-        print(f"error: runs folder {args.runs} does not exist", file=sys.stderr)
-        return 2
-    written = build_report(Path(args.runs), Path(args.out), gradcam=args.gradcam, gradcam_images=args.gradcam_images)
+    for flag, path, is_there in (("runs folder", args.runs, Path.is_dir), ("paper CSV", args.paper_csv, Path.is_file)):
+        if path is not None and not is_there(Path(path)):
+            print(f"error: {flag} {path} does not exist", file=sys.stderr)
+            return 2
+    written = build_report(Path(args.runs), Path(args.out), gradcam=args.gradcam, gradcam_images=args.gradcam_images,
+                           paper_csv=Path(args.paper_csv) if args.paper_csv else None)
     print(f"report: {len(written)} file(s) in {args.out}")
     for path in written:
         print(f"  {path}")

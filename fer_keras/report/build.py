@@ -14,14 +14,17 @@ import pandas as pd
 
 from fer_keras.report import figures, html, tables
 from fer_keras.report.collect import collect
+from fer_keras.report.paper import add_paper_columns, read_reference
 from fer_keras.runs import read_json
 
 INTRO = [
     "Accuracies: value [95% bootstrap interval]; cross-validated points: mean ± std over folds.",
     "Bold: best in the table. ≈: not significantly different from the best (McNemar's exact test on the "
-    "same images, p ≥ 0.05). Precision, recall, F1 and balanced accuracy are on the validation split.",
-    "notes: 'collapsed' = more than half of a split's predictions are one class; other words are the "
-    "grid status of points without (all) results.",
+    "same images, Holm-adjusted over the table's comparisons with the best, p ≥ 0.05). Precision, recall, "
+    "F1 and balanced accuracy (mean recall over the classes present) are on the validation split.",
+    "notes: 'collapsed' = in some split one class takes more than half of the predictions, two or more "
+    "classes are never predicted, a class is predicted over 3x as often as it occurs, or balanced accuracy "
+    "is within 0.03 of chance; other words are the grid status of points without (all) results.",
 ]
 
 
@@ -34,8 +37,10 @@ def _write(frame_numbers: pd.DataFrame, frame_text: pd.DataFrame, stem: Path, ti
 
 
 def build_report(runs: Path, out: Path, *, gradcam: list[str] | None = None, gradcam_images: int = 4,
-                 seed: int = 0) -> list[Path]:
-    """Write the report for every run under ``runs`` into ``out``; return the files written."""
+                 seed: int = 0, paper_csv: Path | None = None) -> list[Path]:
+    """Write the report for every run under ``runs`` into ``out``; return the files written.
+
+    ``paper_csv``: published numbers to set beside ours (``fer_keras.report.paper``)."""
     runs, out = Path(runs), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     df, records = collect(runs)
@@ -46,6 +51,13 @@ def build_report(runs: Path, out: Path, *, gradcam: list[str] | None = None, gra
     df.to_csv(out / "runs.csv", index=False, float_format="%.6g")
     written.append(out / "runs.csv")
     summary = tables.summarize(df, records, seed=seed)
+    paper_note = []
+    if paper_csv is not None:
+        ref = read_reference(paper_csv)
+        summary = add_paper_columns(summary, df, ref)
+        print(ref.summary())
+        paper_note = [ref.summary() + " Paper test acc: the notebook's best validation accuracy (it validated "
+                      "on the test folder); paper cross acc: its BTFER accuracy, shown for runs tested on btfer."]
     html_tables: dict[str, pd.DataFrame] = {}
     pairs = []
     for name, table in tables.paper_tables(summary).items():
@@ -78,6 +90,7 @@ def build_report(runs: Path, out: Path, *, gradcam: list[str] | None = None, gra
         extra = gradcam_figures([records[r].run_dir if r in records else runs / r for r in gradcam], out / "gradcam",
                                 n_images=gradcam_images)
     intro = [f"{len(df)} run(s) under {runs}: {int(df['val_accuracy'].notna().sum())} with results."] + INTRO
+    intro += paper_note
     for failures in sorted(runs.rglob("failures.json")):
         failed = read_json(failures)
         if failed:

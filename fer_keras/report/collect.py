@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from fer_keras.evaluate.bootstrap import correct_from_confusion
+from fer_keras.evaluate.metrics import collapse_reasons
 from fer_keras.runs import METRICS_FILE, find_runs, read_json
 
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful")
@@ -34,6 +35,7 @@ class RunRecord:
     classes: list[str]
     results: dict[str, dict] = field(default_factory=dict)  # split -> metrics dict
     prediction_files: dict[str, Path] = field(default_factory=dict)  # split -> predictions csv
+    cross_set: str | None = None  # the set the "cross" results are on: never shown unnamed
 
     _correct: dict[str, pd.Series | None] = field(default_factory=dict, repr=False)
 
@@ -77,6 +79,16 @@ def _cross_result(run_dir: Path, cfg: dict) -> tuple[str | None, dict]:
     return chosen.stem.removeprefix("crossdomain_"), read_json(chosen)
 
 
+def _collapsed(m: dict, classes: list[str]) -> bool | None:
+    """The current collapse rules applied to the confusion matrix, so runs evaluated under older
+    rules are judged like new ones; the stored flag where there is no matrix."""
+    cm = m.get("confusion_matrix")
+    if not cm:
+        return m.get("collapsed")
+    names = classes if len(classes) == len(cm) else [str(i) for i in range(len(cm))]
+    return bool(collapse_reasons(cm, names))
+
+
 def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
     """One finished run as a table row plus its record."""
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
@@ -85,6 +97,7 @@ def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
     status = read_json(run_dir / "status.json") if (run_dir / "status.json").is_file() else {}
     cross_set, cross = _cross_result(run_dir, cfg)
     results = {"val": metrics.get("val") or {}, "test": metrics.get("test") or {}, "cross": cross}
+    classes = read_json(run_dir / "classes.json") if (run_dir / "classes.json").is_file() else []
     row = {"run_id": run_dir.name, **_settings(cfg), "params": info.get("params"), "cross_set": cross_set,
            "status": "done" if status.get("state", "done") == "done" else status["state"],
            "run_dir": str(run_dir)}
@@ -93,13 +106,13 @@ def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
         for metric in METRICS:
             row[f"{split}_{metric}"] = m.get(metric)
         row[f"{split}_n"] = m.get("n")
-        row[f"{split}_collapsed"] = m.get("collapsed")
-    row["collapsed"] = any(bool(m.get("collapsed")) for m in results.values())
-    classes = read_json(run_dir / "classes.json") if (run_dir / "classes.json").is_file() else []
+        row[f"{split}_collapsed"] = _collapsed(m, classes)
+    row["collapsed"] = any(bool(row[f"{split}_collapsed"]) for split in results)
     preds = {"val": run_dir / "predictions_val.csv", "test": run_dir / "predictions_test.csv"}
     if cross_set:
         preds["cross"] = run_dir / f"predictions_crossdomain_{cross_set}.csv"
-    record = RunRecord(run_dir.name, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()})
+    record = RunRecord(run_dir.name, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()},
+                       cross_set=cross_set)
     return row, record
 
 

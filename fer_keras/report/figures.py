@@ -37,6 +37,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _sets(values: pd.Series) -> str:
+    """Every cross-domain set named in ``values`` (entries may list several, comma-separated)."""
+    names = sorted({name for v in values.dropna() for name in str(v).split(", ")})
+    return ", ".join(names) or "no set"
+
+
 def comparison(summary: pd.DataFrame, factor: str, title: str, path: Path) -> Path | None:
     """Grouped bars: per model, mean accuracy for each level of ``factor``."""
     data = summary.assign(init_kind=np.where(summary["pretrain"] == "scratch", "scratch", "pre-trained"))
@@ -49,7 +55,8 @@ def comparison(summary: pd.DataFrame, factor: str, title: str, path: Path) -> Pa
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         pivot = data.pivot_table(index="model", columns=factor, values=metric, aggfunc="mean")
         pivot.plot.bar(ax=ax, rot=45, width=0.8)
-        ax.set_ylabel(SPLIT_LABELS[metric])
+        cross = f"\n(on {_sets(data.loc[data[metric].notna(), 'cross_set'])})" if metric == "cross_accuracy" else ""
+        ax.set_ylabel(SPLIT_LABELS[metric] + cross)
         ax.set_ylim(0, 1)
         ax.set_xlabel("")
         ax.legend(title=factor, fontsize=8)
@@ -66,7 +73,7 @@ def per_class_crossdomain(summary: pd.DataFrame, records: dict[str, RunRecord], 
                      if r in records]
         per_class = [p for p in per_class if p]
         if per_class:
-            rows[row["group"]] = pd.DataFrame(per_class).astype(float).mean()
+            rows[f"{row['group']} ({row['cross_set']})"] = pd.DataFrame(per_class).astype(float).mean()
     if not rows:
         return None
     table = pd.DataFrame(rows).T
@@ -79,7 +86,7 @@ def per_class_crossdomain(summary: pd.DataFrame, records: dict[str, RunRecord], 
             ax.text(j, i, f"{table.iat[i, j]:.2f}", ha="center", va="center", fontsize=6,
                     color="white" if table.iat[i, j] < 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.03)
-    ax.set_title("Per-class cross-domain accuracy")
+    ax.set_title(f"Per-class cross-domain accuracy on {_sets(summary['cross_set'])}")
     return _save(fig, path)
 
 
@@ -108,7 +115,8 @@ def confusion(record: RunRecord, path: Path) -> Path | None:
         for i, j in np.ndindex(norm.shape):
             ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
                     color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_title(f"{split} (n={int(cm.sum())})", fontsize=8)
+        name = f"cross: {record.cross_set}" if split == "cross" else split
+        ax.set_title(f"{name} (n={int(cm.sum())})", fontsize=8)
         ax.set_xlabel("predicted", fontsize=7)
     axes[0, 0].set_ylabel("true", fontsize=7)
     fig.suptitle(record.run_id, fontsize=8)

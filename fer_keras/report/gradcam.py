@@ -50,22 +50,27 @@ def heatmap(model, image: np.ndarray, class_index: int | None = None) -> tuple[n
     return cam, probs[0].numpy()
 
 
-def pick_images(run_dir: Path, n_images: int) -> list[tuple[str, int]]:
-    """(file, true class) pairs: one per class from the run's predictions files."""
+def pick_images(run_dir: Path, n_images: int) -> list[tuple[str, str]]:
+    """(file, true class name) pairs: one per class from the run's predictions files.
+
+    The name comes from the file's own ``p_<class>`` columns: ``y_true`` counts in the
+    evaluation set's class order, which need not be the model's.
+    """
     files = sorted(run_dir.glob("predictions_crossdomain_*.csv")) + [run_dir / "predictions_val.csv"]
     for path in files:
         if path.is_file():
-            p = pd.read_csv(path, usecols=["file", "y_true"])
+            p = pd.read_csv(path)
+            names = [c.removeprefix("p_") for c in p.columns if c.startswith("p_")]
             p = p[p["file"].map(lambda f: Path(f).is_file())]
             if len(p):
                 chosen = p.groupby("y_true", sort=True).head(1).head(n_images)
-                return list(zip(chosen["file"], chosen["y_true"].astype(int), strict=True))
+                return [(f, names[int(t)]) for f, t in zip(chosen["file"], chosen["y_true"], strict=True)]
     return []
 
 
 def gradcam_figures(run_dirs: list[Path], out: Path, *, n_images: int = 4) -> list[Path]:
     """One PNG per run: each picked image with its Grad-CAM overlay for the predicted class."""
-    from fer_keras.runs import load_run_model, read_json
+    from fer_keras.runs import load_run_model, run_classes
 
     written = []
     for run_dir in map(Path, run_dirs):
@@ -75,14 +80,14 @@ def gradcam_figures(run_dirs: list[Path], out: Path, *, n_images: int = 4) -> li
             continue
         model = load_run_model(run_dir)
         res = int(model.inputs[0].shape[1])
-        classes = read_json(run_dir / "classes.json")
+        classes = run_classes(run_dir)
         fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images), 4.6), squeeze=False)
         for col, (file, true) in enumerate(images):
             img = np.asarray(Image.open(file).convert("RGB").resize((res, res), Image.BILINEAR), dtype=np.float32)
             cam, probs = heatmap(model, img)
             pred = int(probs.argmax())
             axes[0, col].imshow(img.astype(np.uint8))
-            axes[0, col].set_title(f"true {classes[true]}", fontsize=8)
+            axes[0, col].set_title(f"true {true}", fontsize=8)
             axes[1, col].imshow(img.astype(np.uint8))
             axes[1, col].imshow(cam, cmap="jet", alpha=0.45)
             axes[1, col].set_title(f"pred {classes[pred]} ({probs[pred]:.2f})", fontsize=8)

@@ -2,21 +2,32 @@
 
 A *group* is one grid point: a single run, or the k folds of a cross-validated point
 (metrics are then mean and standard deviation over the folds). Every accuracy gets a
-95% bootstrap interval (pooled over folds). In each dataset x resolution table the
-best model per split is compared with every other one by McNemar's exact test on the
-same images (per-image predictions files); ``≈`` marks a difference from the best that
-is not significant at the 5% level. Missing results stay blank.
+95% bootstrap interval over images. A cross-validated point's folds are matched by image
+file: each distinct image counts once, with its right/wrong averaged over the folds that
+saw it. The folds' test sets are disjoint, so that pools them; but every fold meets the
+same cross-domain images (and overlapping validation sets), and pooling those k times
+would pretend k times as many images and shrink the interval by about sqrt(k). Without
+per-image predictions files the interval is the Student-t interval of the fold means.
+
+In each dataset x resolution table the best row per split (the bold one) is compared
+with every other row by McNemar's exact test on the same images; the p-values of that
+family are Holm-adjusted, and ``≈`` marks a difference from the best that is not
+significant at the 5% level after adjustment. A row is testable when every image it
+was evaluated on was seen once (a single run, or disjoint folds); when the best row is
+not, the split has no marks. Missing results stay blank.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Hashable
 
 import numpy as np
 import pandas as pd
 
-from fer_keras.evaluate.bootstrap import bootstrap_ci, mcnemar_p
+from fer_keras.evaluate.bootstrap import bootstrap_ci, fold_interval, holm, mcnemar_p
 from fer_keras.report.collect import METRICS, SPLITS, RunRecord
+from fer_keras.report.paper import PAPER_COLUMNS
 
 KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
@@ -24,18 +35,41 @@ SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
-           ("dataset", "dataset"), ("val acc", "val_accuracy"), ("cross acc", "cross_accuracy"),
-           ("test acc", "test_accuracy"), ("precision macro", "val_precision_macro"),
+           ("dataset", "dataset"), ("val acc", "val_accuracy"), ("cross set", "cross_set"),
+           ("cross acc", "cross_accuracy"),
+           ("test acc", "test_accuracy"), ("paper test acc", "paper_test_accuracy"),
+           ("test − paper", "test_accuracy_vs_paper"), ("paper cross acc", "paper_cross_accuracy"),
+           ("cross − paper", "cross_accuracy_vs_paper"), ("precision macro", "val_precision_macro"),
            ("precision weighted", "val_precision_weighted"), ("recall macro", "val_recall_macro"),
            ("recall weighted", "val_recall_weighted"), ("F1 macro", "val_f1_macro"),
            ("F1 weighted", "val_f1_weighted"), ("balanced acc", "val_balanced_accuracy"),
            ("params (M)", "params"), ("runs", "runs"), ("notes", "notes")]
 
 
-def _pooled(records: dict[str, RunRecord], run_ids: list[str], split: str) -> pd.Series | None:
+def _parts(records: dict[str, RunRecord], run_ids: list[str], split: str) -> list[pd.Series]:
     parts = [records[r].correct(split) for r in run_ids if r in records]
-    parts = [p for p in parts if p is not None]
-    return pd.concat(parts) if parts else None
+    return [p for p in parts if p is not None]
+
+
+def _has_files(part: pd.Series) -> bool:
+    return not isinstance(part.index, pd.RangeIndex) and part.index.is_unique
+
+
+def _interval(parts: list[pd.Series], fold_values: pd.Series, seed: int) -> tuple[float, float]:
+    """95% interval of a group's accuracy: bootstrap over distinct images (see the module doc)."""
+    if not parts:
+        return (np.nan, np.nan)
+    if len(parts) == 1:
+        return bootstrap_ci(parts[0].to_numpy(), seed=seed)
+    if all(_has_files(p) for p in parts):
+        per_image = pd.concat(parts).groupby(level=0, sort=False).mean()
+        return bootstrap_ci(per_image.to_numpy(), seed=seed)
+    return fold_interval(fold_values.to_numpy())
+
+
+def cross_sets(runs: pd.DataFrame) -> str | None:
+    """The cross-domain set(s) of these runs' results, named wherever a cross-domain number is shown."""
+    return ", ".join(sorted(set(runs["cross_set"].dropna()))) or None
 
 
 def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 0) -> pd.DataFrame:
@@ -48,64 +82,83 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
                "params": done["params"].dropna().iloc[0] if done["params"].notna().any() else np.nan,
                "runs": f"{len(done)}/{len(g)}" if len(g) > 1 or len(done) == 0 else "1",
                "status": "done" if len(done) == len(g) else ",".join(sorted(set(g["status"]) - {"done"}) or ["?"]),
-               "collapsed": bool(done["collapsed"].any()), "run_ids": list(done["run_id"])}
+               "collapsed": bool(done["collapsed"].any()), "run_ids": list(done["run_id"]),
+               "cross_set": cross_sets(done)}
         for col in SCALARS:
             values = pd.to_numeric(done[col], errors="coerce")
             row[col] = values.mean() if values.notna().any() else np.nan
             row[f"{col}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else np.nan
         for split in SPLITS:
-            correct = _pooled(records, row["run_ids"], split)
-            lo, hi = bootstrap_ci(correct.to_numpy(), seed=seed) if correct is not None else (np.nan, np.nan)
+            folds = pd.to_numeric(done[f"{split}_accuracy"], errors="coerce")
+            lo, hi = _interval(_parts(records, row["run_ids"], split), folds, seed)
             row[f"{split}_accuracy_lo"], row[f"{split}_accuracy_hi"] = lo, hi
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _paired_frame(correct: dict[int, pd.Series | None]) -> pd.DataFrame:
+def _paired_frame(correct: dict[int, list[pd.Series]]) -> pd.DataFrame:
     """Right/wrong per image, one column per table row, aligned on the image file (NaN: not seen).
 
-    Rows whose results come from a confusion matrix only (no predictions file) cannot be paired.
+    Rows whose results come from a confusion matrix only (no predictions file), or whose runs
+    saw an image more than once (folds on the same cross-domain set), cannot be paired.
     """
-    usable = {i: c for i, c in correct.items()
-              if c is not None and not isinstance(c.index, pd.RangeIndex) and c.index.is_unique}
+    pooled = {i: pd.concat(parts) for i, parts in correct.items() if parts}
+    usable = {i: c for i, c in pooled.items() if _has_files(c)}
     return pd.concat(usable, axis=1) if usable else pd.DataFrame()
 
 
+def best_row(table: pd.DataFrame, col: str) -> Hashable | None:
+    """Index of the row with the highest ``col`` (the first of ties in table order): bold in the
+    table and the reference of its significance tests, so both always name the same row."""
+    return table[col].idxmax() if col in table and table[col].notna().any() else None
+
+
+SIGNIFICANCE_COLUMNS = ["split", "a", "b", "acc_a", "acc_b", "n", "p", "vs_best", "p_holm", "significant"]
+
+
 def significance(table: pd.DataFrame, records: dict[str, RunRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Adds ``<split>_p_vs_best`` to ``table``; returns it and every pairwise p-value (long format).
+    """Adds ``<split>_p_vs_best`` (raw) and ``<split>_p_vs_best_holm`` to ``table``; returns it and
+    every pairwise p-value (long format; in best-vs-each rows ``a`` is the best, ``p_holm`` set).
 
     Two rows are compared on the images both were evaluated on, if that is at least 90% of each
     one's images (the same split of the same dataset); otherwise the pair is left out.
+    ``significant`` uses ``p_holm`` where there is one, the raw ``p`` for the other pairs.
     """
     table = table.copy()
     pairs = []
     for split in SPLITS:
         col = f"{split}_accuracy"
-        table[f"{split}_p_vs_best"] = np.nan
-        single = table[(table["run_ids"].map(len) == 1) & table[col].notna()]
-        if len(single) < 2:
-            continue
-        frame = _paired_frame({i: records[r[0]].correct(split) if r[0] in records else None
-                               for i, r in single["run_ids"].items()})
+        table[f"{split}_p_vs_best"] = table[f"{split}_p_vs_best_holm"] = np.nan
+        rows = table[table[col].notna()]
+        frame = _paired_frame({i: _parts(records, r, split) for i, r in rows["run_ids"].items()})
         if frame.shape[1] < 2:
             continue
         seen = frame.notna().to_numpy()
         values = frame.fillna(0).to_numpy(dtype=bool)
         sizes = seen.sum(axis=0)
-        best = single[col].idxmax()
+        best = best_row(table, col)
         columns = list(frame.columns)
+        split_pairs = []
         for a, b in itertools.combinations(range(len(columns)), 2):
             both = seen[:, a] & seen[:, b]
             if both.sum() < 0.9 * max(sizes[a], sizes[b]):
                 continue
-            p = mcnemar_p(values[both, a], values[both, b])
             i, j = columns[a], columns[b]
-            pairs.append({"split": split, "a": table.at[i, "group"], "b": table.at[j, "group"],
-                          "acc_a": table.at[i, col], "acc_b": table.at[j, col], "n": int(both.sum()), "p": p,
-                          "significant": p < ALPHA})
-            if best in (i, j):
-                table.at[j if i == best else i, f"{split}_p_vs_best"] = p
-    return table, pd.DataFrame(pairs, columns=["split", "a", "b", "acc_a", "acc_b", "n", "p", "significant"])
+            if j == best:
+                (a, i), (b, j) = (b, j), (a, i)
+            split_pairs.append({"split": split, "a": table.at[i, "group"], "b": table.at[j, "group"],
+                                "acc_a": table.at[i, col], "acc_b": table.at[j, col], "n": int(both.sum()),
+                                "p": mcnemar_p(values[both, a], values[both, b]), "vs_best": i == best,
+                                "other": j})
+        family = [q for q in split_pairs if q["vs_best"]]
+        for q, adjusted in zip(family, holm([q["p"] for q in family]), strict=True):
+            q["p_holm"] = adjusted
+            table.at[q["other"], f"{split}_p_vs_best"] = q["p"]
+            table.at[q["other"], f"{split}_p_vs_best_holm"] = adjusted
+        for q in split_pairs:
+            q["significant"] = q.get("p_holm", q["p"]) < ALPHA
+        pairs += split_pairs
+    return table, pd.DataFrame(pairs, columns=SIGNIFICANCE_COLUMNS)
 
 
 def _cell(row: pd.Series, col: str, best: bool) -> str:
@@ -114,6 +167,8 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
         return "" if pd.isna(value) else f"{value / 1e6:.2f}"
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
+    if col in PAPER_COLUMNS:
+        return f"{value:+.3f}" if col.endswith("_vs_paper") else f"{value:.3f}"
     if col not in SCALARS:
         return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
     text = f"{value:.3f}"
@@ -124,7 +179,7 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
     elif lo is not None and not pd.isna(lo):
         text += f" [{lo:.3f}, {hi:.3f}]"
     split = col.split("_")[0]
-    p = row.get(f"{split}_p_vs_best")
+    p = row.get(f"{split}_p_vs_best_holm")
     if col.endswith("_accuracy") and col != "val_balanced_accuracy":
         if best:
             text = f"**{text}**"
@@ -139,8 +194,7 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     table["notes"] = [" ".join(word for word, on in (("paper-faithful", str(p) == "True"), ("collapsed", c),
                                                      (s, s != "done")) if on)
                       for p, c, s in zip(table["paper_faithful"], table["collapsed"], table["status"], strict=True)]
-    best = {col: table[col].idxmax() if table[col].notna().any() else None
-            for _, col in DISPLAY if col.endswith("_accuracy")}
+    best = {col: best_row(table, col) for _, col in DISPLAY if col in SCALARS and col.endswith("_accuracy")}
     out = pd.DataFrame({head: [_cell(r, col, best.get(col) == i) for i, r in table.iterrows()]
                         for head, col in DISPLAY}, index=table.index)
     keep = [c for c in out if (out[c] != "").any() or c in ("model", "val acc", "cross acc")]

@@ -12,6 +12,7 @@ import sys
 import yaml
 
 from fer_keras.config import RunConfig, load_config
+from fer_keras.runs import check_writable
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,13 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        check_writable(cfg.out)
+    except OSError as err:
+        print(f"error: cannot write runs to {cfg.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     from fer_keras.evaluate.report_line import print_run_summary
     from fer_keras.train.loop import train_run
 
     try:
         run_dir = train_run(cfg, force=args.force, verbose=0 if args.quiet else 2)
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a folder that turned read-only, a full disk: what and where, not a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     print_run_summary(run_dir)
     return 0

@@ -18,7 +18,7 @@ import time
 import keras
 import numpy as np
 
-from fer_keras.data.pipeline import make_dataset
+from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.models.esr import branch_probs_model, num_branches
 from fer_keras.registry import build_model
@@ -30,9 +30,9 @@ def stage_file(k: int) -> str:
     return f"esr_stage{k}.keras"
 
 
-def branch_accuracy(model: keras.Model, images: ImageSet, res: int, batch: int = 64) -> dict:
+def branch_accuracy(model: keras.Model, images: ImageSet, res: int, batch: int = 64, *, pipeline: str) -> dict:
     """Accuracy of each branch alone, in branch order."""
-    ds = make_dataset(images, res, batch, training=False, cache=False).map(lambda x, y: x)
+    ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
     probs = branch_probs_model(model).predict(ds, verbose=0)
     probs = probs if isinstance(probs, list) else [probs]
     return {"branch_accuracy": [float(np.mean(np.argmax(p, axis=1) == images.labels)) for p in probs]}
@@ -46,7 +46,7 @@ def train_esr(ctx: RunContext, model: keras.Model) -> None:
         fit_protocol(ctx, model)
     res, batch = ctx.cfg.res, ctx.global_batch
     evaluate_run(ctx.cfg, ctx.run_dir, ctx.splits, batch,
-                 extra=lambda m, images: branch_accuracy(m, images, res, batch))
+                 extra=lambda m, images: branch_accuracy(m, images, res, batch, pipeline=ctx.cfg.pipeline))
 
 
 def _grow(cfg, k: int, num_classes: int, previous: keras.Model | None) -> keras.Model:

@@ -25,11 +25,12 @@ from fer_keras.config import ConfigError, RunConfig, save_config
 from fer_keras.data.class_weights import class_weights
 from fer_keras.data.demo import ensure_demo
 from fer_keras.data.legacy import make_legacy_dataset
-from fer_keras.data.pipeline import TrainingData, make_dataset
+from fer_keras.data.pipeline import TrainingData, eval_dataset
 from fer_keras.data.readers import ImageSet, folder_classes
-from fer_keras.data.splits import Splits, make_splits
+from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
+from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
 from fer_keras.runs import CLASSES_FILE, METRICS_FILE, MODEL_FILE, is_finished, read_json, write_json
 from fer_keras.train.callbacks import protocol_callbacks
@@ -48,7 +49,7 @@ class RunContext:
     splits: Splits
     strategy: tf.distribute.Strategy
     global_batch: int
-    train_data: Callable[[int], tf.data.Dataset]  # endless training batches from the given epoch on
+    train_data: Callable[[int, int], tf.data.Dataset]  # (phase number, first epoch) -> endless training batches
     steps_per_epoch: int
     val_ds: tf.data.Dataset
     class_weight: dict[int, float] | None
@@ -67,9 +68,9 @@ def prepare_data(cfg: RunConfig) -> Splits:
     """Read and split the training data; check the cross-domain set's classes before any work."""
     if cfg.dataset in DEMO_SETS or cfg.crossdomain in DEMO_SETS:
         ensure_demo(cfg.data_root)
-    splits = make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
-                         folds=cfg.folds, fold=cfg.fold)
+    splits = splits_for(cfg)
+    for line in splits.report_lines():
+        print(line)
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():
@@ -80,18 +81,17 @@ def prepare_data(cfg: RunConfig) -> Splits:
 
 
 def _datasets(cfg: RunConfig, splits: Splits, global_batch: int
-              ) -> tuple[Callable[[int], tf.data.Dataset], int, tf.data.Dataset]:
-    """(training batches from a given epoch on, steps per epoch, validation batches)."""
-    steps = math.ceil(len(splits.train) / global_batch)
+              ) -> tuple[Callable[[int, int], tf.data.Dataset], int, tf.data.Dataset]:
+    """(endless training batches of a phase from a given epoch on, steps per epoch, validation batches)."""
+    val = eval_dataset(splits.val, cfg.res, global_batch, pipeline=cfg.pipeline, cache=cfg.cache)
     if cfg.pipeline == "legacy":
-        def train(first: int) -> tf.data.Dataset:
+        def train(phase: int, first: int) -> tf.data.Dataset:
             return make_legacy_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed,
-                                       first_epoch=first, epochs=None)
+                                       phase=phase, first_epoch=first, epochs=None)
 
-        return train, steps, make_legacy_dataset(splits.val, cfg.res, global_batch, training=False)
+        return train, math.ceil(len(splits.train) / global_batch), val
     data = TrainingData(splits.train, cfg.res, global_batch, seed=cfg.seed, cache=cfg.cache, sampling=cfg.sampling)
-    return (lambda first: data.epochs(first, None), data.steps_per_epoch,
-            make_dataset(splits.val, cfg.res, global_batch, training=False, cache=cfg.cache))
+    return lambda phase, first: data.epochs(first, None, phase=phase), data.steps_per_epoch, val
 
 
 def compile_model(model: keras.Model, lr: float) -> None:
@@ -121,13 +121,6 @@ def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
             f"{run_dir} already holds a run with a different config (differs in: {', '.join(differ)}); "
             "choose another --out or --run-id, or pass --force to start it again"
         )
-
-
-def _preprocessing_mode(model: keras.Model) -> str | None:
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if layer.__class__.__name__ == "Preprocess":
-            return layer.mode
-    return None
 
 
 def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
@@ -167,7 +160,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                             **cfg.model_options)
     write_json(run_dir / "run_info.json", {
         **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
-        "preprocessing": _preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
+        "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
         "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
         "keras": keras.__version__,
     })
@@ -218,14 +211,16 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
 def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **callback_options) -> None:
     """``model.fit`` for one resumable phase with the protocol's callbacks (``callback_options`` go to
     :func:`protocol_callbacks`): a killed phase resumes at the epoch it was in, on the data and with the
-    callbacks' state an uninterrupted run would have; one that had already ended is not fitted again."""
+    callbacks' state an uninterrupted run would have; one that had already ended is not fitted again.
+    Call it before the phase is added to ``phases_done``."""
     callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, **callback_options)
     first, stopped = callbacks[-1].resume_point()
     if stopped or first >= epochs:
         return
     if first:
         print(f"[{ctx.cfg.resolved_run_id()}] phase {phase}: resuming at epoch {first + 1}")
-    model.fit(ctx.train_data(first), steps_per_epoch=ctx.steps_per_epoch, initial_epoch=first, epochs=epochs,
+    number = len(ctx.read_state()["phases_done"])  # numbers the phases, so none replays another's draws
+    model.fit(ctx.train_data(number, first), steps_per_epoch=ctx.steps_per_epoch, initial_epoch=first, epochs=epochs,
               validation_data=ctx.val_ds, class_weight=ctx.class_weight, shuffle=False,
               callbacks=callbacks + ctx.extra_callbacks, verbose=ctx.verbose)
 
@@ -237,13 +232,15 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     ``extra(model, images)`` adds procedure-specific results to each split's entry (ESR's
     per-branch accuracies).
     """
-    from fer_keras.runs import load_run_model
+    from fer_keras.runs import load_run_model, run_classes
 
-    model = load_run_model(run_dir)
+    model, classes = load_run_model(run_dir), run_classes(run_dir)
     sets: dict[str, ImageSet] = {"val": splits.val}
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
-    results = {tag: evaluate_set(model, images, cfg.res, out_dir=run_dir, tag=tag, batch=batch)
+    results = {tag: evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline,
+                                 out_dir=run_dir, tag=tag,
+                                 batch=batch)
                for tag, images in sets.items()}
     if extra is not None:
         for tag, images in sets.items():

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from fer_keras.data.pipeline import make_dataset
+from fer_keras.data.pipeline import eval_dataset
 from fer_keras.models.tlf import DECISION, HEADS, MININGS, embedding_model
 from fer_keras.runs import MODEL_FILE, write_json
 from fer_keras.train.loop import RunContext, evaluate_run, fit_phase
@@ -120,8 +120,8 @@ def dense_weights(clf, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return kernel, bias
 
 
-def _embed(model: keras.Model, images, res: int, batch: int) -> np.ndarray:
-    ds = make_dataset(images, res, batch, training=False, cache=False).map(lambda x, y: x)
+def _embed(model: keras.Model, images, res: int, batch: int, pipeline: str) -> np.ndarray:
+    ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
     return model.predict(ds, verbose=0)
 
 
@@ -144,7 +144,7 @@ def train_triplet(ctx: RunContext, model: keras.Model) -> None:
     embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by validation triplet loss
 
     train = ctx.splits.train
-    features = _embed(embed, train, cfg.res, ctx.global_batch)
+    features = _embed(embed, train, cfg.res, ctx.global_batch, cfg.pipeline)
     clf = fit_linear_head(features, train.labels, opts["head"], ctx.class_weight, cfg.seed)
     kernel, bias = dense_weights(clf, len(train.class_names))
     model.get_layer(DECISION).set_weights([kernel, bias])

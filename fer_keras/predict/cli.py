@@ -1,0 +1,181 @@
+"""fer-predict: what expression is on this photo (or on every photo in a folder)?
+
+Finds faces with MTCNN (``--no-detect`` for images that already are face crops), classifies
+each with a trained run (``--run``; default: the built-in model) and prints a table.
+``--out`` writes CSV or JSON, ``--annotate`` writes copies of the images with boxes and labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from data_prep.images import is_image, list_images
+
+PROG = "fer-predict"
+OUT_FORMATS = (".csv", ".json")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("photo", type=Path, metavar="PHOTO_OR_FOLDER", help="an image, or a folder of images")
+    p.add_argument("--run", type=Path, default=None,
+                   help="a run folder or a .keras file (default: the built-in model)")
+    p.add_argument("--out", type=Path, default=None, help="also write the results to results.csv or results.json")
+    p.add_argument("--annotate", type=Path, default=None, metavar="OUT_DIR",
+                   help="write each image with its boxes, labels and probabilities here")
+    p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
+                   help="find faces with MTCNN first; --no-detect for images that are face crops (default: detect)")
+    p.add_argument("--batch", type=int, default=32, help="faces classified per model call (default: 32)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
+    return p.parse_args(argv)
+
+
+def _check(args: argparse.Namespace) -> list[Path]:
+    """The images to read; a bad request fails here, before TensorFlow is imported."""
+    if not args.photo.exists():
+        raise FileNotFoundError(f"{args.photo}: no such file or folder")
+    if args.out is not None and args.out.suffix.lower() not in OUT_FORMATS:
+        raise ValueError(f"--out {args.out}: the file must end in .csv or .json")
+    if args.run is not None and not args.run.exists():
+        raise FileNotFoundError(f"--run {args.run}: no such run folder or model file")
+    if args.photo.is_dir():
+        files = [args.photo / rel for rel in list_images(args.photo)]
+        if not files:
+            raise FileNotFoundError(f"{args.photo}: no images in this folder")
+        return files
+    if not is_image(args.photo):
+        raise ValueError(f"{args.photo}: not an image file (expected one of .jpg .png .bmp .gif .tif .webp)")
+    return [args.photo]
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(predictions, root: Path) -> str:
+    """The console table: one row per face (or crop, or image without a face)."""
+    rows = [("image", "face", "box x,y,w,h", "face conf", "label", "prob")]
+    for p in predictions:
+        name = os.path.relpath(p.source, root) if root.is_dir() else p.source
+        rows.append((name, "-" if p.face is None else str(p.face), ",".join(map(str, p.box)) if p.box else "-",
+                     _fmt(p.face_confidence, ".3f"), p.label or f"({p.error})", _fmt(p.probability, ".3f")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_results(predictions, classes: tuple[str, ...], path: Path, model: str) -> None:
+    """CSV (one row per face, a column per class) or JSON (with the model and its class order)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps({"model": model, "classes": list(classes),
+                                    "predictions": [p.as_dict() for p in predictions]}, indent=2))
+        return
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "face", "x", "y", "w", "h", "face_confidence", "label", "probability",
+                    *(f"p_{c}" for c in classes), "error"])
+        for p in predictions:
+            w.writerow([p.source, p.face, *(p.box or ("",) * 4), p.face_confidence, p.label, p.probability,
+                        *(p.probabilities.get(c, "") for c in classes), p.error or ""])
+
+
+def annotate(predictions, root: Path, out_dir: Path) -> int:
+    """Copies of the images with each face's box and ``label probability``; returns how many were written."""
+    from PIL import ImageDraw, ImageFont
+
+    from data_prep.images import open_rgb
+
+    by_source: dict[str, list] = {}
+    for p in predictions:
+        if p.label is not None:
+            by_source.setdefault(p.source, []).append(p)
+    for source, preds in by_source.items():
+        img = open_rgb(source)
+        draw = ImageDraw.Draw(img)
+        font = ImageFont.load_default(size=max(12, img.height // 30))
+        line = max(2, img.height // 200)
+        for p in preds:
+            x, y, w, h = p.box or (0, 0, img.width - 1, img.height - 1)
+            if p.box:
+                draw.rectangle((x, y, x + w, y + h), outline=(255, 40, 40), width=line)
+            text = f"{p.label} {p.probability:.2f}"
+            left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+            ty = y - (bottom - top) - 2 * line if p.box and y > bottom - top + 2 * line else y
+            draw.rectangle((x, ty, x + right - left + 2 * line, ty + bottom - top + 2 * line), fill=(255, 40, 40))
+            draw.text((x + line, ty + line - (top - y)), text, fill=(255, 255, 255), font=font)
+        rel = Path(os.path.relpath(source, root)) if root.is_dir() else Path(Path(source).name)
+        target = out_dir / rel
+        if target.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            target = target.with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        img.save(target, quality=95)  # PNG ignores the quality
+    return len(by_source)
+
+
+@contextmanager
+def _quiet_native_stderr(quiet: bool) -> Iterator[None]:
+    """Hide what native code writes to stderr while TensorFlow loads: its oneDNN and absl lines
+    come before its logging is set up, so TF_CPP_MIN_LOG_LEVEL cannot hide them."""
+    if not quiet:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def run(args: argparse.Namespace) -> int:
+    files = _check(args)
+    with _quiet_native_stderr(not args.verbose):
+        import tensorflow  # noqa: F401
+
+        from fer_keras.predict.predictor import load_run
+
+    predictor = load_run(args.run)
+    single = not args.photo.is_dir()
+    predictions = predictor.predict(files, detect_faces=args.detect, batch_size=args.batch,
+                                    errors="raise" if single else "report", progress=not single)
+    if single and predictions[0].label is None:
+        hint = " (for a face crop, pass --no-detect)" if args.detect else ""
+        raise ValueError(f"{args.photo}: {predictions[0].error}{hint}")
+    print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px)")
+    print(table(predictions, args.photo))
+    if args.out is not None:
+        write_results(predictions, predictor.classes, args.out, str(predictor.source))
+        print(f"results -> {args.out}")
+    if args.annotate is not None:
+        n = annotate(predictions, args.photo, args.annotate)
+        print(f"{n} annotated image(s) -> {args.annotate}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from data_prep.images import BadImageError
+
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError, BadImageError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The tf.data warp equals Keras' ImageDataGenerator.apply_transform, parameter set by parameter set."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fer_keras.data.augment import ROTATION_DEGREES, SHIFT, ZOOM, affine_params, idg_transform
+
+IDG = pytest.importorskip("keras.src.legacy.preprocessing.image")
+
+
+def smooth_image(h: int, w: int) -> np.ndarray:
+    """Low-frequency 0-255 float image: bilinear resampling of it differs from scipy's only by rounding."""
+    r, c = np.mgrid[0:h, 0:w].astype(np.float64)
+    return np.stack([127.5 + 100 * np.sin(2 * np.pi * (r / 40 + c / 60)),
+                     127.5 + 100 * np.cos(2 * np.pi * (r / 50 - c / 35)),
+                     255 * (r + 2 * c) / (h - 1 + 2 * (w - 1))], -1).astype(np.float32)
+
+
+def warp(img: np.ndarray, transform: tf.Tensor) -> np.ndarray:
+    h, w = img.shape[:2]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=img[None], transforms=transform[None], output_shape=[h, w], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST")[0].numpy()
+
+
+S = SHIFT * 48
+CASES = [
+    {"theta": 20}, {"theta": -20}, {"tx": S}, {"tx": -S}, {"ty": S}, {"ty": -S},
+    {"zx": 0.8, "zy": 0.8}, {"zx": 1.2, "zy": 1.2}, {"zx": 0.8, "zy": 1.2},
+    {"theta": 20, "tx": S}, {"theta": 20, "ty": -S},
+    {"theta": 20, "tx": S, "ty": -S, "zx": 0.8, "zy": 1.2},
+    {"theta": -20, "tx": -S, "ty": S, "zx": 1.2, "zy": 0.8},
+]
+
+
+@pytest.mark.parametrize("shape", [(48, 48), (30, 44)])
+@pytest.mark.parametrize("params", CASES, ids=lambda p: ",".join(f"{k}={v:g}" for k, v in p.items()))
+def test_transform_equals_image_data_generator(params, shape):
+    # Shifts of 0.2 and zooms of 0.8 sample outside the image, so the nearest-edge fill is
+    # compared too; scipy (mode nearest, order 1) and TF (NEAREST, BILINEAR) both clamp the
+    # coordinate and interpolate, so borders agree to float32 rounding (about 1e-4).
+    img = smooth_image(*shape)
+    want = IDG.ImageDataGenerator().apply_transform(img, params)  # fill nearest, order 1 by default
+    full = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "zx": 1.0, "zy": 1.0, **params}
+    got = warp(img, idg_transform(**full, height=shape[0], width=shape[1], degrees=True))
+    assert np.abs(got - want).max() < 0.01
+
+
+def test_radians_and_degrees_agree():
+    a = idg_transform(20.0, 3.0, -2.0, 0.9, 1.1, 48, 48, degrees=True)
+    b = idg_transform(20 * math.pi / 180, 3.0, -2.0, 0.9, 1.1, 48, 48)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_random_transforms_are_the_generators_composition_within_its_ranges():
+    """Every drawn transform is C R S Z C^-1 with the protocol's ranges: undoing R recovers a
+    shift within +-0.2 of the size (adding the shift unrotated would exceed that at 20 degrees)."""
+    n, size = 512, 48
+    t = affine_params(n, size, size, tf.constant([5, 0], tf.int64)).numpy().astype(np.float64)
+    a = t[:, [0, 1, 3, 4]].reshape(n, 2, 2)
+    theta = np.arctan2(a[:, 1, 0], a[:, 0, 0])
+    zx, zy = np.hypot(a[:, 0, 0], a[:, 1, 0]), np.hypot(a[:, 0, 1], a[:, 1, 1])
+    centre = np.full(2, (size - 1) / 2)
+    rotated_shift = t[:, [2, 5]] - (centre - a @ centre)
+    cos, sin = np.cos(theta), np.sin(theta)
+    shift = np.stack([cos * rotated_shift[:, 0] + sin * rotated_shift[:, 1],
+                      -sin * rotated_shift[:, 0] + cos * rotated_shift[:, 1]], 1)
+    tol = 1e-3
+    assert np.all(np.abs(np.degrees(theta)) <= ROTATION_DEGREES + tol)
+    assert np.all((zx >= 1 - ZOOM - tol) & (zx <= 1 + ZOOM + tol) & (zy >= 1 - ZOOM - tol) & (zy <= 1 + ZOOM + tol))
+    assert np.all(np.abs(shift) <= SHIFT * size + tol)
+    assert np.abs(rotated_shift).max() > SHIFT * size + 0.5  # the shift really is rotated
