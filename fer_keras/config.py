@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fer_keras.registry import get_spec
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -87,8 +89,6 @@ class RunConfig(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from fer_keras.registry import get_spec
-
         get_spec(name)
         return name
 

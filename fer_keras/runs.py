@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fer_keras.registry import import_zoo
+
 if TYPE_CHECKING:
     from fer_keras.config import RunConfig
 
@@ -86,8 +88,7 @@ def load_run_model(run_dir: Path):
     """The run's best model, loaded with Keras' safe_mode on."""
     import keras
 
-    import fer_keras.models  # noqa: F401  - registers the custom layers the file refers to
-
+    import_zoo()  # registers the custom layers the file refers to
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the run has not saved a model yet")

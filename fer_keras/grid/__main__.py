@@ -8,7 +8,6 @@ several workers may also share one grid without shards: per-run locks keep them 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections import Counter
@@ -18,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from fer_keras.grid.runner import default_train, is_complete, read_status, run_grid
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
 from fer_keras.grid.spec import Grid, load_grid
+from fer_keras.registry import import_object
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,8 +35,7 @@ def parser() -> argparse.ArgumentParser:
 def _trainer(spec: str | None):
     if not spec:
         return default_train
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return import_object(spec)
 
 
 def describe(grid: Grid, points, shard) -> str:

@@ -28,6 +28,7 @@ from data_prep.crop import CropOptions, Face, MTCNNDetector, crop_faces, select_
 from data_prep.images import BadImageError, list_images, open_rgb
 from fer_keras.labels import CANONICAL_CLASSES
 from fer_keras.models.preprocessing import preprocessing_mode
+from fer_keras.registry import import_zoo
 from fer_keras.runs import CLASSES_FILE, MODEL_FILE, read_json, write_json
 
 #: Where the built-in model lives: a run folder's files (best.keras, classes.json, ...).
@@ -270,7 +271,7 @@ def load_run(path: str | Path | None = None) -> Predictor:
         model_file = path
     else:
         raise FileNotFoundError(f"{path}: no such run folder or model file")
-    import fer_keras.models  # noqa: F401  - registers the classes of non-portable models (esr) and old runs
+    import_zoo()  # registers the classes of non-portable models (esr) and old runs
 
     model = keras.models.load_model(model_file, safe_mode=True, compile=False)
     return Predictor(model, _classes_for(model_file, model.output_shape[-1]), source=path)

@@ -9,7 +9,6 @@ finished phase is never run again.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import math
 import platform
@@ -168,19 +167,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
                      extra_callbacks=list(extra_callbacks or []))
-    trainer = get_spec(cfg.model).trainer
+    trainer = get_spec(cfg.model).load_trainer()
     if trainer:
-        resolve_trainer(trainer)(ctx, model)  # trains, then calls evaluate_run itself
+        trainer(ctx, model)  # trains, then calls evaluate_run itself
     else:
         fit_protocol(ctx, model)
         evaluate_run(cfg, run_dir, splits, global_batch)
     return run_dir
-
-
-def resolve_trainer(path: str) -> Callable[[RunContext, keras.Model], None]:
-    """The training procedure named ``"module:function"`` in a ModelSpec."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
