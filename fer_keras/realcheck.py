@@ -23,7 +23,7 @@ from fer_keras.config import CONFIG_DIR, RunConfig, load_config
 from fer_keras.data.readers import ImageSet, read_class_folders
 from fer_keras.evaluate.evaluator import predict_probs
 from fer_keras.evaluate.metrics import classification_metrics
-from fer_keras.runs import run_classes
+from fer_keras.runs import Run
 
 DEFAULT_DATA = Path("../shared/data/fer2013")
 #: Final test accuracy must beat chance (1 / classes) by this much.
@@ -42,7 +42,7 @@ class EpochTestProbe(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         probs = predict_probs(self.model, self.test, self.cfg.res, batch=self.batch, pipeline=self.cfg.pipeline,
-                              model_classes=run_classes(self.cfg.run_dir()))
+                              model_classes=Run(self.cfg.run_dir()).classes())
         m = classification_metrics(self.test.labels, probs, self.test.class_names)
         predicted = np.asarray(m["confusion_matrix"]).sum(axis=0) / m["n"]
         row = {"epoch": epoch + 1, "minutes": (time.time() - self.started) / 60,

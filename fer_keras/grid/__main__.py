@@ -14,10 +14,11 @@ from collections import Counter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from fer_keras.grid.runner import default_train, is_complete, read_status, run_grid
+from fer_keras.grid.runner import default_train, is_complete, run_grid
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
 from fer_keras.grid.spec import Grid, load_grid
 from fer_keras.registry import import_object
+from fer_keras.runs import Run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def describe(grid: Grid, points, shard) -> str:
     lines += [f"note: {n}" for n in grid.notes]
     width = max(len(p.run_id) for p in points) if points else 10
     for i, p in enumerate(points):
-        state = "complete" if is_complete(p, generate=False) else read_status(p.run_dir).get("state", "pending")
+        state = "complete" if is_complete(p, generate=False) else Run(p.run_dir).status().get("state", "pending")
         lines.append(f"{i:>4}  {p.run_id:<{width}}  {state}")
     if grid.skipped:
         reasons = Counter(why for _, why in grid.skipped)

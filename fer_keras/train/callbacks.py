@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from fer_keras.config import RunConfig
-from fer_keras.runs import read_json, write_json
+from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, score_file, write_json
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
@@ -30,7 +30,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, filepath: Path, monitor: str = "val_accuracy", mode: str = "max"):
         super().__init__(str(filepath), monitor=monitor, mode=mode, save_best_only=True, verbose=0)
-        self.score_file = Path(filepath).with_suffix(".json")
+        self.score_file = score_file(filepath)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -58,7 +58,7 @@ class EpochBackup(keras.callbacks.Callback):
     def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback]):
         super().__init__()
         self.folder, self.stateful = Path(folder), stateful
-        self.file = self.folder / "resume.json"
+        self.file = self.folder / RESUME_FILE
 
     def saved(self) -> dict | None:
         return read_json(self.file) if self.file.is_file() else None
@@ -108,12 +108,13 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = "best.keras",
+def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = MODEL_FILE,
                        monitor: str = "val_accuracy", mode: str = "max") -> list[keras.callbacks.Callback]:
     """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
     than the final classifier (a triplet embedding, one ESR stage) checkpoint to their own file and may
     monitor another metric."""
-    log = run_dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
+    run = Run(run_dir)
+    log = run.log_file(phase)
     patience = [
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr),
@@ -122,5 +123,5 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
     callbacks = [*patience, BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
                  keras.callbacks.CSVLogger(str(log), append=True)]
     if cfg.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / phase), write_graph=False))
-    return [*callbacks, EpochBackup(run_dir / "backup" / phase, patience)]
+        callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir(phase)), write_graph=False))
+    return [*callbacks, EpochBackup(run.backup_dir(phase), patience)]

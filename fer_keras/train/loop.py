@@ -31,11 +31,10 @@ from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
-from fer_keras.runs import CLASSES_FILE, METRICS_FILE, MODEL_FILE, is_finished, read_json, write_json
+from fer_keras.runs import Run, read_json, write_json
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.strategy import describe, make_strategy
 
-STATE_FILE = "state.json"
 DEMO_SETS = ("demo", "demo_wild")
 
 
@@ -55,12 +54,16 @@ class RunContext:
     verbose: int = 2
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
 
+    @property
+    def run(self) -> Run:
+        return Run(self.run_dir)
+
     def read_state(self) -> dict:
-        path = self.run_dir / STATE_FILE
+        path = self.run.state_file
         return read_json(path) if path.is_file() else {"phases_done": []}
 
     def write_state(self, state: dict) -> None:
-        write_json(self.run_dir / STATE_FILE, state)
+        write_json(self.run.state_file, state)
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
@@ -106,14 +109,12 @@ def _versions() -> str:
 
 
 def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
+    saved = Run(run_dir).config_values()
+    if not saved:
         return
-    import yaml
-
     new = cfg.model_dump(mode="json")
     # Keys added to RunConfig after the run was saved (e.g. ``deterministic``) count as their defaults.
-    old = {**RunConfig().model_dump(mode="json"), **yaml.safe_load(saved.read_text())}
+    old = {**RunConfig().model_dump(mode="json"), **saved}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if differ:
         raise ConfigError(
@@ -126,12 +127,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
               extra_callbacks: list[keras.callbacks.Callback] | None = None) -> Path:
     """Train (or resume, or skip if finished) the run ``cfg`` describes; return its folder."""
     run_dir = cfg.run_dir()
+    run = Run(run_dir)
     if force and run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)
     _check_same_run(cfg, run_dir)
-    if is_finished(run_dir):
+    if run.is_finished():
         print(f"{run_dir} is already finished; pass --force to train it again")
         return run_dir
     splits = prepare_data(cfg)
@@ -144,20 +146,20 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     weights = class_weights(splits.train.counts(), cfg.balance, cfg.balance_cap)
     classes = list(splits.train.class_names)
 
-    save_config(cfg, run_dir / "config.yaml")
-    write_json(run_dir / CLASSES_FILE, classes)
-    write_json(run_dir / "class_weights.json",
+    save_config(cfg, run.config_file)
+    write_json(run.classes_file, classes)
+    write_json(run.class_weights_file,
                {"balance": cfg.balance, "cap": cfg.balance_cap,
                 "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
-    write_json(run_dir / "data_summary.json", splits.summary())
-    (run_dir / "versions.txt").write_text(_versions())
+    write_json(run.data_summary_file, splits.summary())
+    run.versions_file.write_text(_versions())
 
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     with strategy.scope():
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
                             **cfg.model_options)
-    write_json(run_dir / "run_info.json", {
+    write_json(run.run_info_file, {
         **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
         "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
         "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
@@ -178,7 +180,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
 
 def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
     """The protocol's fit: one phase from scratch, or frozen-backbone then unfrozen phases."""
-    cfg, run_dir = ctx.cfg, ctx.run_dir
+    cfg = ctx.cfg
     state = ctx.read_state()
     two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
     phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
@@ -188,7 +190,7 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
             continue
         with ctx.strategy.scope():
             if phase == "main" and two_phase:
-                model.load_weights(run_dir / MODEL_FILE)  # best frozen-phase model, then unfreeze all
+                model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
             if two_phase:
                 model.get_layer(BACKBONE).trainable = phase == "main"
             compile_model(model, cfg.lr)
@@ -225,9 +227,8 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     ``extra(model, images)`` adds procedure-specific results to each split's entry (ESR's
     per-branch accuracies).
     """
-    from fer_keras.runs import load_run_model, run_classes
-
-    model, classes = load_run_model(run_dir), run_classes(run_dir)
+    run = Run(run_dir)
+    model, classes = run.model(), run.classes()
     sets: dict[str, ImageSet] = {"val": splits.val}
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
@@ -239,6 +240,6 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
         for tag, images in sets.items():
             results[tag].update(extra(model, images))
     results["run_id"] = cfg.resolved_run_id()
-    results["best_epoch"] = read_json(run_dir / "best.json").get("epoch") if (run_dir / "best.json").is_file() else None
-    write_json(run_dir / METRICS_FILE, results)  # written last: its presence marks the run finished
+    results["best_epoch"] = read_json(run.best_score_file).get("epoch") if run.best_score_file.is_file() else None
+    write_json(run.metrics_file, results)  # written last: its presence marks the run finished
     return results
