@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_keras.bench.machine import machine_info
-from fer_keras.bench.timing import summarise, time_calls
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.data.splits import splits_for
 from fer_keras.export.tflite import TAGS, TFLiteModel, convert, interpreter_name, serving_function
 from fer_keras.labels import output_columns
+from fer_keras.machine import machine_info
 from fer_keras.runs import MODEL_FILE, Run, find_runs, write_json
+from fer_keras.timing import summarise, time_calls
 
 
 def resolve_run(run: str | Path, runs_root: str | Path = "runs") -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from data_prep.images import is_image, list_images
+from fer_keras.data.image_types import is_image, list_images
 
 PROG = "fer-predict"
 OUT_FORMATS = (".csv", ".json")

@@ -25,7 +25,8 @@ import keras
 import numpy as np
 
 from data_prep.crop import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
-from data_prep.images import BadImageError, list_images, open_rgb
+from data_prep.images import BadImageError, open_rgb
+from fer_keras.data.image_types import list_images
 from fer_keras.labels import CANONICAL_CLASSES
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import import_zoo
