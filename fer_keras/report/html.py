@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
+
+#: Figures are drawn at 300 dpi for print; on screen they are shown at their size in inches (96 CSS px each).
+SCREEN_DPI, FIGURE_DPI = 96, 300
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}
@@ -15,12 +20,15 @@ img{max-width:100%;margin:4px 0}details{margin:1em 0}.note{color:#555;font-size:
 
 def _img(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
+    with Image.open(path) as img:
+        width = round(img.width * SCREEN_DPI / FIGURE_DPI)
+    return f'<img alt="{html.escape(Path(path).stem)}" width="{width}" src="data:image/png;base64,{data}">'
 
 
 def _table(frame: pd.DataFrame) -> str:
+    """The table as HTML; the Markdown bold (``**best**``) becomes <b>, as in the .md files."""
     body = frame.to_html(index=False, escape=True, na_rep="")
-    return body.replace("**", "")  # markdown bold marks the best value in .md; HTML shows it plainly
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", body)
 
 
 def page(title: str, intro: list[str], tables: dict[str, pd.DataFrame], figures: list[Path],

@@ -76,6 +76,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)  # first: checking the model name loads the model zoo, and Keras with it
     try:
         cfg = load_config(args.config, overrides_from(args))
     except ValueError as err:
@@ -86,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"error: cannot write runs to {cfg.out}: {err.strerror or err}", file=sys.stderr)
         return 2
-    quiet_tensorflow(args.verbose)
     from fer_keras.evaluate.report_line import print_run_summary
     from fer_keras.train.loop import train_run
 

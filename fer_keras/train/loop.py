@@ -73,6 +73,9 @@ def prepare_data(cfg: RunConfig) -> Splits:
     splits = splits_for(cfg)
     for line in splits.report_lines():
         print(line)
+    if cfg.cache and cfg.pipeline == "tfdata":
+        print(f"note: the first epoch also decodes and caches {len(splits.train) + len(splits.val)} images, "
+              "so it takes longer than the others")
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():

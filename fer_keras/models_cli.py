@@ -1,0 +1,43 @@
+"""``fer-models`` / ``make models``: the registered models and what they support.
+
+Outside the ``fer_keras.models`` package on purpose: ``python -m fer_keras.models`` imports the
+package, and with it TensorFlow, before any flag is read, so its start-up lines could not be hidden.
+"""
+
+from __future__ import annotations
+
+from fer_keras.console import CommandParser, quiet_tensorflow
+from fer_keras.registry import get_spec, list_models
+
+
+def table() -> str:
+    header = ("model", "family", "paper name", "res px", "init", "params@48", "params@224", "portable")
+    rows = [(*header, "description")]
+    for name in list_models():
+        s = get_spec(name)
+        rows.append((
+            name, s.family, s.paper_name,
+            f"{s.min_resolution}-{s.max_resolution}" if s.max_resolution else str(s.min_resolution),
+            ",".join(s.pretrains),
+            f"{s.params[48]:,}" if 48 in s.params else "-",
+            f"{s.params[224]:,}" if 224 in s.params else "-",
+            "yes" if s.portable else "no (needs fer_keras)",
+            s.description,
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + f" | {r[-1]} |"
+        for r in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|---|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = CommandParser(prog="fer-models", description=__doc__.splitlines()[0]).parse_args(argv)
+    quiet_tensorflow(args.verbose)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
