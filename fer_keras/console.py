@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 
 VERBOSE_HELP = "show TensorFlow's own log lines (oneDNN, absl, retracing warnings; hidden by default)"
+#: Set by quiet_tensorflow (a command without --verbose), so tensorflow_chatter_hidden hides too; library use never is.
+_quiet = False
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -66,14 +70,29 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     Warnings and errors that reach Python (exceptions, ``warnings.warn``) are not affected;
     C++ errors still show (level 2 hides only INFO and WARNING).
     """
+    global _quiet
     if verbose:
         return
+    _quiet = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" not in sys.modules:
         with _stderr_silenced():
             import tensorflow  # noqa: F401
     for name in ("tensorflow", "absl"):  # "... triggered tf.function retracing", the TFLite converter's notes
         logging.getLogger(name).setLevel(logging.ERROR)
+    # TensorFlow's own Python warnings (deprecations, the converter's "statistics ... not specified").
+    warnings.filterwarnings("ignore", module=r"tensorflow(\.|$)")
+
+
+@contextmanager
+def tensorflow_chatter_hidden() -> Iterator[None]:
+    """In a quiet command, hide what TensorFlow prints while it works (the converter's 'Saved artifact' dump,
+    the quantizer's settings, the interpreter's 'Created ... delegate'); a failure still raises its exception."""
+    if not _quiet:
+        yield
+        return
+    with redirect_stdout(io.StringIO()), _stderr_silenced():
+        yield
 
 
 def progress_verbosity(quiet: bool = False) -> int:

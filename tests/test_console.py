@@ -77,3 +77,22 @@ def test_tensorflow_log_lines_are_hidden_unless_verbose():
     assert loud.returncode == 0
     if not any(n in loud.stderr for n in TF_NOISE):
         pytest.skip("this TensorFlow build prints nothing while it loads")
+
+
+def test_converter_chatter_is_hidden_only_in_a_quiet_command(monkeypatch, capfd):
+    from fer_keras import console
+
+    def chatter() -> None:
+        print("Saved artifact at /tmp/x")
+        os.write(2, b"fully_quantize: 0\n")
+
+    with console.tensorflow_chatter_hidden():  # library use: nothing hidden
+        chatter()
+    assert "Saved artifact" in capfd.readouterr().out
+    monkeypatch.setattr(console, "_quiet", True)
+    with console.tensorflow_chatter_hidden():
+        chatter()
+    seen = capfd.readouterr()
+    assert seen.out == "" and seen.err == ""
+    with pytest.raises(RuntimeError), console.tensorflow_chatter_hidden():  # failures still surface
+        raise RuntimeError("conversion failed")
