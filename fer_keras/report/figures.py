@@ -32,8 +32,10 @@ COMPARISONS = {  # file stem -> (factor, title)
     "pretrain": ("pretrain", "initialisation (ImageNet, VGGFace, scratch)"),
     "balance": ("balance", "class balancing"),
     "dataset": ("dataset", "training dataset"),
-    "scratch_vs_pretrained": ("init_kind", "from scratch vs pre-trained"),
+    "scratch_vs_pretrained": ("init_kind", "training from scratch vs pre-trained"),
 }
+LEGEND_TITLES = {"res": "input px", "pretrain": "initialisation", "balance": "class weights",
+                 "dataset": "trained on", "init_kind": "initialisation"}
 
 
 def _save(fig, path: Path) -> Path:
@@ -67,7 +69,7 @@ def comparison(summary: pd.DataFrame, factor: str, title: str, path: Path) -> Pa
         ax.set_ylabel(SPLIT_LABELS[metric] + cross)
         ax.set_ylim(0, 1)
         ax.set_xlabel("")
-        ax.legend(title=factor, fontsize=8)
+        ax.legend(title=LEGEND_TITLES.get(factor, factor), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].set_title(f"Accuracy by {title}")
     return _save(fig, path)
@@ -100,7 +102,9 @@ def per_class_crossdomain(summary: pd.DataFrame, records: dict[str, RunRecord], 
     if not rows:
         return None
     table = pd.DataFrame(rows).T
-    fig, ax = plt.subplots(figsize=(3 + 0.8 * table.shape[1], 1.6 + 0.35 * table.shape[0]))
+    # Room for the row labels (about 0.07 in per character at 8 pt), then 0.55 in per cell.
+    label_width = 0.07 * max(len(str(name)) for name in table.index)
+    fig, ax = plt.subplots(figsize=(1.5 + label_width + 0.55 * table.shape[1], 1.6 + 0.3 * table.shape[0]))
     im = ax.imshow(table.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=45, ha="right")
     ax.set_yticks(range(table.shape[0]), table.index, fontsize=CELL_FONT)
@@ -128,7 +132,7 @@ def confusion(record: RunRecord, path: Path) -> Path | None:
         return None
     k = len(record.classes) or len(panels[0][1])
     names = record.classes or [str(i) for i in range(k)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(0.75 * k * len(panels) + 1, 0.75 * k + 1.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.5 * k * len(panels) + 1.2, 0.5 * k + 1.4), squeeze=False)
     for ax, (split, cm) in zip(axes[0], panels, strict=True):
         cm = np.asarray(cm, dtype=float)
         rows = cm.sum(axis=1, keepdims=True)
