@@ -65,6 +65,9 @@ class RunConfig(BaseModel):
     min_lr: float = Field(1e-10, ge=0)
     early_stopping_patience: int = Field(20, ge=1)
     seed: int = 42
+    deterministic: bool = Field(
+        False, description="enable TensorFlow's op determinism (reproducible GPU runs; slower on GPU)"
+    )
     devices: list[str] | None = Field(
         None, description="explicit devices for MirroredStrategy, e.g. ['/cpu:0', '/cpu:1']"
     )

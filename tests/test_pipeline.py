@@ -1,3 +1,9 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,8 +12,8 @@ from conftest import make_folder_dataset, write_image
 from fer_keras.data.augment import augment_batch
 from fer_keras.data.demo import ensure_demo
 from fer_keras.data.legacy import make_legacy_dataset
-from fer_keras.data.pipeline import make_dataset
-from fer_keras.data.readers import read_class_folders, read_fer2013_csv
+from fer_keras.data.pipeline import TrainingData, epoch_order, make_dataset
+from fer_keras.data.readers import ImageSet, read_class_folders, read_fer2013_csv
 
 
 @pytest.fixture
@@ -40,7 +46,7 @@ def test_training_pipeline_shuffles_and_augments(folder):
 
 def test_augmentation_identity_geometry_and_range():
     img = tf.random.uniform((6, 24, 24, 3), 0, 255, seed=0)
-    out = augment_batch(img, seed=3)
+    out = augment_batch(img, tf.constant([3, 0], tf.int64))
     assert out.shape == img.shape
     assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 255.0
 
@@ -69,3 +75,108 @@ def test_demo_is_deterministic_and_says_it_is_synthetic(tmp_path):
     counts = read_class_folders(wild).counts()
     assert len(set(counts.values())) == 1  # the wild domain is balanced
     assert read_class_folders(a / "train").counts()["disgust"] < read_class_folders(a / "train").counts()["happy"]
+
+
+# --- Training order: uniform permutations, no shuffle buffer --------------------------------------------
+
+SORTED_COUNTS = (6000, 4000, 2000)  # class-sorted, larger than the old 10,000-image shuffle buffer
+
+
+def _sorted_set() -> ImageSet:
+    """12,000 class-sorted 4x4 images; image i is one flat colour whose red and green encode i."""
+    n = sum(SORTED_COUNTS)
+    ids = np.arange(n)
+    pixels = np.zeros((n, 4, 4, 3), dtype=np.uint8)
+    pixels[..., 0], pixels[..., 1] = (ids % 256)[:, None, None], (ids // 256)[:, None, None]
+    labels = np.repeat(np.arange(len(SORTED_COUNTS)), SORTED_COUNTS)
+    return ImageSet("sorted", ("a", "b", "c"), labels, pixels=pixels)
+
+
+def _within(counts: np.ndarray, expected: np.ndarray, sd: np.ndarray) -> bool:
+    # Six standard deviations: a chance failure is below 1e-8 per class and batch, whatever the seed.
+    return bool(np.all(np.abs(counts - expected) <= 6 * sd))
+
+
+def test_every_epoch_is_a_uniform_permutation_from_the_first_batch_on():
+    images, batch = _sorted_set(), 500
+    n, p = len(images), np.array(SORTED_COUNTS) / len(images)
+    # Hypergeometric: a batch drawn without replacement from the whole split.
+    sd = np.sqrt(batch * p * (1 - p) * (n - batch) / (n - 1))
+    data = TrainingData(images, 4, batch, seed=5, augment=False)
+    assert data.steps_per_epoch == 24
+    epochs = []
+    for x, y in data.epochs(0, 2):
+        x = x.numpy().astype(np.int64)
+        assert (x == x[:, :1, :1]).all()  # flat colours come back exactly
+        ids = x[:, 0, 0, 0] + 256 * x[:, 0, 0, 1]
+        assert (images.labels[ids] == y.numpy().argmax(1)).all()
+        counts = np.bincount(images.labels[ids], minlength=3)
+        assert len(ids) == batch and _within(counts, batch * p, sd), counts
+        epochs.append(ids)
+    first, second = np.concatenate(epochs[:24]), np.concatenate(epochs[24:])
+    assert sorted(first) == sorted(second) == list(range(n))  # each epoch: every image exactly once
+    assert (first != second).any()
+
+
+def test_weighted_epochs_draw_classes_uniformly_from_the_first_batch_on():
+    labels = np.repeat([0, 1, 2], [27_000, 2_000, 1_000])  # class-sorted, very imbalanced
+    order = epoch_order(labels, seed=3, epoch=0, sampling="weighted")
+    assert len(order) == len(labels)
+    batch = 500
+    sd = np.sqrt(batch * (1 / 3) * (2 / 3))  # binomial: classes drawn uniformly, with replacement
+    for start in range(0, len(order), batch):
+        counts = np.bincount(labels[order[start:start + batch]], minlength=3)
+        assert _within(counts, np.full(3, batch / 3), sd), (start, counts)
+    for c in range(3):
+        drawn = np.bincount(order[labels[order] == c], minlength=len(labels))[labels == c]
+        # Each class is a stream of fresh permutations: counts differ by at most one within a class.
+        assert drawn.max() - drawn.min() <= 1, c
+    assert (epoch_order(labels, 3, 1, "weighted") != order).any()
+    assert (epoch_order(labels, 3, 0, "weighted") == order).all()
+
+
+def test_epoch_data_depends_only_on_seed_and_epoch(folder):
+    data = TrainingData(folder, 16, 4, seed=11)
+    run = [(x.numpy(), y.numpy()) for x, y in data.epochs(0, 3)]
+    resumed = [(x.numpy(), y.numpy()) for x, y in TrainingData(folder, 16, 4, seed=11).epochs(2, 1)]
+    assert len(run) == 3 * data.steps_per_epoch and len(resumed) == data.steps_per_epoch
+    for (x, y), (rx, ry) in zip(run[-data.steps_per_epoch:], resumed, strict=True):
+        assert np.array_equal(x, rx) and np.array_equal(y, ry)  # same process, same ops: exact
+    other = np.concatenate([x.numpy() for x, _ in TrainingData(folder, 16, 4, seed=12).epochs(2, 1)])
+    assert not np.array_equal(other, np.concatenate([x for x, _ in resumed]))
+
+
+def test_uncached_pipeline_gives_the_cached_images(folder):
+    cached = [x.numpy() for x, _ in TrainingData(folder, 16, 4, seed=1).epochs()]
+    decoded = [x.numpy() for x, _ in TrainingData(folder, 16, 4, seed=1, cache=False).epochs()]
+    for a, b in zip(cached, decoded, strict=True):
+        assert np.array_equal(a, b)
+
+
+def _first_epoch_hashes(demo_root: Path) -> list[str]:
+    """Hashes of the first training epoch (images and labels) of a demo config with seeds 42 and 43,
+    computed in a fresh interpreter."""
+    code = textwrap.dedent(f"""
+        import hashlib
+        from fer_keras.config import make_config
+        from fer_keras.train.loop import _datasets, prepare_data
+        for seed in (42, 43):
+            cfg = make_config({{"model": "sequential_simple", "res": 32, "batch": 16, "limit_per_class": 10,
+                               "seed": seed, "data_root": {str(demo_root)!r}, "crossdomain": None}})
+            train, steps, _ = _datasets(cfg, prepare_data(cfg), cfg.batch)
+            h = hashlib.sha256()
+            for x, y in train(0, 0).take(steps):
+                h.update(x.numpy().tobytes())
+                h.update(y.numpy().tobytes())
+            print("sha256", h.hexdigest())
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    return [line.split()[1] for line in out.stdout.splitlines() if line.startswith("sha256 ")]
+
+
+def test_same_config_and_seed_give_the_same_batches_in_two_processes(demo_root):
+    first, second = _first_epoch_hashes(demo_root), _first_epoch_hashes(demo_root)
+    assert len(first) == 2 and len(first[0]) == 64 and first == second  # same machine and process type: exact equality
+    assert first[0] != first[1]  # another seed, other batches

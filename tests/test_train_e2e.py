@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from fer_keras import registry
 from fer_keras.config import make_config
@@ -17,7 +18,8 @@ from fer_keras.models._head import classifier_on_backbone
 from fer_keras.predict.predictor import load_run
 from fer_keras.runs import find_runs, read_json
 from fer_keras.train import cli
-from fer_keras.train.loop import train_run
+from fer_keras.train.callbacks import EpochBackup
+from fer_keras.train.loop import _check_same_run, compile_model, train_run
 
 FAST = {"model": "sequential_simple", "res": 32, "epochs": 2, "batch": 16, "limit_per_class": 10,
         "lr": 1e-3, "tensorboard": False}
@@ -99,6 +101,78 @@ def test_killed_run_resumes_losing_at_most_the_current_epoch(demo_root, tmp_path
     # A finished run is not trained again.
     train_run(cfg, verbose=0)
     assert len((run / "log.csv").read_text().strip().splitlines()) == 4
+
+
+@pytest.fixture
+def op_determinism():
+    """Switches TensorFlow's op determinism off again after the test (a run turns it on for the process)."""
+    yield
+    from tensorflow.python.framework import config as tf_config  # no public switch back
+
+    tf_config.disable_op_determinism()
+
+
+def test_resumed_run_logs_exactly_what_an_uninterrupted_run_logs(demo_root, tmp_path, op_determinism):
+    # Short patiences: the learning rate is cut and early stopping counts within a few epochs, so a
+    # resume that restarted their counters (or the data, or dropout's seeds) would log other numbers.
+    kw = {"epochs": 6, "lr": 0.01, "reduce_lr_patience": 1, "early_stopping_patience": 3, "deterministic": True,
+          "crossdomain": None}
+    whole = train_run(_cfg(demo_root, tmp_path / "whole", **kw), verbose=0)
+    cfg = _cfg(demo_root, tmp_path / "killed", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, verbose=0, extra_callbacks=[_Kill(3)])
+    assert len((cfg.run_dir() / "log.csv").read_text().strip().splitlines()) == 1 + 3
+    resumed = train_run(cfg, verbose=0)
+    # Same machine, same process type, op determinism: the numbers are equal to the last bit.
+    assert (resumed / "log.csv").read_text() == (whole / "log.csv").read_text()
+
+
+def test_epoch_backup_restores_patience_learning_rate_and_seeds(tmp_path):
+    def setup():
+        model = registry.build_model("sequential_simple", 32, 3)  # has Dropout: a SeedGenerator state
+        compile_model(model, 1e-3)
+        model.optimizer.build(model.trainable_variables)
+        patience = [keras.callbacks.ReduceLROnPlateau(patience=2), keras.callbacks.EarlyStopping(patience=5)]
+        backup = EpochBackup(tmp_path / "backup", patience)
+        for cb in [*patience, backup]:
+            cb.set_model(model)
+        return model, patience, backup
+
+    model, (plateau, stopping), backup = setup()
+    assert backup.resume_point() == (0, False)
+    plateau.wait, plateau.best, plateau.cooldown_counter = 1, 0.5, 2
+    stopping.wait, stopping.best, stopping.best_epoch = 3, 0.25, 1
+    model.optimizer.learning_rate = 2.5e-4
+    seeds = backup._random_state()
+    assert seeds
+    for i, v in enumerate(seeds):
+        v.assign(keras.ops.convert_to_numpy(v) + i + 7)
+    backup.on_epoch_end(3)
+    backup.on_epoch_end(4)
+    assert [f.name for f in (tmp_path / "backup").glob("*.h5")] == ["epoch5.weights.h5"]
+
+    fresh, (plateau2, stopping2), backup2 = setup()
+    for cb in (plateau2, stopping2, backup2):
+        cb.on_train_begin()  # in fit's order: the patience callbacks reset, then the backup restores
+    assert backup2.resume_point() == (5, False)
+    assert (plateau2.wait, plateau2.best, plateau2.cooldown_counter) == (1, 0.5, 2)
+    assert (stopping2.wait, stopping2.best, stopping2.best_epoch) == (3, 0.25, 1)
+    assert float(keras.ops.convert_to_numpy(fresh.optimizer.learning_rate)) == np.float32(2.5e-4)
+    for a, b in zip(seeds, backup2._random_state(), strict=True):
+        assert (keras.ops.convert_to_numpy(a) == keras.ops.convert_to_numpy(b)).all()
+    for a, b in zip(model.weights, fresh.weights, strict=True):
+        assert (keras.ops.convert_to_numpy(a) == keras.ops.convert_to_numpy(b)).all()
+
+
+def test_a_run_saved_before_a_config_key_existed_still_resumes(demo_root, tmp_path):
+    cfg = _cfg(demo_root, tmp_path, epochs=1)
+    cfg.run_dir().mkdir(parents=True)
+    saved = cfg.model_dump(mode="json")
+    del saved["deterministic"]
+    (cfg.run_dir() / "config.yaml").write_text(yaml.safe_dump(saved))
+    _check_same_run(cfg, cfg.run_dir())  # the missing key counts as its default
+    with pytest.raises(ValueError, match="differs in: deterministic"):
+        _check_same_run(_cfg(demo_root, tmp_path, epochs=1, deterministic=True), cfg.run_dir())
 
 
 def test_a_different_config_in_the_same_run_folder_is_refused(demo_root, tmp_path):

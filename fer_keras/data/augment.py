@@ -9,6 +9,10 @@ instead resamples three times and blurs small 48 px faces noticeably. The transf
 built exactly as the generator's ``apply_affine_transform`` builds it (:func:`idg_transform`).
 The flip comes before the warp here and after it in the generator: the same distribution,
 as the rotation and shift ranges are symmetric.
+
+Every draw is a stateless random op keyed by ``key`` (the training pipeline derives it
+from the run's seed, the epoch and the batch's position), so a batch's augmentation is
+the same in every process and whatever order tf.data's parallel map runs batches in.
 """
 
 from __future__ import annotations
@@ -24,9 +28,14 @@ ZOOM = 0.2
 Param = tf.Tensor | float  # one value, or one per image
 
 
-def affine_params(batch: tf.Tensor, height: int, width: int, seed: int | None = None) -> tf.Tensor:
-    """(batch, 8) projective transforms mapping output pixels to input pixels."""
-    u = lambda lo, hi, s: tf.random.uniform([batch], lo, hi, seed=None if seed is None else seed + s)  # noqa: E731
+def draw_key(key: tf.Tensor, stream: int) -> tf.Tensor:
+    """The stateless seed of one independent draw (``stream``) under ``key``."""
+    return tf.random.experimental.stateless_fold_in(key, stream)
+
+
+def affine_params(batch: tf.Tensor, height: int, width: int, key: tf.Tensor) -> tf.Tensor:
+    """(batch, 8) projective transforms mapping output pixels to input pixels; ``key``: shape-(2,) seed."""
+    u = lambda lo, hi, s: tf.random.stateless_uniform([batch], draw_key(key, s), lo, hi)  # noqa: E731
     theta = u(-ROTATION_DEGREES, ROTATION_DEGREES, 1) * (math.pi / 180)
     tx, ty = u(-SHIFT, SHIFT, 2) * width, u(-SHIFT, SHIFT, 3) * height
     zx, zy = u(1 - ZOOM, 1 + ZOOM, 4), u(1 - ZOOM, 1 + ZOOM, 5)
@@ -57,13 +66,13 @@ def idg_transform(theta: Param, tx: Param, ty: Param, zx: Param, zy: Param, heig
     return tf.stack([a00, a01, off_x, a10, a11, off_y, zeros, zeros], axis=-1)
 
 
-def augment_batch(images: tf.Tensor, seed: int | None = None) -> tf.Tensor:
-    """Randomly flip, rotate, shift and zoom a float batch (b, h, w, c)."""
+def augment_batch(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """Randomly flip, rotate, shift and zoom a float batch (b, h, w, c); ``key``: shape-(2,) seed."""
     shape = tf.shape(images)
     b, h, w = shape[0], images.shape[1], images.shape[2]
-    flip = tf.random.uniform([b, 1, 1, 1], seed=None if seed is None else seed + 6) < 0.5
+    flip = tf.random.stateless_uniform([b, 1, 1, 1], draw_key(key, 6)) < 0.5
     images = tf.where(flip, tf.reverse(images, axis=[2]), images)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=affine_params(b, h, w, seed), output_shape=tf.stack([h, w]),
+        images=images, transforms=affine_params(b, h, w, key), output_shape=tf.stack([h, w]),
         fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
     )

@@ -3,9 +3,20 @@
 Every pipeline yields RGB float32 on the 0-255 scale and one-hot labels; each model
 normalises its own input. Evaluation pipelines never shuffle, never repeat and keep
 the last partial batch, so every image is evaluated exactly once.
+
+Training pipelines never shuffle images through a buffer (a buffer smaller than a
+class-sorted split yields batches of one class): each epoch's order is a function of
+(seed, phase, epoch) computed on indices (:func:`epoch_order`), and each batch is
+gathered from the decoded images (kept in memory as uint8 when ``cache``, else decoded
+again) and augmented with stateless random ops keyed by (seed, phase, epoch, batch). The
+data of an epoch is therefore the same in every process, and a resumed run sees exactly
+the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -28,15 +39,17 @@ def _decode(path: tf.Tensor, res: int) -> tf.Tensor:
     return tf.ensure_shape(_to_uint8(img), (res, res, 3))
 
 
-def _from_pixels(pixels: np.ndarray, res: int) -> tf.data.Dataset:
-    def prep(img):
-        img = tf.convert_to_tensor(img)
-        if img.shape.rank == 2:
-            img = img[..., None]
-        img = _to_uint8(tf.image.resize(tf.cast(img, tf.float32), (res, res), antialias=True))
-        return tf.image.grayscale_to_rgb(img) if img.shape[-1] == 1 else img
+def _pixels_to_rgb(img: tf.Tensor, res: int) -> tf.Tensor:
+    img = tf.convert_to_tensor(img)
+    if img.shape.rank == 2:
+        img = img[..., None]
+    img = _to_uint8(tf.image.resize(tf.cast(img, tf.float32), (res, res), antialias=True))
+    return tf.image.grayscale_to_rgb(img) if img.shape[-1] == 1 else img
 
-    return tf.data.Dataset.from_tensor_slices(pixels).map(prep, num_parallel_calls=AUTOTUNE)
+
+def _from_pixels(pixels: np.ndarray, res: int) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices(pixels).map(lambda img: _pixels_to_rgb(img, res),
+                                                          num_parallel_calls=AUTOTUNE)
 
 
 def image_dataset(images: ImageSet, res: int) -> tf.data.Dataset:
@@ -50,48 +63,117 @@ def image_dataset(images: ImageSet, res: int) -> tf.data.Dataset:
 SAMPLINGS = ("shuffle", "weighted")
 
 
+def epoch_order(labels: np.ndarray, seed: int, epoch: int, sampling: str = "shuffle", *, phase: int = 0
+                ) -> np.ndarray:
+    """Indices of the images of epoch ``epoch`` of training phase ``phase``, a pure function of
+    (seed, phase, epoch): a second phase does not replay the first one's epochs.
+
+    ``shuffle``: a uniformly random permutation of the whole split. ``weighted`` (Haider et
+    al., Sensors 2023): ``len(labels)`` samples whose classes are drawn uniformly; each
+    class is read as a stream of fresh random permutations of its images, so minority
+    images are seen more often per epoch instead of weighing more in the loss.
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    rng = np.random.default_rng([seed, phase, epoch])
+    if sampling == "shuffle":
+        return rng.permutation(len(labels))
+    members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    draws = rng.integers(len(members), size=len(labels))
+    order = np.empty(len(labels), dtype=np.int64)
+    for c, index in enumerate(members):
+        where = np.flatnonzero(draws == c)
+        cycles = -(-len(where) // len(index))
+        order[where] = rng.permuted(np.tile(index, (cycles, 1)), axis=1).ravel()[:len(where)]
+    return order
+
+
 def _labelled(images: ImageSet, res: int, cache: bool) -> tf.data.Dataset:
     labels = tf.data.Dataset.from_tensor_slices(tf.one_hot(images.labels, len(images.class_names)))
     ds = tf.data.Dataset.zip((image_dataset(images, res), labels))
     return ds.cache() if cache else ds
 
 
-def class_balanced(images: ImageSet, res: int, *, seed: int = 42, cache: bool = True) -> tf.data.Dataset:
-    """One epoch of ``len(images)`` samples drawn with every class equally likely.
+def _gather(array: np.ndarray, index: tf.Tensor) -> tf.Tensor:
+    # numpy_function reads the array in place: no second copy of it inside the graph.
+    out = tf.numpy_function(lambda i: array[i], [index], tf.as_dtype(array.dtype), stateful=False)
+    return tf.ensure_shape(out, (None, *array.shape[1:]))
 
-    Weighted sampling (Haider et al., Sensors 2023): each class is an endlessly repeated,
-    shuffled stream and a sample's class is drawn uniformly, so minority images are seen
-    more often per epoch instead of weighing more in the loss.
+
+def decode_all(images: ImageSet, res: int) -> np.ndarray:
+    """Every image decoded once, (n, res, res, 3) uint8, filled chunk by chunk (no second copy)."""
+    out = np.empty((len(images), res, res, 3), dtype=np.uint8)
+    start = 0
+    for chunk in image_dataset(images, res).batch(256).as_numpy_iterator():
+        out[start:start + len(chunk)] = chunk
+        start += len(chunk)
+    return out
+
+
+def _batch_loader(images: ImageSet, res: int, cache: bool) -> Callable[[tf.Tensor], tf.Tensor]:
+    """index batch -> (b, res, res, 3) uint8 images."""
+    if cache:
+        decoded = decode_all(images, res)
+        return lambda index: _gather(decoded, index)
+    if images.pixels is not None:
+        pixels = images.pixels
+        return lambda index: tf.map_fn(lambda img: _pixels_to_rgb(img, res), _gather(pixels, index),
+                                       fn_output_signature=tf.TensorSpec((res, res, 3), tf.uint8))
+    paths = tf.constant(np.array(images.paths, dtype=object).astype(str))
+    return lambda index: tf.map_fn(lambda p: _decode(p, res), tf.gather(paths, index),
+                                   fn_output_signature=tf.TensorSpec((res, res, 3), tf.uint8))
+
+
+class TrainingData:
+    """The training split as batches of consecutive epochs, each a pure function of (seed, phase, epoch).
+
+    Decodes (and with ``cache`` keeps) the images once, so every phase of a run draws
+    from the same copy. Memory: the uint8 images when cached, plus a few batches.
     """
-    streams = []
-    for c in range(len(images.class_names)):
-        index = np.flatnonzero(images.labels == c)
-        if len(index):
-            part = images.subset(index, f"{images.name}[{images.class_names[c]}]")
-            streams.append(_labelled(part, res, cache).repeat().shuffle(min(len(index), 10_000), seed=seed + c))
-    mixed = tf.data.Dataset.sample_from_datasets(streams, weights=[1 / len(streams)] * len(streams), seed=seed,
-                                                 rerandomize_each_iteration=True)
-    return mixed.take(len(images))
+
+    def __init__(self, images: ImageSet, res: int, batch: int, *, seed: int = 42, cache: bool = True,
+                 augment: bool = True, sampling: str = "shuffle"):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        self.labels, self.seed, self.sampling, self.batch, self.augment = images.labels, seed, sampling, batch, augment
+        self.steps_per_epoch = math.ceil(len(images) / batch)
+        self._onehot = np.eye(len(images.class_names), dtype=np.float32)[images.labels]
+        self._load = _batch_loader(images, res, cache)
+
+    def _order(self, phase: int, epoch: tf.Tensor) -> tf.Tensor:
+        return tf.numpy_function(lambda e: epoch_order(self.labels, self.seed, int(e), self.sampling, phase=phase),
+                                 [epoch], tf.int64, stateful=False)
+
+    def _batch(self, phase_key: tf.Tensor, epoch: tf.Tensor, step: tf.Tensor, index: tf.Tensor):
+        x = tf.cast(self._load(index), tf.float32)
+        if self.augment:
+            fold = tf.random.experimental.stateless_fold_in
+            x = augment_batch(x, fold(fold(phase_key, epoch), step))
+        return x, _gather(self._onehot, index)
+
+    def epochs(self, first: int = 0, count: int | None = 1, *, phase: int = 0) -> tf.data.Dataset:
+        """Batched (images, one-hot labels) of epochs ``first`` .. ``first + count - 1`` of ``phase``
+        (endless when ``count`` is None), ``steps_per_epoch`` batches each; an epoch's last batch may
+        be partial."""
+        epochs = tf.data.Dataset.range(first, first + count) if count is not None else tf.data.Dataset.counter(first)
+        batches = epochs.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(self._order(phase, e))
+                                  .batch(self.batch).enumerate().map(lambda step, index: (e, step, index)))
+        phase_key = tf.random.experimental.stateless_fold_in(tf.constant([self.seed, 0], tf.int64), phase)
+        return batches.map(lambda e, step, index: self._batch(phase_key, e, step, index),
+                           num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
-                 cache: bool = True, augment: bool | None = None, sampling: str = "shuffle") -> tf.data.Dataset:
-    """Batched (images, one-hot labels); shuffled and augmented only when ``training``.
+                 cache: bool = True, sampling: str = "shuffle") -> tf.data.Dataset:
+    """Batched (images, one-hot labels); one epoch (epoch 0), shuffled and augmented when ``training``.
 
-    ``sampling="weighted"`` (training only) draws classes uniformly, see :func:`class_balanced`.
+    ``sampling="weighted"`` (training only) draws classes uniformly, see :func:`epoch_order`.
+    Training runs use :class:`TrainingData` directly, to resume at any epoch.
     """
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    if training and sampling == "weighted":
-        ds = class_balanced(images, res, seed=seed, cache=cache)
-    else:
-        ds = _labelled(images, res, cache)
-        if training:
-            ds = ds.shuffle(min(len(images), 10_000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
-    if training if augment is None else augment:
-        ds = ds.map(lambda x, y: (augment_batch(x, seed), y), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    if training:
+        return TrainingData(images, res, batch, seed=seed, cache=cache, sampling=sampling).epochs()
+    ds = _labelled(images, res, cache).batch(batch)
+    return ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 PIPELINES = ("tfdata", "legacy")

@@ -1,10 +1,13 @@
 """The protocol's callbacks, made safe to resume.
 
 ReduceLROnPlateau(val_loss, patience 10, factor 0.5, min_lr 1e-10), EarlyStopping
-(patience 20), best checkpoint by val_accuracy, CSVLogger, TensorBoard, and
-BackupAndRestore so a killed run loses at most the epoch it was in. The best-so-far
-score is stored beside the checkpoint: a resumed run (or the second fine-tuning
-phase) only replaces the checkpoint with a better model.
+(patience 20), best checkpoint by val_accuracy, CSVLogger, TensorBoard, and an
+:class:`EpochBackup` so a killed run loses at most the epoch it was in and resumes with
+the state an uninterrupted run would have: weights, optimizer, learning rate, dropout
+seeds and the patience counters of ReduceLROnPlateau and EarlyStopping (Keras'
+BackupAndRestore restores only the first two, so a resumed run got a fresh patience
+window). The best-so-far score is stored beside the checkpoint: a resumed run (or the
+second fine-tuning phase) only replaces the checkpoint with a better model.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ import keras
 import numpy as np
 
 from fer_keras.config import RunConfig
+from fer_keras.runs import read_json, write_json
+
+#: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
+PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
 
 
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -39,19 +46,81 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
             tmp.replace(self.score_file)
 
 
+class EpochBackup(keras.callbacks.Callback):
+    """After every epoch: the weights (optimizer included) in ``epoch<k>.weights.h5``, then
+    ``resume.json`` (written atomically: the commit point) with the epoch, learning rate,
+    the model's random-seed state and the ``stateful`` callbacks' patience state.
+
+    It must come after the callbacks it saves: it restores them after their own
+    ``on_train_begin`` reset them, and saves them after they saw the epoch's logs.
+    """
+
+    def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback]):
+        super().__init__()
+        self.folder, self.stateful = Path(folder), stateful
+        self.file = self.folder / "resume.json"
+
+    def saved(self) -> dict | None:
+        return read_json(self.file) if self.file.is_file() else None
+
+    def resume_point(self) -> tuple[int, bool]:
+        """(first epoch still to train, whether early stopping had already ended the phase)."""
+        state = self.saved()
+        return (state["epoch"], state["stopped"]) if state else (0, False)
+
+    def _random_state(self) -> list[keras.Variable]:
+        # Dropout's SeedGenerator states: model variables that are not weights (save_weights skips them).
+        weights = {id(w) for w in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
+
+    def on_train_begin(self, logs=None):
+        state = self.saved()
+        if state is None:
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self.folder / state["weights"])
+        self.model.optimizer.learning_rate = state["learning_rate"]
+        for var, value in zip(self._random_state(), state["random_state"], strict=True):
+            var.assign(np.asarray(value, dtype=var.dtype))
+        for cb in self.stateful:
+            for name, value in state["callbacks"][type(cb).__name__].items():
+                setattr(cb, name, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        weights = f"epoch{epoch + 1}.weights.h5"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(self.folder / weights)
+        write_json(self.file, {
+            "epoch": epoch + 1, "weights": weights, "stopped": bool(self.model.stop_training),
+            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            "random_state": [keras.ops.convert_to_numpy(v).tolist() for v in self._random_state()],
+            "callbacks": {type(cb).__name__: {name: _plain(getattr(cb, name)) for name in PATIENCE_STATE
+                                              if hasattr(cb, name)} for cb in self.stateful},
+        })
+        for old in self.folder.glob("epoch*.weights.h5"):
+            if old.name != weights:
+                old.unlink()
+
+
+def _plain(value):
+    # numpy scalars (a monitored loss) as JSON numbers; None and ints as they are.
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = "best.keras",
                        monitor: str = "val_accuracy", mode: str = "max") -> list[keras.callbacks.Callback]:
-    """The protocol's callbacks; procedures that train something other than the final classifier
-    (a triplet embedding, one ESR stage) checkpoint to their own file and may monitor another metric."""
+    """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
+    than the final classifier (a triplet embedding, one ESR stage) checkpoint to their own file and may
+    monitor another metric."""
     log = run_dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase), delete_checkpoint=False),
+    patience = [
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience),
-        BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
-        keras.callbacks.CSVLogger(str(log), append=True),
     ]
+    callbacks = [*patience, BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
+                 keras.callbacks.CSVLogger(str(log), append=True)]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / phase), write_graph=False))
-    return callbacks
+    return [*callbacks, EpochBackup(run_dir / "backup" / phase, patience)]

@@ -23,8 +23,7 @@ from fer_keras.data.readers import ImageSet
 from fer_keras.models.esr import branch_probs_model, num_branches
 from fer_keras.registry import build_model
 from fer_keras.runs import MODEL_FILE
-from fer_keras.train.callbacks import protocol_callbacks
-from fer_keras.train.loop import RunContext, compile_model, evaluate_run, fit_protocol
+from fer_keras.train.loop import RunContext, compile_model, evaluate_run, fit_phase, fit_protocol
 
 
 def stage_file(k: int) -> str:
@@ -80,9 +79,7 @@ def fit_progressive(ctx: RunContext, total: int) -> None:
             compile_model(model, cfg.lr)
         print(f"[{cfg.resolved_run_id()}] ESR stage {k}/{total}: training branch {k}"
               f"{' with the shared base' if k == 1 else ' alone'}, up to {cfg.epochs} epochs")
-        model.fit(ctx.train_ds, validation_data=ctx.val_ds, epochs=cfg.epochs, class_weight=ctx.class_weight,
-                  shuffle=False, verbose=ctx.verbose,
-                  callbacks=protocol_callbacks(cfg, run_dir, phase, checkpoint=stage_file(k)) + ctx.extra_callbacks)
+        fit_phase(ctx, model, phase, cfg.epochs, checkpoint=stage_file(k))
         state["phases_done"].append(phase)
         ctx.write_state(state)
     final = run_dir / stage_file(total)

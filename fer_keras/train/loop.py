@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -23,8 +24,8 @@ import tensorflow as tf
 from fer_keras.config import ConfigError, RunConfig, save_config
 from fer_keras.data.class_weights import class_weights
 from fer_keras.data.demo import ensure_demo
-from fer_keras.data.legacy import EpochClock, make_legacy_dataset
-from fer_keras.data.pipeline import eval_dataset, make_dataset
+from fer_keras.data.legacy import make_legacy_dataset
+from fer_keras.data.pipeline import TrainingData, eval_dataset
 from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
@@ -39,11 +40,6 @@ STATE_FILE = "state.json"
 DEMO_SETS = ("demo", "demo_wild")
 
 
-def _read_state(run_dir: Path) -> dict:
-    path = run_dir / STATE_FILE
-    return read_json(path) if path.is_file() else {"phases_done": []}
-
-
 @dataclass
 class RunContext:
     """What a training procedure works with: the run, its data, its strategy and its class weights."""
@@ -53,14 +49,16 @@ class RunContext:
     splits: Splits
     strategy: tf.distribute.Strategy
     global_batch: int
-    train_ds: tf.data.Dataset
+    train_data: Callable[[int, int], tf.data.Dataset]  # (phase number, first epoch) -> endless training batches
+    steps_per_epoch: int
     val_ds: tf.data.Dataset
     class_weight: dict[int, float] | None
     verbose: int = 2
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
 
     def read_state(self) -> dict:
-        return _read_state(self.run_dir)
+        path = self.run_dir / STATE_FILE
+        return read_json(path) if path.is_file() else {"phases_done": []}
 
     def write_state(self, state: dict) -> None:
         write_json(self.run_dir / STATE_FILE, state)
@@ -85,16 +83,18 @@ def prepare_data(cfg: RunConfig) -> Splits:
     return splits
 
 
-def _datasets(cfg: RunConfig, splits: Splits, global_batch: int, run_dir: Path):
-    """Training and validation data, and the callbacks the training data needs during fit."""
+def _datasets(cfg: RunConfig, splits: Splits, global_batch: int
+              ) -> tuple[Callable[[int, int], tf.data.Dataset], int, tf.data.Dataset]:
+    """(endless training batches of a phase from a given epoch on, steps per epoch, validation batches)."""
     val = eval_dataset(splits.val, cfg.res, global_batch, pipeline=cfg.pipeline, cache=cfg.cache)
     if cfg.pipeline == "legacy":
-        # Phases done so far number the fit calls, on resume too.
-        clock = EpochClock(lambda: len(_read_state(run_dir)["phases_done"]))
-        return make_legacy_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed,
-                                   clock=clock), val, [clock]
-    return (make_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed, cache=cfg.cache,
-                         sampling=cfg.sampling), val, [])
+        def train(phase: int, first: int) -> tf.data.Dataset:
+            return make_legacy_dataset(splits.train, cfg.res, global_batch, training=True, seed=cfg.seed,
+                                       phase=phase, first_epoch=first, epochs=None)
+
+        return train, math.ceil(len(splits.train) / global_batch), val
+    data = TrainingData(splits.train, cfg.res, global_batch, seed=cfg.seed, cache=cfg.cache, sampling=cfg.sampling)
+    return lambda phase, first: data.epochs(first, None, phase=phase), data.steps_per_epoch, val
 
 
 def compile_model(model: keras.Model, lr: float) -> None:
@@ -115,8 +115,9 @@ def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
         return
     import yaml
 
-    old = yaml.safe_load(saved.read_text())
     new = cfg.model_dump(mode="json")
+    # Keys added to RunConfig after the run was saved (e.g. ``deterministic``) count as their defaults.
+    old = {**RunConfig().model_dump(mode="json"), **yaml.safe_load(saved.read_text())}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if differ:
         raise ConfigError(
@@ -140,6 +141,8 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     splits = prepare_data(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()  # for the process: TensorFlow cannot switch it off
     strategy = make_strategy(cfg.devices)
     global_batch = cfg.batch * strategy.num_replicas_in_sync
     weights = class_weights(splits.train.counts(), cfg.balance, cfg.balance_cap)
@@ -153,7 +156,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     write_json(run_dir / "data_summary.json", splits.summary())
     (run_dir / "versions.txt").write_text(_versions())
 
-    train_ds, val_ds, data_callbacks = _datasets(cfg, splits, global_batch, run_dir)
+    train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     with strategy.scope():
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
@@ -165,8 +168,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         "keras": keras.__version__,
     })
     ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
-                     train_ds=train_ds, val_ds=val_ds, class_weight=weights, verbose=verbose,
-                     extra_callbacks=data_callbacks + list(extra_callbacks or []))
+                     train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
+                     class_weight=weights, verbose=verbose,
+                     extra_callbacks=list(extra_callbacks or []))
     trainer = get_spec(cfg.model).trainer
     if trainer:
         resolve_trainer(trainer)(ctx, model)  # trains, then calls evaluate_run itself
@@ -200,13 +204,28 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
             compile_model(model, cfg.lr)
         print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
               f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
-        model.fit(ctx.train_ds, validation_data=ctx.val_ds, epochs=epochs, class_weight=ctx.class_weight,
-                  shuffle=False, callbacks=protocol_callbacks(cfg, run_dir, phase) + ctx.extra_callbacks,
-                  verbose=ctx.verbose)
+        fit_phase(ctx, model, phase, epochs)
         state["phases_done"].append(phase)
         ctx.write_state(state)
     state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
     ctx.write_state(state)
+
+
+def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **callback_options) -> None:
+    """``model.fit`` for one resumable phase with the protocol's callbacks (``callback_options`` go to
+    :func:`protocol_callbacks`): a killed phase resumes at the epoch it was in, on the data and with the
+    callbacks' state an uninterrupted run would have; one that had already ended is not fitted again.
+    Call it before the phase is added to ``phases_done``."""
+    callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, **callback_options)
+    first, stopped = callbacks[-1].resume_point()
+    if stopped or first >= epochs:
+        return
+    if first:
+        print(f"[{ctx.cfg.resolved_run_id()}] phase {phase}: resuming at epoch {first + 1}")
+    number = len(ctx.read_state()["phases_done"])  # numbers the phases, so none replays another's draws
+    model.fit(ctx.train_data(number, first), steps_per_epoch=ctx.steps_per_epoch, initial_epoch=first, epochs=epochs,
+              validation_data=ctx.val_ds, class_weight=ctx.class_weight, shuffle=False,
+              callbacks=callbacks + ctx.extra_callbacks, verbose=ctx.verbose)
 
 
 def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,

@@ -26,8 +26,7 @@ from keras import ops
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.models.tlf import DECISION, HEADS, MININGS, embedding_model
 from fer_keras.runs import MODEL_FILE, write_json
-from fer_keras.train.callbacks import protocol_callbacks
-from fer_keras.train.loop import RunContext, evaluate_run
+from fer_keras.train.loop import RunContext, evaluate_run, fit_phase
 
 EMBEDDING_FILE = "embedding.keras"
 #: Bias of a class the classifier never saw in training: never predicted.
@@ -139,10 +138,7 @@ def train_triplet(ctx: RunContext, model: keras.Model) -> None:
                           loss=TripletLoss(opts["margin"], opts["mining"]))
         print(f"[{cfg.resolved_run_id()}] triplet embedding ({opts['mining']}, margin {opts['margin']}): "
               f"up to {cfg.epochs} epochs")
-        callbacks = protocol_callbacks(cfg, run_dir, "embedding", checkpoint=EMBEDDING_FILE, monitor="val_loss",
-                                       mode="min")
-        embed.fit(ctx.train_ds, validation_data=ctx.val_ds, epochs=cfg.epochs, class_weight=ctx.class_weight,
-                  shuffle=False, callbacks=callbacks + ctx.extra_callbacks, verbose=ctx.verbose)
+        fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor="val_loss", mode="min")
         state["phases_done"].append("embedding")
         ctx.write_state(state)
     embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by validation triplet loss
