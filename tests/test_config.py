@@ -63,6 +63,13 @@ def test_run_id_is_readable_and_stable():
     assert make_config({"paper_faithful": True}).resolved_run_id().endswith("_paper")
 
 
+def test_a_limited_run_has_its_own_id_so_it_never_overwrites_the_full_one():
+    full = make_config({"model": "sequential_simple"})
+    quick = make_config({"model": "sequential_simple", "limit_per_class": 50})
+    assert quick.resolved_run_id() == full.resolved_run_id() + "_lim50" and quick.run_dir() != full.run_dir()
+    assert make_config({"limit_per_class": 8, "folds": 5, "fold": 2}).resolved_run_id().endswith("_s42_lim8_f2")
+
+
 def test_shipped_configs_validate():
     from fer_keras.config import CONFIG_DIR
 

@@ -142,7 +142,7 @@ def test_resume_after_a_crash_mid_grid_redoes_nothing_finished(tmp_path):
     assert read_json(tmp_path / "runs" / "grid_grid.json")["points"][0]["run_id"] == grid.points[0].run_id
 
 
-def test_failures_are_recorded_retried_and_do_not_stop_the_grid(tmp_path, monkeypatch):
+def test_failures_are_recorded_retried_and_do_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     grid = _four_points(tmp_path)
     bad = grid.points[1].run_id
     monkeypatch.setenv("FAKE_TRAIN_FAIL", bad)
@@ -153,7 +153,12 @@ def test_failures_are_recorded_retried_and_do_not_stop_the_grid(tmp_path, monkey
     assert list(read_json(tmp_path / "runs" / "failures.json")) == [bad]
     assert cli.main([str(grid.path), "--skip-failed", "--trainer", "grid_fakes:fake_train"]) == 1
     monkeypatch.delenv("FAKE_TRAIN_FAIL")
+    capsys.readouterr()
     assert cli.main([str(grid.path), "--trainer", "grid_fakes:fake_train"]) == 0
+    # The grid ends with its results: every run with its accuracies, then where the full report comes from.
+    table = capsys.readouterr().out.split("[grid] ")[-1].splitlines()
+    assert "val acc" in table[2] and all(any(p.run_id in line for line in table) for p in grid.points)
+    assert table[-1] == f"full report: make report OUT={tmp_path / 'runs'}"
     assert read_json(tmp_path / "runs" / "failures.json") == {}
 
 

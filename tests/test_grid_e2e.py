@@ -18,7 +18,7 @@ def test_grid_trains_evaluates_crossdomain_and_reports(demo_root, tmp_path, caps
         "grid": {"balance": ["conservative"]},
     }))
     assert cli.main([str(grid)]) == 0
-    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42"
+    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42_lim8"
     assert Run(run).status()["state"] == "done"
     cross = read_json(run / "crossdomain_demo_wild.json")
     assert cross["n"] == 7 * 24

@@ -16,11 +16,11 @@ every other run was tried; 2 when ``--data`` does not exist.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
 
+from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.data.demo import ensure_demo
 from fer_keras.data.readers import evaluation_set
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, write_json
@@ -98,7 +98,7 @@ def table(targets: dict[Path, Path | None]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="fer-crossdomain", description=__doc__.splitlines()[0])
+    p = CommandParser(prog="fer-crossdomain", description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="runs", help="folder holding run folders (default: runs)")
     p.add_argument("--data", help="evaluate every run on this set (default: each run's configured crossdomain set)")
     p.add_argument("--force", action="store_true", help="re-evaluate runs that already have a result")
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"no finished runs under {args.runs}")
         return 0
+    quiet_tensorflow(args.verbose)
     data = Path(args.data) if args.data else None
     if data is not None:
         _generate(data)

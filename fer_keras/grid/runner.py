@@ -45,9 +45,10 @@ class Outcome:
 
 
 def default_train(cfg: RunConfig) -> object:
+    from fer_keras.console import progress_verbosity
     from fer_keras.train.loop import train_run
 
-    return train_run(cfg, verbose=2)
+    return train_run(cfg, verbose=progress_verbosity())
 
 
 def default_crossdomain(run_dir: Path, data: Path) -> object:

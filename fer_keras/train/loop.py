@@ -73,6 +73,9 @@ def prepare_data(cfg: RunConfig) -> Splits:
     splits = splits_for(cfg)
     for line in splits.report_lines():
         print(line)
+    if cfg.cache and cfg.pipeline == "tfdata":  # both waits are otherwise silent
+        print(f"note: the {len(splits.train)} training images are decoded into memory before the first epoch, "
+              f"and the first epoch also decodes and caches the {len(splits.val)} validation images")
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():
