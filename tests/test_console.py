@@ -86,6 +86,7 @@ def test_converter_chatter_is_hidden_only_in_a_quiet_command(monkeypatch, capfd)
         print("Saved artifact at /tmp/x")
         os.write(2, b"fully_quantize: 0\n")
 
+    monkeypatch.setattr(console, "_quiet", False)  # as in library use (an earlier command may have set it)
     with console.tensorflow_chatter_hidden():  # library use: nothing hidden
         chatter()
     assert "Saved artifact" in capfd.readouterr().out
