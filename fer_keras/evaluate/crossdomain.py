@@ -43,7 +43,7 @@ def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> d
     images = evaluation_set(data)
     model = load_run_model(run_dir)
     m = evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline, out_dir=run_dir,
-                     tag=f"crossdomain_{data.name}")
+                     tag=f"crossdomain_{data.name}", tta_flip=cfg.tta_flip)
     m["skipped"] = images.summary()["skipped_files"]
     m["set"] = str(data)
     write_json(out, m)
