@@ -19,6 +19,6 @@ from fer_keras.models import (  # noqa: F401
     sequential,
     smmb,
     tlf,
-    vgglite,
     vggface,
+    vgglite,
 )

@@ -20,7 +20,7 @@ from fer_keras.evaluate.bootstrap import correct_from_confusion
 from fer_keras.evaluate.metrics import collapse_reasons
 from fer_keras.runs import METRICS_FILE, find_runs, read_json
 
-SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful")
+SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful", "recipe")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted")
 SPLITS = ("val", "test", "cross")
@@ -67,6 +67,7 @@ def group_of(run_id: str, fold: int | None) -> str:
 def _settings(cfg: dict) -> dict:
     row = {k: cfg.get(k) for k in SETTINGS}
     row["dataset"] = Path(str(row["dataset"] or "")).name
+    row["recipe"] = row["recipe"] or "protocol"  # runs from before recipes were the protocol's
     return row
 
 
@@ -147,3 +148,23 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
                *(f"{s}_{m}" for s in SPLITS for m in (*METRICS, "n", "collapsed"))]
     df = pd.DataFrame(rows, columns=columns)
     return df.sort_values("run_id", ignore_index=True), records
+
+
+def learning_curves(records: dict[str, RunRecord]) -> pd.DataFrame:
+    """Per-epoch rows (run_id, phase, epoch, minutes, val_accuracy, learning_rate) of every run whose CSV
+    logs carry ``elapsed_s`` (training wall-clock, logged since the fast recipe was added)."""
+    frames = []
+    for rec in records.values():
+        for log in sorted(rec.run_dir.glob("log*.csv")):
+            frame = pd.read_csv(log)
+            if "elapsed_s" not in frame or "val_accuracy" not in frame:
+                continue
+            phase = log.stem.removeprefix("log").lstrip("_") or "main"
+            frames.append(pd.DataFrame({
+                "run_id": rec.run_id, "phase": phase, "epoch": frame["epoch"] + 1,
+                "minutes": frame["elapsed_s"] / 60, "val_accuracy": frame["val_accuracy"],
+                "learning_rate": frame.get("learning_rate")}))
+    columns = ["run_id", "phase", "epoch", "minutes", "val_accuracy", "learning_rate"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True).sort_values(["run_id", "minutes"], ignore_index=True)
