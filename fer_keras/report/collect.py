@@ -151,19 +151,19 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
 
 
 def learning_curves(records: dict[str, RunRecord]) -> pd.DataFrame:
-    """Per-epoch rows (run_id, phase, epoch, minutes, val_accuracy, learning_rate) of every run whose CSV
-    logs carry ``elapsed_s`` (training wall-clock, logged since the fast recipe was added)."""
+    """Per-epoch rows (run_id, phase, epoch, minutes, val_accuracy, learning_rate) of every run with a
+    ``learning_curve.csv`` (training wall-clock per epoch, written since the fast recipe was added); an
+    epoch trained twice around a restart counts with its last row."""
     frames = []
     for rec in records.values():
-        for log in sorted(rec.run_dir.glob("log*.csv")):
-            frame = pd.read_csv(log)
-            if "elapsed_s" not in frame or "val_accuracy" not in frame:
-                continue
-            phase = log.stem.removeprefix("log").lstrip("_") or "main"
-            frames.append(pd.DataFrame({
-                "run_id": rec.run_id, "phase": phase, "epoch": frame["epoch"] + 1,
-                "minutes": frame["elapsed_s"] / 60, "val_accuracy": frame["val_accuracy"],
-                "learning_rate": frame.get("learning_rate")}))
+        path = rec.run_dir / "learning_curve.csv"
+        if not path.is_file():
+            continue
+        frame = pd.read_csv(path).drop_duplicates(["phase", "epoch"], keep="last")
+        frames.append(pd.DataFrame({
+            "run_id": rec.run_id, "phase": frame["phase"], "epoch": frame["epoch"],
+            "minutes": frame["elapsed_s"] / 60, "val_accuracy": frame["val_accuracy"],
+            "learning_rate": frame["learning_rate"]}))
     columns = ["run_id", "phase", "epoch", "minutes", "val_accuracy", "learning_rate"]
     if not frames:
         return pd.DataFrame(columns=columns)

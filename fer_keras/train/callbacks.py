@@ -11,12 +11,14 @@ second fine-tuning phase) only replaces the checkpoint with a better model.
 
 The fast recipe turns ReduceLROnPlateau off under its cosine schedule and may turn
 EarlyStopping off (``null`` patience); with ``ema`` an :class:`EMASwap` puts the
-averaged weights in the model for validation and for every checkpoint. Every run logs
-``elapsed_s`` (training wall-clock, :class:`WallClock`) for its learning curve.
+averaged weights in the model for validation and for every checkpoint. Every run writes
+its learning curve against wall-clock time (:class:`WallClock`) beside log.csv, which
+stays free of timings so a resumed run's log equals an uninterrupted one's.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -131,25 +133,38 @@ class EMASwap(keras.callbacks.SwapEMAWeights):
             self._finalize_ema_values()  # fit's finalize_variable_values then writes the EMA into the model
 
 
-class WallClock(keras.callbacks.Callback):
-    """Adds ``elapsed_s`` (seconds of training since the run began, across phases and restarts; time
-    before fit, e.g. reading the images, is not counted) and ``learning_rate`` to each epoch's logs, so
-    the CSV log is the run's learning curve. Must come before the CSVLogger."""
+CURVE_FILE = "learning_curve.csv"
+CURVE_COLUMNS = ("phase", "epoch", "elapsed_s", "accuracy", "val_accuracy", "val_loss", "learning_rate")
 
-    def __init__(self, file: Path):
+
+class WallClock(keras.callbacks.Callback):
+    """Appends one row per epoch to ``learning_curve.csv``: ``elapsed_s`` (seconds of training since the
+    run began, across phases and restarts; reading the images before fit is not counted), accuracies and
+    the learning rate. Also puts ``learning_rate`` in the logs when no callback did (cosine schedule)."""
+
+    def __init__(self, run_dir: Path, phase: str):
         super().__init__()
-        self.file = Path(file)
+        self.file, self.phase = Path(run_dir) / CURVE_FILE, phase
 
     def on_train_begin(self, logs=None):
-        self.offset = read_json(self.file)["elapsed_s"] if self.file.is_file() else 0.0
+        self.offset = 0.0
+        if self.file.is_file():
+            with self.file.open() as fh:
+                rows = list(csv.DictReader(fh))
+            self.offset = float(rows[-1]["elapsed_s"]) if rows else 0.0
         self.start = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        logs["elapsed_s"] = round(self.offset + time.monotonic() - self.start, 1)
+        logs = logs if logs is not None else {}
         logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        write_json(self.file, {"elapsed_s": logs["elapsed_s"], "epoch": epoch + 1})
+        row = {**{k: logs.get(k) for k in CURVE_COLUMNS}, "phase": self.phase, "epoch": epoch + 1,
+               "elapsed_s": round(self.offset + time.monotonic() - self.start, 1)}
+        new = not self.file.is_file()
+        with self.file.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
 
 
 def _plain(value):
@@ -170,7 +185,7 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
     if cfg.early_stopping_patience is not None:
         patience.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
     backup = EpochBackup(run_dir / "backup" / phase, patience, restore_lr=cfg.lr_schedule == "plateau")
-    callbacks = [*patience, WallClock(run_dir / "elapsed.json")]
+    callbacks = [*patience, WallClock(run_dir, phase)]
     if cfg.ema:
         callbacks.append(EMASwap(backup))
     callbacks += [BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),

@@ -168,6 +168,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
                             **cfg.model_options)
+    if cfg.mixed_precision != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
+        raise ConfigError(f"{cfg.model} does not end in a float32 layer under {cfg.mixed_precision}; "
+                          "its probabilities would lose precision (use mixed_precision: none)")
     write_json(run_dir / "run_info.json", {
         **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
         "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
