@@ -172,7 +172,7 @@ def test_fast_run_records_recipe_tta_and_learning_curve(demo_root, tmp_path):
                        "mixed_precision": "mixed_bfloat16",
                        "limit_per_class": 6, "data_root": str(demo_root), "out": str(tmp_path / "runs")})
     run = train_run(cfg, verbose=0)
-    assert run.name == "sequential_simple_32_demo_conservative_scratch_s42_fast"
+    assert run.name == "sequential_simple_32_demo_conservative_scratch_s42_lim6_fast"
     metrics = read_json(run / "metrics.json")
     assert metrics["recipe"] == "fast" and metrics["test"]["tta_flip"] and metrics["val"]["tta_flip"]
     assert read_json(run / "run_info.json")["recipe"] == "fast"

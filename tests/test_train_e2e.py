@@ -34,7 +34,7 @@ def test_train_then_crossdomain_end_to_end(demo_root, tmp_path, capsys):
         ([f"--{k.replace('_', '-')}", str(v)] for k, v in {**FAST, "data_root": demo_root,
                                                            "out": tmp_path / "runs"}.items()), [])])
     assert code == 0
-    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42"
+    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42_lim10"
     for name in ("config.yaml", "classes.json", "class_weights.json", "data_summary.json", "versions.txt",
                  "log.csv", "best.keras", "metrics.json", "confusion_val_counts.png",
                  "confusion_test_normalized.png", "run_info.json"):

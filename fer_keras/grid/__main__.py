@@ -8,20 +8,20 @@ several workers may also share one grid without shards: per-run locks keep them 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 from collections import Counter
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from fer_keras.grid.runner import default_train, is_complete, read_status, run_grid
+from fer_keras.console import CommandParser, quiet_tensorflow
+from fer_keras.evaluate.crossdomain import table as results_table
+from fer_keras.grid.runner import crossdomain_target, default_train, is_complete, run_grid
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
 from fer_keras.grid.spec import Grid, load_grid
+from fer_keras.registry import import_object
+from fer_keras.runs import Run
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fer-grid", description=__doc__.splitlines()[0])
+    p = CommandParser(prog="fer-grid", description=__doc__.splitlines()[0])
     p.add_argument("grid", help="grid file, e.g. experiments/demo.yaml")
     p.add_argument("--dry-run", action="store_true", help="list runs and run ids; train nothing")
     p.add_argument("--shard", help="i/n: run slice i of n (default: SLURM_ARRAY_TASK_ID/COUNT, else all)")
@@ -35,8 +35,7 @@ def parser() -> argparse.ArgumentParser:
 def _trainer(spec: str | None):
     if not spec:
         return default_train
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return import_object(spec)
 
 
 def describe(grid: Grid, points, shard) -> str:
@@ -45,7 +44,7 @@ def describe(grid: Grid, points, shard) -> str:
     lines += [f"note: {n}" for n in grid.notes]
     width = max(len(p.run_id) for p in points) if points else 10
     for i, p in enumerate(points):
-        state = "complete" if is_complete(p, generate=False) else read_status(p.run_dir).get("state", "pending")
+        state = "complete" if is_complete(p, generate=False) else Run(p.run_dir).status().get("state", "pending")
         lines.append(f"{i:>4}  {p.run_id:<{width}}  {state}")
     if grid.skipped:
         reasons = Counter(why for _, why in grid.skipped)
@@ -56,6 +55,7 @@ def describe(grid: Grid, points, shard) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)  # the grid's models are checked against the registry, which loads Keras
     try:
         shard = parse_shard(args.shard) if args.shard else shard_from_env()
         grid = load_grid(args.grid)
@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     for o in outcomes:
         if o.state == "failed":
             print(f"[grid] failed: {o.run_id}: {o.error}", file=sys.stderr)
+    finished = {p.run_dir: crossdomain_target(p.cfg, generate=False) for p in points if Run(p.run_dir).is_finished()}
+    if finished:
+        print(f"\n{results_table(finished)}\n")
+        print("full report: " + "; ".join(f"make report OUT={out}" for out in sorted({str(p.cfg.out) for p in points})))
     return 1 if counts.get("failed") else 0
 
 

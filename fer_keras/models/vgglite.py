@@ -16,18 +16,8 @@ from keras import layers
 
 from fer_keras.models._blocks import conv_bn_relu
 from fer_keras.models._head import fc_head, image_input, pool
-from fer_keras.registry import register_model
 
 
-@register_model(
-    family="vgg",
-    paper_name="VGG-lite (ours)",
-    description="Ours, after Khaireddin & Chen 2021 (arXiv:2105.03588): stem conv + pool, "
-                "3 x [2 conv-BN-ReLU, pool] at width 48/96/192, GAP, Dense 256; fast on CPUs",
-    min_resolution=16,
-    params={48: 707_823, 224: 707_823},
-    test_resolutions=(32,),
-)
 def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
              width: int = 48, dropout: float = 0.3) -> keras.Model:
     """``width``: channels of the first stage (the stem has half, later stages double); 64 is ~2x the cost."""

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from fer_keras.config import RunConfig
-from fer_keras.runs import read_json, write_json
+from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, score_file, write_json
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
@@ -38,7 +38,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, filepath: Path, monitor: str = "val_accuracy", mode: str = "max"):
         super().__init__(str(filepath), monitor=monitor, mode=mode, save_best_only=True, verbose=0)
-        self.score_file = Path(filepath).with_suffix(".json")
+        self.score_file = score_file(filepath)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -67,7 +67,7 @@ class EpochBackup(keras.callbacks.Callback):
         super().__init__()
         # restore_lr False: a schedule computes the rate from the (restored) step counter; it cannot be set.
         self.folder, self.stateful, self.restore_lr = Path(folder), stateful, restore_lr
-        self.file = self.folder / "resume.json"
+        self.file = self.folder / RESUME_FILE
 
     def saved(self) -> dict | None:
         return read_json(self.file) if self.file.is_file() else None
@@ -133,7 +133,6 @@ class EMASwap(keras.callbacks.SwapEMAWeights):
             self._finalize_ema_values()  # fit's finalize_variable_values then writes the EMA into the model
 
 
-CURVE_FILE = "learning_curve.csv"
 CURVE_COLUMNS = ("phase", "epoch", "elapsed_s", "accuracy", "val_accuracy", "val_loss", "learning_rate")
 
 
@@ -144,7 +143,7 @@ class WallClock(keras.callbacks.Callback):
 
     def __init__(self, run_dir: Path, phase: str):
         super().__init__()
-        self.file, self.phase = Path(run_dir) / CURVE_FILE, phase
+        self.file, self.phase = Run(run_dir).learning_curve_file, phase
 
     def on_train_begin(self, logs=None):
         self.offset = 0.0
@@ -172,24 +171,25 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = "best.keras",
+def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = MODEL_FILE,
                        monitor: str = "val_accuracy", mode: str = "max") -> list[keras.callbacks.Callback]:
     """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
     than the final classifier (a triplet embedding, one ESR stage) checkpoint to their own file and may
     monitor another metric."""
-    log = run_dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
+    run = Run(run_dir)
+    log = run.log_file(phase)
     patience = []
     if cfg.reduce_lr_patience is not None:
         patience.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
                                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr))
     if cfg.early_stopping_patience is not None:
         patience.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
-    backup = EpochBackup(run_dir / "backup" / phase, patience, restore_lr=cfg.lr_schedule == "plateau")
+    backup = EpochBackup(run.backup_dir(phase), patience, restore_lr=cfg.lr_schedule == "plateau")
     callbacks = [*patience, WallClock(run_dir, phase)]
     if cfg.ema:
         callbacks.append(EMASwap(backup))
     callbacks += [BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
                   keras.callbacks.CSVLogger(str(log), append=True)]
     if cfg.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / phase), write_graph=False))
+        callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir(phase)), write_graph=False))
     return [*callbacks, backup]

@@ -9,7 +9,6 @@ finished phase is never run again.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import math
 import platform
@@ -32,12 +31,11 @@ from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
-from fer_keras.runs import CLASSES_FILE, METRICS_FILE, MODEL_FILE, is_finished, read_json, write_json
+from fer_keras.runs import Run, read_json, write_json
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
 from fer_keras.train.strategy import describe, make_strategy
 
-STATE_FILE = "state.json"
 DEMO_SETS = ("demo", "demo_wild")
 
 
@@ -57,12 +55,16 @@ class RunContext:
     verbose: int = 2
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
 
+    @property
+    def run(self) -> Run:
+        return Run(self.run_dir)
+
     def read_state(self) -> dict:
-        path = self.run_dir / STATE_FILE
+        path = self.run.state_file
         return read_json(path) if path.is_file() else {"phases_done": []}
 
     def write_state(self, state: dict) -> None:
-        write_json(self.run_dir / STATE_FILE, state)
+        write_json(self.run.state_file, state)
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
@@ -72,6 +74,9 @@ def prepare_data(cfg: RunConfig) -> Splits:
     splits = splits_for(cfg)
     for line in splits.report_lines():
         print(line)
+    if cfg.cache and cfg.pipeline == "tfdata":  # both waits are otherwise silent
+        print(f"note: the {len(splits.train)} training images are decoded into memory before the first epoch, "
+              f"and the first epoch also decodes and caches the {len(splits.val)} validation images")
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():
@@ -117,14 +122,12 @@ def _versions() -> str:
 
 
 def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
+    saved = Run(run_dir).config_values()
+    if not saved:
         return
-    import yaml
-
     new = cfg.model_dump(mode="json")
     # Keys added to RunConfig after the run was saved (e.g. ``deterministic``) count as their defaults.
-    old = {**RunConfig().model_dump(mode="json"), **yaml.safe_load(saved.read_text())}
+    old = {**RunConfig().model_dump(mode="json"), **saved}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if differ:
         raise ConfigError(
@@ -137,12 +140,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
               extra_callbacks: list[keras.callbacks.Callback] | None = None) -> Path:
     """Train (or resume, or skip if finished) the run ``cfg`` describes; return its folder."""
     run_dir = cfg.run_dir()
+    run = Run(run_dir)
     if force and run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)
     _check_same_run(cfg, run_dir)
-    if is_finished(run_dir):
+    if run.is_finished():
         print(f"{run_dir} is already finished; pass --force to train it again")
         return run_dir
     splits = prepare_data(cfg)
@@ -155,13 +159,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     weights = class_weights(splits.train.counts(), cfg.balance, cfg.balance_cap)
     classes = list(splits.train.class_names)
 
-    save_config(cfg, run_dir / "config.yaml")
-    write_json(run_dir / CLASSES_FILE, classes)
-    write_json(run_dir / "class_weights.json",
+    save_config(cfg, run.config_file)
+    write_json(run.classes_file, classes)
+    write_json(run.class_weights_file,
                {"balance": cfg.balance, "cap": cfg.balance_cap,
                 "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
-    write_json(run_dir / "data_summary.json", splits.summary())
-    (run_dir / "versions.txt").write_text(_versions())
+    write_json(run.data_summary_file, splits.summary())
+    run.versions_file.write_text(_versions())
 
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     with strategy.scope(), dtype_policy(cfg.mixed_precision):
@@ -171,7 +175,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     if cfg.mixed_precision != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
         raise ConfigError(f"{cfg.model} does not end in a float32 layer under {cfg.mixed_precision}; "
                           "its probabilities would lose precision (use mixed_precision: none)")
-    write_json(run_dir / "run_info.json", {
+    write_json(run.run_info_file, {
         **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
         "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
         "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
@@ -182,24 +186,18 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
                      extra_callbacks=list(extra_callbacks or []))
-    trainer = get_spec(cfg.model).trainer
+    trainer = get_spec(cfg.model).load_trainer()
     if trainer:
-        resolve_trainer(trainer)(ctx, model)  # trains, then calls evaluate_run itself
+        trainer(ctx, model)  # trains, then calls evaluate_run itself
     else:
         fit_protocol(ctx, model)
         evaluate_run(cfg, run_dir, splits, global_batch)
     return run_dir
 
 
-def resolve_trainer(path: str) -> Callable[[RunContext, keras.Model], None]:
-    """The training procedure named ``"module:function"`` in a ModelSpec."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
     """The protocol's fit: one phase from scratch, or frozen-backbone then unfrozen phases."""
-    cfg, run_dir = ctx.cfg, ctx.run_dir
+    cfg = ctx.cfg
     state = ctx.read_state()
     two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
     phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
@@ -209,7 +207,7 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
             continue
         with ctx.strategy.scope():
             if phase == "main" and two_phase:
-                model.load_weights(run_dir / MODEL_FILE)  # best frozen-phase model, then unfreeze all
+                model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
             if two_phase:
                 model.get_layer(BACKBONE).trainable = phase == "main"
             compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
@@ -246,9 +244,8 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     ``extra(model, images)`` adds procedure-specific results to each split's entry (ESR's
     per-branch accuracies).
     """
-    from fer_keras.runs import load_run_model, run_classes
-
-    model, classes = load_run_model(run_dir), run_classes(run_dir)
+    run = Run(run_dir)
+    model, classes = run.model(), run.classes()
     sets: dict[str, ImageSet] = {"val": splits.val}
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
@@ -260,6 +257,6 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
             results[tag].update(extra(model, images))
     results["run_id"] = cfg.resolved_run_id()
     results["recipe"] = cfg.recipe
-    results["best_epoch"] = read_json(run_dir / "best.json").get("epoch") if (run_dir / "best.json").is_file() else None
-    write_json(run_dir / METRICS_FILE, results)  # written last: its presence marks the run finished
+    results["best_epoch"] = read_json(run.best_score_file).get("epoch") if run.best_score_file.is_file() else None
+    write_json(run.metrics_file, results)  # written last: its presence marks the run finished
     return results
