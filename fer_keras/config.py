@@ -61,11 +61,28 @@ class RunConfig(BaseModel):
     epochs: int = Field(200, ge=1, description="most epochs (early stopping ends sooner)")
     phase1_epochs: int = Field(30, ge=1, description="most frozen-backbone epochs of a pre-trained model")
     batch: int = Field(32, ge=1, description="per replica; global batch = batch x replicas")
-    lr: float = Field(1e-4, gt=0, description="Adam learning rate")
-    reduce_lr_patience: int = Field(10, ge=1)
+    lr: float = Field(1e-4, gt=0, description="learning rate (Adam/AdamW; the cosine schedule's peak)")
+    reduce_lr_patience: int | None = Field(10, ge=1, description="ReduceLROnPlateau patience; null: off")
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
-    min_lr: float = Field(1e-10, ge=0)
-    early_stopping_patience: int = Field(20, ge=1)
+    min_lr: float = Field(1e-10, ge=0, description="floor of the learning rate (plateau) / end of the cosine")
+    early_stopping_patience: int | None = Field(20, ge=1, description="EarlyStopping patience; null: off")
+    # Not the protocol: options of our fast recipe (configs/fast.yaml). Each one needs recipe 'fast'.
+    recipe: Literal["protocol", "fast"] = Field(
+        "protocol", description="protocol: the paper's training; fast: ours (recorded in the run id and report)")
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay (adamw; not biases or norms)")
+    lr_schedule: Literal["plateau", "cosine"] = Field(
+        "plateau", description="plateau: ReduceLROnPlateau; cosine: linear warm-up, then cosine decay to min_lr")
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up from 0 to lr (cosine only)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    ema: bool = Field(False, description="validate, checkpoint and evaluate an EMA of the weights")
+    ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA decay per step")
+    tta_flip: bool = Field(False, description="evaluation: average the probabilities of image and mirror image")
+    # speed: same recipe, different arithmetic or compilation (allowed in protocol runs)
+    mixed_precision: Literal["none", "mixed_bfloat16", "mixed_float16"] = Field(
+        "none", description="Keras dtype policy; the softmax stays float32, float16 gets loss scaling")
+    jit_compile: bool | Literal["auto"] = Field("auto", description="XLA; auto: Keras' choice (on for GPUs)")
+    steps_per_execution: int = Field(1, ge=1)
     seed: int = 42
     deterministic: bool = Field(
         False, description="enable TensorFlow's op determinism (reproducible GPU runs; slower on GPU)"
@@ -92,6 +109,29 @@ class RunConfig(BaseModel):
                              f"(got {self.balance!r}) so minority classes are not weighted twice")
         return self
 
+    @model_validator(mode="after")
+    def _recipe_options(self) -> RunConfig:
+        if self.lr_schedule == "cosine" and self.reduce_lr_patience is not None:
+            raise ValueError("lr_schedule 'cosine' sets the learning rate every step, so ReduceLROnPlateau "
+                             f"cannot also change it: set reduce_lr_patience to null (got {self.reduce_lr_patience})")
+        if self.lr_schedule == "cosine" and self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
+        if self.warmup_epochs and self.lr_schedule != "cosine":
+            raise ValueError("warmup_epochs needs lr_schedule 'cosine'")
+        if self.weight_decay and self.optimizer != "adamw":
+            raise ValueError(f"weight_decay {self.weight_decay} needs optimizer 'adamw' (got {self.optimizer!r})")
+        if self.recipe == "protocol":
+            ours = [k for k, v in self.fast_options().items() if v != RunConfig.model_fields[k].default]
+            if ours:
+                raise ValueError(f"{', '.join(ours)} are not the protocol's; set recipe to 'fast' so the run "
+                                 "is labelled as ours")
+        return self
+
+    def fast_options(self) -> dict[str, Any]:
+        """The fast recipe's options that change what is learned or measured (protocol runs leave them off)."""
+        keys = ("optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "ema", "tta_flip")
+        return {k: getattr(self, k) for k in keys}
+
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
@@ -117,13 +157,15 @@ class RunConfig(BaseModel):
 
     def resolved_run_id(self) -> str:
         """Readable, stable id: model_res_dataset_balance_pretrain_seed, plus _lim<n> for a limited run (so a
-        quick run never overwrites or blocks the full one), _paper, and _f<fold> in cross-validation."""
+        quick run never overwrites or blocks the full one), _paper, _f<fold> in cross-validation and _fast
+        for the fast recipe."""
         if self.run_id:
             return self.run_id
         dataset = Path(self.dataset).name or "data"
         tag = f"_lim{self.limit_per_class}" if self.limit_per_class else ""
         tag += "_paper" if self.paper_faithful else ""
         tag += f"_f{self.fold}" if self.folds is not None else ""
+        tag += "_fast" if self.recipe == "fast" else ""
         return f"{self.model}_{self.res}_{dataset}_{self.balance}_{self.pretrain}_s{self.seed}{tag}"
 
     def run_dir(self) -> Path:

@@ -111,6 +111,11 @@ class Run:
     def log_file(self, phase: str) -> Path:
         return self.dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
 
+    @property
+    def learning_curve_file(self) -> Path:
+        """Per epoch: training wall-clock seconds, accuracies, learning rate (``train.callbacks.WallClock``)."""
+        return self.dir / "learning_curve.csv"
+
     def backup_dir(self, phase: str) -> Path:
         return self.dir / "backup" / phase
 

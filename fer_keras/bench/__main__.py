@@ -3,6 +3,7 @@
     python -m fer_keras.bench                                   # demo data, default models, 48 px
     python -m fer_keras.bench --res 48 224 --models resnet18    # 224 px is slow on a CPU
     python -m fer_keras.bench --data ../shared/data/fer2013/train --only pipeline
+    python -m fer_keras.bench --only train-speed --speed-batches 64 128   # fp32 vs bf16 vs XLA, fit()
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import time
 from pathlib import Path
 
 from fer_keras.bench.report import write_results
-from fer_keras.bench.runner import SECTIONS, BenchOptions, run_benchmark
+from fer_keras.bench.runner import DEFAULT_SECTIONS, SECTIONS, BenchOptions, run_benchmark
+from fer_keras.bench.train_speed import VARIANTS
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.export.tflite import QUANTS
 
@@ -37,7 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-images", type=int, default=d.crop_images, help="images for the crop benchmark (160)")
     p.add_argument("--quants", nargs="*", choices=QUANTS, default=d.quants,
                    help="TFLite formats timed against Keras (all); none given: Keras only")
-    p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    p.add_argument("--speed-variants", nargs="+", choices=VARIANTS, default=d.speed_variants,
+                   help="train-speed: precision/XLA variants (fp32 bf16 fp32+xla)")
+    p.add_argument("--speed-batches", nargs="+", type=int, default=d.speed_batches, help="train-speed: (64 128)")
+    p.add_argument("--steps-per-execution", nargs="+", type=int, default=d.steps_per_execution,
+                   help="train-speed: steps_per_execution values (1)")
+    p.add_argument("--only", nargs="+", choices=SECTIONS,
+                   help=f"run only these sections (default: {' '.join(DEFAULT_SECTIONS)}; train-speed on request)")
     p.add_argument("--skip", nargs="+", choices=SECTIONS, default=(), help="leave these sections out")
     p.add_argument("--out", type=Path, default=d.out, help="output folder (bench)")
     return p
@@ -46,12 +54,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     quiet_tensorflow(a.verbose)
-    sections = tuple(s for s in (a.only or SECTIONS) if s not in a.skip)
+    sections = tuple(s for s in (a.only or DEFAULT_SECTIONS) if s not in a.skip)
     opts = BenchOptions(models=a.models, res=a.res, batch=a.batch, repeats=a.repeats, steps=a.steps,
                         latency_repeats=a.latency_repeats, data=a.data, max_images=a.max_images,
                         pipeline_res=a.pipeline_res, pipeline_epochs=a.pipeline_epochs,
                         matmul_size=a.matmul_size, threads=a.threads, crop_images=a.crop_images,
-                        sections=sections, out=a.out, quants=tuple(a.quants))
+                        sections=sections, out=a.out, quants=tuple(a.quants),
+                        speed_variants=tuple(a.speed_variants), speed_batches=tuple(a.speed_batches),
+                        steps_per_execution=tuple(a.steps_per_execution))
     start = time.perf_counter()
     results = run_benchmark(opts)
     results["seconds"] = round(time.perf_counter() - start, 1)

@@ -61,6 +61,21 @@ def _training(rows: list[dict]) -> str:
                       "of matmul peak"], body))
 
 
+def _train_speed(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append([r["model"], str(r["res"]), str(r["batch"]), r["variant"], str(r["steps_per_execution"]),
+                         "-", "-", r["error"][:80]])
+            continue
+        ratio = "-" if r["ratio_to_fp32"] is None else f"{r['ratio_to_fp32']:.2f}x"
+        body.append([r["model"], str(r["res"]), str(r["batch"]), r["variant"], str(r["steps_per_execution"]),
+                     _g(r["images_per_s"]), ratio, _g(r["first_epoch_s"])])
+    return ("### Training speed per option (model.fit on the tf.data pipeline with augmentation; ratios "
+            "within this run only)\n\n" + _table(["model", "res", "batch", "variant", "steps/exec", "images/s",
+                                                  "vs fp32", "first epoch s (compile)"], body))
+
+
 def _inference(rows: list[dict]) -> str:
     body = []
     for r in rows:
@@ -97,6 +112,8 @@ def markdown(results: dict) -> str:
         parts.append(_bound(results["input_bound"]))
     if results.get("training"):
         parts.append(_training(results["training"]))
+    if results.get("train_speed"):
+        parts.append(_train_speed(results["train_speed"]))
     if results.get("inference"):
         parts.append(_inference(results["inference"]))
     if results.get("crop"):

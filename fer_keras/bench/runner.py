@@ -14,8 +14,11 @@ from pathlib import Path
 from fer_keras.export.tflite import QUANTS
 from fer_keras.machine import machine_info, matmul_peak
 
-SECTIONS = ("pipeline", "training", "inference", "crop")
+SECTIONS = ("pipeline", "training", "inference", "crop", "train-speed")
+#: What runs without --only: train-speed (fit per speed option, minutes per model) is asked for by name.
+DEFAULT_SECTIONS = SECTIONS[:4]
 DEFAULT_MODELS = ("sequential_simple", "resnet18", "mobilenet_v2")
+SPEED_MODELS = ("sequential_simple", "resnet18", "vgg_lite")
 INPUT_BOUND_MODELS = ("sequential_simple", "resnet18")
 
 
@@ -36,8 +39,12 @@ class BenchOptions:
     crop_images: int = 160
     #: TFLite formats timed against Keras in the inference section; () times Keras alone.
     quants: tuple[str, ...] = QUANTS
-    sections: tuple[str, ...] = SECTIONS
+    sections: tuple[str, ...] = DEFAULT_SECTIONS
     out: Path = Path("bench")
+    #: train-speed: variants (train_speed.VARIANTS), batch sizes and steps_per_execution values to time.
+    speed_variants: tuple[str, ...] = ("fp32", "bf16", "fp32+xla")
+    speed_batches: tuple[int, ...] = (64, 128)
+    steps_per_execution: tuple[int, ...] = (1,)
 
 
 def resolve_models(names: list[str] | None) -> list[str]:
@@ -70,11 +77,13 @@ def run_benchmark(opts: BenchOptions) -> dict:
     from fer_keras.bench.training import training_throughput
 
     models = resolve_models(opts.models)
-    folder = data_folder(opts.data)
+    needs_images = {"pipeline", "crop"} & set(opts.sections)  # train-speed makes its own
+    folder = data_folder(opts.data) if needs_images else opts.data
     results: dict = {"machine": machine_info(), "notes": [], "settings": {
         "models": models, "res": opts.res, "batch": opts.batch, "repeats": opts.repeats, "steps": opts.steps,
-        "latency_repeats": opts.latency_repeats, "data": str(folder), "max_images": opts.max_images,
-        "sections": list(opts.sections)}}
+        "latency_repeats": opts.latency_repeats, "data": str(folder) if folder else None, "max_images": opts.max_images,
+        "sections": list(opts.sections), "speed_variants": list(opts.speed_variants),
+        "speed_batches": list(opts.speed_batches), "steps_per_execution": list(opts.steps_per_execution)}}
     if results["machine"]["cores"] and results["machine"]["cores"] <= 4:
         results["notes"].append("few cores: other processes on this machine may have shared them; "
                                 "compare ratios within this run, not absolute numbers across runs")
@@ -119,9 +128,33 @@ def run_benchmark(opts: BenchOptions) -> dict:
                 except Exception as err:  # noqa: BLE001
                     results["inference"].append({"model": model, "res": res, "format": "keras_float32",
                                                  "error": f"{type(err).__name__}: {err}"})
+    if "train-speed" in opts.sections:
+        results["train_speed"] = train_speed_section(opts)
     if "crop" in opts.sections:
         from fer_keras.bench.crop import crop_throughput
 
         _log("face crop")
         results["crop"] = crop_throughput(folder, opts.crop_images)
     return results
+
+
+def train_speed_section(opts: BenchOptions) -> list[dict]:
+    """fit() images/s for every (model, res, batch, variant, steps_per_execution), one after another in
+    this process, with each row's ratio to fp32 taken within this run."""
+    from fer_keras.bench.train_speed import add_ratios, train_speed
+
+    rows = []
+    for model in resolve_models(opts.models) if opts.models else SPEED_MODELS:
+        for res in opts.res:
+            for batch in opts.speed_batches:
+                for spe in opts.steps_per_execution:
+                    for variant in opts.speed_variants:
+                        _log(f"train-speed {model} {res} px batch {batch} {variant} steps/exec {spe}")
+                        try:
+                            rows.append(train_speed(model, res, batch, variant, steps=max(opts.steps, spe),
+                                                    repeats=opts.repeats, steps_per_execution=spe))
+                            _log(f"  {rows[-1]['images_per_s']:.1f} images/s")
+                        except Exception as err:  # noqa: BLE001 - one failing variant must not lose the others
+                            rows.append({"model": model, "res": res, "batch": batch, "variant": variant,
+                                         "steps_per_execution": spe, "error": f"{type(err).__name__}: {err}"})
+    return add_ratios(rows)

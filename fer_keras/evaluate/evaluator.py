@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
@@ -17,18 +18,25 @@ from fer_keras.labels import output_columns
 from fer_keras.runs import Run
 
 
-def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
-                  batch: int = 64) -> np.ndarray:
-    """Probabilities in ``images``' class order, whatever order ``model_classes`` (the model's outputs) is in;
-    images loaded as the run's training ``pipeline`` loaded them."""
-    columns = output_columns(model_classes, images.class_names, test_name=images.name)
-    ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
+def _predict(model, ds: tf.data.Dataset) -> np.ndarray:
     probs = model.predict(ds, verbose=0)
     if isinstance(probs, dict | list | tuple):  # multi-output models: the averaged prediction
         probs = probs["predictions"] if isinstance(probs, dict) else probs[0]
+    return np.asarray(probs, dtype=np.float32)
+
+
+def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
+                  batch: int = 64, tta_flip: bool = False) -> np.ndarray:
+    """Probabilities in ``images``' class order, whatever order ``model_classes`` (the model's outputs) is in;
+    images loaded as the run's training ``pipeline`` loaded them. ``tta_flip`` (the fast recipe's test-time
+    augmentation): the mean of the probabilities of each image and its left-right mirror image."""
+    columns = output_columns(model_classes, images.class_names, test_name=images.name)
+    ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
+    probs = _predict(model, ds)
+    if tta_flip:
+        probs = (probs + _predict(model, ds.map(lambda x: tf.reverse(x, axis=[2])))) / 2
     if len(probs) != len(images):
         raise RuntimeError(f"model predicted {len(probs)} of {len(images)} images of {images.name}")
-    probs = np.asarray(probs)
     if probs.shape[1] != len(model_classes):
         raise ValueError(f"the model has {probs.shape[1]} outputs but its class list names {len(model_classes)} "
                          f"classes ({', '.join(model_classes)})")
@@ -36,13 +44,15 @@ def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[
 
 
 def evaluate_set(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
-                 out_dir: Path | None = None, tag: str = "test", batch: int = 64) -> dict:
+                 out_dir: Path | None = None, tag: str = "test", batch: int = 64, tta_flip: bool = False) -> dict:
     """Metrics of ``model`` (outputs in ``model_classes`` order) on ``images``; confusion matrices and
     per-image predictions written to ``out_dir`` if given (the report's paired significance tests
     need the per-image predictions)."""
-    probs = predict_probs(model, images, res, model_classes=model_classes, pipeline=pipeline, batch=batch)
+    probs = predict_probs(model, images, res, model_classes=model_classes, pipeline=pipeline, batch=batch,
+                          tta_flip=tta_flip)
     m = classification_metrics(images.labels, probs, images.class_names)
     m["dataset"] = images.name
+    m["tta_flip"] = tta_flip
     warning = collapse_warning(m, f"{tag} ({images.name})")
     if warning:
         print(warning)

@@ -16,8 +16,9 @@ def image_input(input_shape, preprocessing: str = "rescale"):
 
 
 def softmax_output(x, num_classes: int):
-    """The class probabilities every model ends in, under the name the evaluators look up."""
-    return layers.Dense(num_classes, activation="softmax", name=PREDICTIONS)(x)
+    """The class probabilities every model ends in, under the name the evaluators look up; float32 even
+    under a mixed-precision policy, so the loss and the probabilities keep full precision."""
+    return layers.Dense(num_classes, activation="softmax", name=PREDICTIONS, dtype="float32")(x)
 
 
 def fc_head(x, units: tuple[int, ...], dropout: float, num_classes: int):

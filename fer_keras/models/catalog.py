@@ -73,6 +73,16 @@ SPECS: tuple[ModelSpec, ...] = (
         test_resolutions=(32,),
     ),
     _model(
+        "fer_keras.models.vgglite:vgg_lite",
+        family="vgg",
+        paper_name="VGG-lite (ours)",
+        description="Ours, after Khaireddin & Chen 2021 (arXiv:2105.03588): stem conv + pool, "
+                    "3 x [2 conv-BN-ReLU, pool] at width 48/96/192, GAP, Dense 256; fast on CPUs",
+        min_resolution=16,
+        params={48: 707_823, 224: 707_823},
+        test_resolutions=(32,),
+    ),
+    _model(
         "fer_keras.models.ensemble:ensemble",
         family="custom",
         paper_name="Ensemble",

@@ -30,7 +30,7 @@ def member(x, stages, num_classes: int, *, name: str):
     x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
     x = layers.Dense(512, activation="relu", name=f"{name}_dense")(x)
     x = layers.Dropout(0.25, name=f"{name}_dense_drop")(x)
-    return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
+    return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions", dtype="float32")(x)
 
 
 def ensemble(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
@@ -38,4 +38,4 @@ def ensemble(input_shape, num_classes, *, pretrain="scratch", pooling="gap", wei
     outs = [
         member(x, stages, num_classes, name=f"branch{i}") for i, stages in enumerate(MEMBERS, 1)
     ]
-    return keras.Model(inputs, layers.Average(name=PREDICTIONS)(outs), name="ensemble")
+    return keras.Model(inputs, layers.Average(name=PREDICTIONS, dtype="float32")(outs), name="ensemble")

@@ -41,7 +41,7 @@ def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap",
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.UnitNormalization(name=EMBEDDING)(x)
     x = layers.Dense(num_classes, name=DECISION)(x)  # replaced by the fitted linear classifier
-    outputs = layers.Softmax(name=PREDICTIONS)(x)
+    outputs = layers.Softmax(name=PREDICTIONS, dtype="float32")(x)
     return keras.Model(inputs, outputs, name="tlf_resnet18")
 
 

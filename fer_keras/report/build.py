@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer_keras.report import figures, html, tables
-from fer_keras.report.collect import collect
+from fer_keras.report.collect import collect, learning_curves
 from fer_keras.report.paper import add_paper_columns, read_reference
 from fer_keras.runs import read_json
 
@@ -86,7 +86,11 @@ def build_report(runs: Path, out: Path, *, gradcam: list[str] | None = None, gra
     sig.to_csv(out / "significance.csv", index=False, float_format="%.6g")
     written.append(out / "significance.csv")
 
-    figs = figures.all_figures(summary, records, out)
+    curves = learning_curves(records)
+    if not curves.empty:
+        curves.to_csv(out / "learning_curves.csv", index=False, float_format="%.6g")
+        written.append(out / "learning_curves.csv")
+    figs = figures.all_figures(summary, records, out, curves)
     extra: list[Path] = []
     if gradcam:
         from fer_keras.report.gradcam import gradcam_figures

@@ -19,7 +19,7 @@ from fer_keras.evaluate.bootstrap import correct_from_confusion
 from fer_keras.evaluate.metrics import collapse_reasons
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json
 
-SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful")
+SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful", "recipe")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted")
 SPLITS = ("val", "test", "cross")
@@ -67,6 +67,7 @@ def group_of(run_id: str, fold: int | None) -> str:
 def _settings(cfg: dict) -> dict:
     row = {k: cfg.get(k) for k in SETTINGS}
     row["dataset"] = Path(str(row["dataset"] or "")).name
+    row["recipe"] = row["recipe"] or "protocol"  # runs from before recipes were the protocol's
     return row
 
 
@@ -148,3 +149,23 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
                *(f"{s}_{m}" for s in SPLITS for m in (*METRICS, "n", "collapsed"))]
     df = pd.DataFrame(rows, columns=columns)
     return df.sort_values("run_id", ignore_index=True), records
+
+
+def learning_curves(records: dict[str, RunRecord]) -> pd.DataFrame:
+    """Per-epoch rows (run_id, phase, epoch, minutes, val_accuracy, learning_rate) of every run with a
+    ``learning_curve.csv`` (training wall-clock per epoch, written since the fast recipe was added); an
+    epoch trained twice around a restart counts with its last row."""
+    frames = []
+    for rec in records.values():
+        path = Run(rec.run_dir).learning_curve_file
+        if not path.is_file():
+            continue
+        frame = pd.read_csv(path).drop_duplicates(["phase", "epoch"], keep="last")
+        frames.append(pd.DataFrame({
+            "run_id": rec.run_id, "phase": frame["phase"], "epoch": frame["epoch"],
+            "minutes": frame["elapsed_s"] / 60, "val_accuracy": frame["val_accuracy"],
+            "learning_rate": frame["learning_rate"]}))
+    columns = ["run_id", "phase", "epoch", "minutes", "val_accuracy", "learning_rate"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True).sort_values(["run_id", "minutes"], ignore_index=True)

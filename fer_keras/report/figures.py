@@ -151,9 +151,28 @@ def confusion(record: RunRecord, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def all_figures(summary: pd.DataFrame, records: dict[str, RunRecord], out: Path) -> list[Path]:
+def learning_curve(curves: pd.DataFrame, path: Path) -> Path | None:
+    """Validation accuracy against training wall-clock minutes, one line per run (the fast recipe's
+    question: how good a model does an hour of this machine buy)."""
+    if curves.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run_id, c in curves.groupby("run_id", sort=True):
+        ax.plot(c["minutes"], c["val_accuracy"], marker=".", label=run_id)
+    ax.set_xlabel("training wall-clock (minutes)")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    ax.set_title("Learning curves")
+    return _save(fig, path)
+
+
+def all_figures(summary: pd.DataFrame, records: dict[str, RunRecord], out: Path,
+                curves: pd.DataFrame | None = None) -> list[Path]:
     """Every figure the results allow, under ``out/figures`` (the PNGs; each has its PDF beside it)."""
-    written = [comparison(summary, factor, title, out / "figures" / f"{stem}.png")
+    curves = curves if curves is not None else pd.DataFrame()
+    written = [learning_curve(curves, out / "figures" / "learning_curves.png")]
+    written += [comparison(summary, factor, title, out / "figures" / f"{stem}.png")
                for stem, (factor, title) in COMPARISONS.items()]
     written.append(per_class_crossdomain(summary, records, out / "figures" / "per_class_crossdomain.png"))
     written += [confusion(rec, out / "figures" / "confusion" / f"{rec.run_id}.png") for rec in records.values()]

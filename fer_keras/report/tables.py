@@ -29,7 +29,7 @@ from fer_keras.evaluate.bootstrap import bootstrap_ci, fold_interval, holm, mcne
 from fer_keras.report.collect import METRICS, SPLITS, RunRecord
 from fer_keras.report.paper import PAPER_COLUMNS
 
-KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful"]
+KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful", "recipe"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
@@ -191,9 +191,10 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
 def display(table: pd.DataFrame) -> pd.DataFrame:
     """Formatted strings for Markdown/HTML; columns that are empty everywhere are dropped."""
     table = table.copy()
-    table["notes"] = [" ".join(word for word, on in (("paper-faithful", str(p) == "True"), ("collapsed", c),
-                                                     (s, s != "done")) if on)
-                      for p, c, s in zip(table["paper_faithful"], table["collapsed"], table["status"], strict=True)]
+    table["notes"] = [" ".join(word for word, on in (("paper-faithful", str(p) == "True"), ("fast recipe", r == "fast"),
+                                                     ("collapsed", c), (s, s != "done")) if on)
+                      for p, r, c, s in zip(table["paper_faithful"], table["recipe"], table["collapsed"],
+                                            table["status"], strict=True)]
     best = {col: best_row(table, col) for _, col in DISPLAY if col in SCALARS and col.endswith("_accuracy")}
     out = pd.DataFrame({head: [_cell(r, col, best.get(col) == i) for i, r in table.iterrows()]
                         for head, col in DISPLAY}, index=table.index)

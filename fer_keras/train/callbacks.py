@@ -8,11 +8,19 @@ seeds and the patience counters of ReduceLROnPlateau and EarlyStopping (Keras'
 BackupAndRestore restores only the first two, so a resumed run got a fresh patience
 window). The best-so-far score is stored beside the checkpoint: a resumed run (or the
 second fine-tuning phase) only replaces the checkpoint with a better model.
+
+The fast recipe turns ReduceLROnPlateau off under its cosine schedule and may turn
+EarlyStopping off (``null`` patience); with ``ema`` an :class:`EMASwap` puts the
+averaged weights in the model for validation and for every checkpoint. Every run writes
+its learning curve against wall-clock time (:class:`WallClock`) beside log.csv, which
+stays free of timings so a resumed run's log equals an uninterrupted one's.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import time
 from pathlib import Path
 
 import keras
@@ -55,9 +63,10 @@ class EpochBackup(keras.callbacks.Callback):
     ``on_train_begin`` reset them, and saves them after they saw the epoch's logs.
     """
 
-    def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback]):
+    def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback], *, restore_lr: bool = True):
         super().__init__()
-        self.folder, self.stateful = Path(folder), stateful
+        # restore_lr False: a schedule computes the rate from the (restored) step counter; it cannot be set.
+        self.folder, self.stateful, self.restore_lr = Path(folder), stateful, restore_lr
         self.file = self.folder / RESUME_FILE
 
     def saved(self) -> dict | None:
@@ -80,7 +89,8 @@ class EpochBackup(keras.callbacks.Callback):
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(self.folder / state["weights"])
-        self.model.optimizer.learning_rate = state["learning_rate"]
+        if self.restore_lr:
+            self.model.optimizer.learning_rate = state["learning_rate"]
         for var, value in zip(self._random_state(), state["random_state"], strict=True):
             var.assign(np.asarray(value, dtype=var.dtype))
         for cb in self.stateful:
@@ -103,6 +113,59 @@ class EpochBackup(keras.callbacks.Callback):
                 old.unlink()
 
 
+class EMASwap(keras.callbacks.SwapEMAWeights):
+    """Keras' SwapEMAWeights(swap_on_epoch=True): validation sees the EMA weights and, as it comes before
+    the checkpoint and the backup, so does every saved model. Two fixes for this suite: an epoch backup
+    holds the EMA weights in the model, so a resumed phase starts with them there (swapped back before
+    training); and a phase that early stopping ends also leaves the EMA weights in the model (Keras
+    finalises them only after the last planned epoch)."""
+
+    def __init__(self, backup: EpochBackup):
+        super().__init__(swap_on_epoch=True)
+        self.backup = backup
+
+    def on_train_begin(self, logs=None):
+        self._ema_weights_in_model = self.backup.saved() is not None
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.model.stop_training and epoch != self.params["epochs"] - 1:
+            self._finalize_ema_values()  # fit's finalize_variable_values then writes the EMA into the model
+
+
+CURVE_COLUMNS = ("phase", "epoch", "elapsed_s", "accuracy", "val_accuracy", "val_loss", "learning_rate")
+
+
+class WallClock(keras.callbacks.Callback):
+    """Appends one row per epoch to ``learning_curve.csv``: ``elapsed_s`` (seconds of training since the
+    run began, across phases and restarts; reading the images before fit is not counted), accuracies and
+    the learning rate. Also puts ``learning_rate`` in the logs when no callback did (cosine schedule)."""
+
+    def __init__(self, run_dir: Path, phase: str):
+        super().__init__()
+        self.file, self.phase = Run(run_dir).learning_curve_file, phase
+
+    def on_train_begin(self, logs=None):
+        self.offset = 0.0
+        if self.file.is_file():
+            with self.file.open() as fh:
+                rows = list(csv.DictReader(fh))
+            self.offset = float(rows[-1]["elapsed_s"]) if rows else 0.0
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        row = {**{k: logs.get(k) for k in CURVE_COLUMNS}, "phase": self.phase, "epoch": epoch + 1,
+               "elapsed_s": round(self.offset + time.monotonic() - self.start, 1)}
+        new = not self.file.is_file()
+        with self.file.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
 def _plain(value):
     # numpy scalars (a monitored loss) as JSON numbers; None and ints as they are.
     return value.item() if isinstance(value, np.generic) else value
@@ -115,13 +178,18 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
     monitor another metric."""
     run = Run(run_dir)
     log = run.log_file(phase)
-    patience = [
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
-                                          factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience),
-    ]
-    callbacks = [*patience, BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
-                 keras.callbacks.CSVLogger(str(log), append=True)]
+    patience = []
+    if cfg.reduce_lr_patience is not None:
+        patience.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
+                                                          factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr))
+    if cfg.early_stopping_patience is not None:
+        patience.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
+    backup = EpochBackup(run.backup_dir(phase), patience, restore_lr=cfg.lr_schedule == "plateau")
+    callbacks = [*patience, WallClock(run_dir, phase)]
+    if cfg.ema:
+        callbacks.append(EMASwap(backup))
+    callbacks += [BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
+                  keras.callbacks.CSVLogger(str(log), append=True)]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir(phase)), write_graph=False))
-    return [*callbacks, EpochBackup(run.backup_dir(phase), patience)]
+    return [*callbacks, backup]

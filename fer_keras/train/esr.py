@@ -76,7 +76,7 @@ def fit_progressive(ctx: RunContext, total: int) -> None:
             previous = (keras.models.load_model(run_dir / stage_file(k - 1), safe_mode=True, compile=False)
                         if k > 1 else None)
             model = _grow(cfg, k, num_classes, previous)
-            compile_model(model, cfg.lr)
+            compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=cfg.epochs)
         print(f"[{cfg.resolved_run_id()}] ESR stage {k}/{total}: training branch {k}"
               f"{' with the shared base' if k == 1 else ' alone'}, up to {cfg.epochs} epochs")
         fit_phase(ctx, model, phase, cfg.epochs, checkpoint=stage_file(k))

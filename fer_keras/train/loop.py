@@ -33,6 +33,7 @@ from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
 from fer_keras.runs import Run, read_json, write_json
 from fer_keras.train.callbacks import protocol_callbacks
+from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
 from fer_keras.train.strategy import describe, make_strategy
 
 DEMO_SETS = ("demo", "demo_wild")
@@ -99,10 +100,19 @@ def _datasets(cfg: RunConfig, splits: Splits, global_batch: int
     return lambda phase, first: data.epochs(first, None, phase=phase), data.steps_per_epoch, val
 
 
-def compile_model(model: keras.Model, lr: float) -> None:
-    # Keywords, not positions: Keras 3 reads a third positional argument as loss_weights.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+def compile_model(model: keras.Model, lr: float, cfg: RunConfig | None = None, *, steps_per_epoch: int = 1,
+                  epochs: int = 1) -> None:
+    """The protocol's Adam at ``lr`` without ``cfg``; with it, the optimizer, loss, schedule (spread over
+    ``epochs`` x ``steps_per_epoch``) and compilation options ``cfg`` names (``fer_keras.train.recipe``)."""
+    if cfg is None:
+        optimizer, loss, options = keras.optimizers.Adam(learning_rate=lr), "categorical_crossentropy", {}
+    else:
+        cfg = cfg.model_copy(update={"lr": lr})
+        optimizer, loss = make_optimizer(cfg, model, steps_per_epoch, epochs), make_loss(cfg)
+        options = {"jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution}
+    # Keywords, not positions: Keras 3 reads a third positional argument as loss_weights. Under mixed_float16
+    # Keras wraps the optimizer in a LossScaleOptimizer itself (compile's auto_scale_loss).
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **options)
 
 
 def _versions() -> str:
@@ -158,15 +168,19 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     run.versions_file.write_text(_versions())
 
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(cfg.mixed_precision):
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
                             **cfg.model_options)
+    if cfg.mixed_precision != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
+        raise ConfigError(f"{cfg.model} does not end in a float32 layer under {cfg.mixed_precision}; "
+                          "its probabilities would lose precision (use mixed_precision: none)")
     write_json(run.run_info_file, {
         **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
         "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
         "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        "keras": keras.__version__, "recipe": cfg.recipe, "mixed_precision": cfg.mixed_precision,
+        "jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution,
     })
     ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
@@ -196,7 +210,7 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
                 model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
             if two_phase:
                 model.get_layer(BACKBONE).trainable = phase == "main"
-            compile_model(model, cfg.lr)
+            compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
         print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
               f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
         fit_phase(ctx, model, phase, epochs)
@@ -236,13 +250,13 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
     results = {tag: evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline,
-                                 out_dir=run_dir, tag=tag,
-                                 batch=batch)
+                                 out_dir=run_dir, tag=tag, batch=batch, tta_flip=cfg.tta_flip)
                for tag, images in sets.items()}
     if extra is not None:
         for tag, images in sets.items():
             results[tag].update(extra(model, images))
     results["run_id"] = cfg.resolved_run_id()
+    results["recipe"] = cfg.recipe
     results["best_epoch"] = read_json(run.best_score_file).get("epoch") if run.best_score_file.is_file() else None
     write_json(run.metrics_file, results)  # written last: its presence marks the run finished
     return results

@@ -1,0 +1,200 @@
+"""The fast recipe (issue 14) and the speed options: each one changes what it should, and only that."""
+
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from fer_keras.bench.report import markdown
+from fer_keras.bench.train_speed import add_ratios, train_speed
+from fer_keras.config import ConfigError, load_config, make_config
+from fer_keras.data.readers import ImageSet
+from fer_keras.evaluate.evaluator import evaluate_set, predict_probs
+from fer_keras.registry import build_model
+from fer_keras.report.collect import collect, learning_curves
+from fer_keras.runs import read_json
+from fer_keras.train.callbacks import protocol_callbacks
+from fer_keras.train.loop import compile_model, train_run
+from fer_keras.train.recipe import dtype_policy, learning_rate
+
+FAST = {"recipe": "fast", "optimizer": "adamw", "weight_decay": 0.05, "lr": 1e-2, "lr_schedule": "cosine",
+        "warmup_epochs": 1, "epochs": 5, "reduce_lr_patience": None, "early_stopping_patience": None,
+        "label_smoothing": 0.1, "ema": True, "tta_flip": True, "tensorboard": False}
+
+
+def _tiny_model(res: int = 8) -> keras.Model:
+    inputs = keras.Input((res, res, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=True)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+def test_cosine_with_reduce_lr_on_plateau_is_refused():
+    with pytest.raises(ConfigError, match="set reduce_lr_patience to null"):
+        make_config({**FAST, "reduce_lr_patience": 10})
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"optimizer": "adam"}, "weight_decay 0.05 needs optimizer 'adamw'"),
+    ({"lr_schedule": "plateau", "reduce_lr_patience": 10}, "warmup_epochs needs lr_schedule 'cosine'"),
+    ({"warmup_epochs": 5}, "must be below epochs"),
+])
+def test_inconsistent_recipe_options_are_refused(change, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config({**FAST, **change})
+
+
+def test_protocol_runs_cannot_carry_the_recipes_options():
+    with pytest.raises(ConfigError, match="label_smoothing, tta_flip are not the protocol's; set recipe to 'fast'"):
+        make_config({"label_smoothing": 0.1, "tta_flip": True})
+    # speed options change no result: protocol runs may use them
+    cfg = make_config({"mixed_precision": "mixed_bfloat16", "jit_compile": True, "steps_per_execution": 4})
+    assert cfg.recipe == "protocol" and not cfg.resolved_run_id().endswith("_fast")
+
+
+def test_fast_yaml_is_the_labelled_fast_recipe():
+    cfg = load_config("configs/fast.yaml", {"dataset": "fer2013"})
+    assert cfg.recipe == "fast" and cfg.resolved_run_id() == "vgg_lite_48_fer2013_none_scratch_s42_fast"
+    assert (cfg.optimizer, cfg.lr_schedule, cfg.reduce_lr_patience, cfg.early_stopping_patience) == (
+        "adamw", "cosine", None, None)
+    assert cfg.tta_flip and cfg.ema and cfg.label_smoothing > 0 and cfg.batch > 32
+
+
+# --- what compile gets -----------------------------------------------------------------------------
+
+def test_adamw_decays_kernels_but_not_biases_or_norms():
+    model = _tiny_model()
+    compile_model(model, 1e-3, make_config(FAST), steps_per_epoch=10, epochs=5)
+    opt = model.optimizer
+    assert isinstance(opt, keras.optimizers.AdamW) and opt.weight_decay == pytest.approx(0.05)
+    decayed = {w.path: opt._use_weight_decay(w) for w in model.trainable_weights}
+    assert {p for p, on in decayed.items() if on} == {w.path for w in model.trainable_weights if len(w.shape) > 1}
+    protocol = _tiny_model()
+    compile_model(protocol, 1e-4)
+    assert type(protocol.optimizer) is keras.optimizers.Adam and not protocol.optimizer.use_ema
+    assert float(protocol.optimizer.learning_rate) == pytest.approx(1e-4)
+
+
+def test_cosine_schedule_warms_up_peaks_and_ends_at_min_lr():
+    cfg = make_config({**FAST, "min_lr": 1e-4})
+    lr = learning_rate(cfg, steps_per_epoch=10, epochs=5)  # 10 warm-up steps, 40 decay steps
+    at = {step: float(lr(step)) for step in (0, 5, 10, 30, 50, 60)}
+    assert at[0] == 0 and at[5] == pytest.approx(5e-3) and at[10] == pytest.approx(1e-2)
+    assert at[30] == pytest.approx(1e-4 + (1e-2 - 1e-4) * 0.5 * (1 + math.cos(math.pi * 20 / 40)), rel=1e-5)
+    assert at[50] == pytest.approx(1e-4) and at[60] == pytest.approx(1e-4)
+    assert learning_rate(make_config({}), 10, 5) == pytest.approx(1e-4)  # plateau: a float its callback lowers
+
+
+def test_label_smoothing_reaches_the_loss():
+    model = _tiny_model()
+    compile_model(model, 1e-3, make_config(FAST), steps_per_epoch=1, epochs=2)
+    y, p = np.array([[1.0, 0.0, 0.0]]), np.array([[0.7, 0.2, 0.1]])
+    smoothed = y * 0.9 + 0.1 / 3
+    assert float(model.loss(y, p)) == pytest.approx(-np.sum(smoothed * np.log(p)), rel=1e-5)
+
+
+def test_ema_weights_are_validated_checkpointed_and_left_in_the_model(tmp_path):
+    keras.utils.set_random_seed(0)
+    cfg = make_config({**FAST, "epochs": 3, "warmup_epochs": 0, "ema_momentum": 0.5})
+    model = _tiny_model()
+    compile_model(model, 1e-2, cfg, steps_per_epoch=4, epochs=3)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (32, 8, 8, 3)).astype("float32"), np.eye(3)[rng.integers(0, 3, 32)]
+    seen: dict[str, list] = {"raw": [], "ema": []}
+
+    def last_batch(batch, logs):
+        if batch == 3:  # before the epoch-end swap: model = raw weights, optimizer slots = their average
+            seen["raw"].append([np.array(w) for w in model.trainable_weights])
+            seen["ema"].append([np.array(v) for v in model.optimizer._model_variables_moving_average])
+
+    callbacks = protocol_callbacks(cfg, tmp_path, "main")
+    model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y), verbose=0,
+              callbacks=[*callbacks, keras.callbacks.LambdaCallback(on_train_batch_end=last_batch)])
+    final = [np.array(w) for w in model.trainable_weights]
+    assert all(np.allclose(f, e, atol=1e-6) for f, e in zip(final, seen["ema"][-1], strict=True))
+    assert not all(np.allclose(f, r, atol=1e-6) for f, r in zip(final, seen["raw"][-1], strict=True))
+    best_epoch = read_json(tmp_path / "best.json")["epoch"]
+    saved = keras.models.load_model(tmp_path / "best.keras", compile=False).trainable_weights
+    assert all(np.allclose(np.array(s), e, atol=1e-6) for s, e in zip(saved, seen["ema"][best_epoch - 1], strict=True))
+
+
+# --- evaluation and precision ------------------------------------------------------------------------
+
+def test_tta_flip_averages_the_mirror_images_probabilities():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 3))
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(flat))  # no left-right symmetry
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    images = ImageSet(name="t", class_names=("a", "b", "c"), labels=np.arange(6) % 3, pixels=pixels)
+    x = pixels.astype("float32")
+    plain, mirror = np.asarray(model(x)), np.asarray(model(x[:, :, ::-1]))
+    assert not np.allclose(plain, mirror, atol=1e-3)
+    got = predict_probs(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata", tta_flip=True)
+    np.testing.assert_allclose(got, (plain + mirror) / 2, atol=1e-5)
+    np.testing.assert_allclose(predict_probs(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata"),
+                               plain, atol=1e-5)
+    assert evaluate_set(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata", tta_flip=True)["tta_flip"]
+
+
+@pytest.mark.parametrize("name", ["vgg_lite", "ensemble", "tlf_resnet18"])
+def test_mixed_precision_computes_in_bfloat16_and_keeps_the_softmax_float32(name):
+    with dtype_policy("mixed_bfloat16"):
+        model = build_model(name, 32, 7)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for later models
+    convs = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    assert model(np.zeros((1, 32, 32, 3), "float32")).dtype == tf.float32
+    keras.backend.clear_session()
+
+
+def test_float16_gets_loss_scaling_and_speed_options_reach_compile():
+    with dtype_policy("mixed_float16"):
+        model = _tiny_model()
+    compile_model(model, 1e-3, make_config({"mixed_precision": "mixed_float16", "jit_compile": False,
+                                            "steps_per_execution": 3}))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.jit_compile is False and model.steps_per_execution == 3
+
+
+# --- a run records its recipe and its learning curve ---------------------------------------------------
+
+def test_fast_run_records_recipe_tta_and_learning_curve(demo_root, tmp_path):
+    cfg = make_config({**FAST, "model": "sequential_simple", "res": 32, "epochs": 2, "batch": 16,
+                       "mixed_precision": "mixed_bfloat16",
+                       "limit_per_class": 6, "data_root": str(demo_root), "out": str(tmp_path / "runs")})
+    run = train_run(cfg, verbose=0)
+    assert run.name == "sequential_simple_32_demo_conservative_scratch_s42_lim6_fast"
+    metrics = read_json(run / "metrics.json")
+    assert metrics["recipe"] == "fast" and metrics["test"]["tta_flip"] and metrics["val"]["tta_flip"]
+    assert read_json(run / "run_info.json")["recipe"] == "fast"
+    assert keras.mixed_precision.global_policy().name == "float32"  # the run's policy did not leak
+    log = pd.read_csv(run / "log.csv")
+    assert list(log["epoch"]) == [0, 1] and "elapsed_s" not in log  # log.csv stays free of timings
+    curve = pd.read_csv(run / "learning_curve.csv")
+    assert list(curve["epoch"]) == [1, 2] and (curve["elapsed_s"].diff().dropna() > 0).all()
+    assert (curve["learning_rate"] > 0).all() and curve["val_accuracy"].tolist() == log["val_accuracy"].tolist()
+    df, records = collect(tmp_path / "runs")
+    assert df["recipe"].tolist() == ["fast"]
+    curves = learning_curves(records)
+    assert curves["epoch"].tolist() == [1, 2] and curves["minutes"].is_monotonic_increasing
+
+
+# --- the speed benchmark -----------------------------------------------------------------------------
+
+def test_train_speed_rows_and_table():
+    rows = add_ratios([train_speed("sequential_simple", 16, 4, variant, steps=2, repeats=1)
+                       for variant in ("fp32", "bf16")])
+    assert [r["variant"] for r in rows] == ["fp32", "bf16"] and rows[0]["ratio_to_fp32"] == 1.0
+    assert all(r["images_per_s"] > 0 for r in rows) and rows[1]["mixed_precision"] == "mixed_bfloat16"
+    md = markdown({"machine": {"date_utc": "x", "host": "h", "cpu_model": "c", "cores": 2, "load_average_1m": 0,
+                               "tensorflow": "t", "keras": "k", "gpus": []}, "train_speed": rows})
+    assert "| sequential_simple | 16 | 4 | bf16 | 1 |" in md
