@@ -1,63 +1,101 @@
-"""The protocol's callbacks, made safe to resume.
+"""The protocol's callbacks, made safe to resume and safe on a full disk.
 
 ReduceLROnPlateau(val_loss, patience 10, factor 0.5, min_lr 1e-10), EarlyStopping
-(patience 20), best checkpoint by val_accuracy, CSVLogger, TensorBoard, and an
+(patience 20), best checkpoint by val_accuracy, a CSV log, TensorBoard, and an
 :class:`EpochBackup` so a killed run loses at most the epoch it was in and resumes with
 the state an uninterrupted run would have: weights, optimizer, learning rate, dropout
 seeds and the patience counters of ReduceLROnPlateau and EarlyStopping (Keras'
 BackupAndRestore restores only the first two, so a resumed run got a fresh patience
 window). The best-so-far score is stored beside the checkpoint: a resumed run (or the
 second fine-tuning phase) only replaces the checkpoint with a better model.
+
+Every file is written under a temporary name and renamed (:func:`fer_keras.runs.replacing`):
+a full disk or a read-only folder stops the run with an ``OSError`` naming the file and
+leaves the last committed epoch (``resume.json``) and the best model valid. Backups are
+``.keras`` archives, which Keras assembles in memory: ``save_weights`` writes HDF5 straight
+to disk, and HDF5 on a full disk ended in a segmentation fault.
+
+Under MultiWorkerMirroredStrategy only the chief writes (``chief=False`` elsewhere); every
+worker resumes from the chief's backup, so the run folder must be on a file system all
+workers see.
 """
 
 from __future__ import annotations
 
-import json
+import csv
+import io
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from fer_keras.config import RunConfig
-from fer_keras.runs import read_json, write_json
+from fer_keras.runs import read_json, replacing, write_json, write_text
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
 
 
-class BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint(save_best_only) whose best score survives restarts and phases."""
+class BestCheckpoint(keras.callbacks.Callback):
+    """The best model so far by ``monitor`` (ModelCheckpoint(save_best_only)), written atomically, whose
+    best score (``<name>.json``, written after the model) survives restarts and phases."""
 
     def __init__(self, filepath: Path, monitor: str = "val_accuracy", mode: str = "max"):
-        super().__init__(str(filepath), monitor=monitor, mode=mode, save_best_only=True, verbose=0)
-        self.score_file = Path(filepath).with_suffix(".json")
+        super().__init__()
+        self.filepath, self.monitor = Path(filepath), monitor
+        self.score_file = self.filepath.with_suffix(".json")
+        self.better = np.greater if mode == "max" else np.less
+        self.best = -np.inf if mode == "max" else np.inf
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
         if self.score_file.is_file():
-            self.best = json.loads(self.score_file.read_text())[self.monitor]
+            self.best = read_json(self.score_file)[self.monitor]
 
     def on_epoch_end(self, epoch, logs=None):
-        before = self.best
-        super().on_epoch_end(epoch, logs)
-        if self.best != before and np.isfinite(self.best):
-            tmp = self.score_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({self.monitor: float(self.best), "epoch": epoch + 1}))
-            tmp.replace(self.score_file)
+        current = (logs or {}).get(self.monitor)
+        if current is None or not np.isfinite(current) or not self.better(current, self.best):
+            return
+        with replacing(self.filepath) as tmp:
+            self.model.save(tmp)
+        self.best = float(current)
+        write_json(self.score_file, {self.monitor: self.best, "epoch": epoch + 1})
+
+
+class EpochLog(keras.callbacks.Callback):
+    """CSVLogger's ``log.csv`` (epoch, then the logs' keys sorted), rewritten atomically after every epoch.
+
+    Rows of the epoch being logged and later ones are dropped first: an epoch replayed after a
+    crash between the log and the backup is logged once, and a full disk never leaves half a row.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        rows = list(csv.reader(io.StringIO(self.path.read_text()))) if self.path.is_file() else []
+        header = rows[0] if rows else ["epoch", *sorted(logs)]
+        kept = [row for row in rows[1:] if row and int(row[0]) < epoch]
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerows([header, *kept, [epoch, *(logs.get(key, "NA") for key in header[1:])]])
+        write_text(self.path, out.getvalue())
 
 
 class EpochBackup(keras.callbacks.Callback):
-    """After every epoch: the weights (optimizer included) in ``epoch<k>.weights.h5``, then
-    ``resume.json`` (written atomically: the commit point) with the epoch, learning rate,
-    the model's random-seed state and the ``stateful`` callbacks' patience state.
+    """After every epoch: the model, optimizer included, in ``epoch<k>.keras``, then ``resume.json``
+    (written atomically: the commit point) with the epoch, learning rate, the model's random-seed
+    state and the ``stateful`` callbacks' patience state. Older backups are deleted after the commit.
 
     It must come after the callbacks it saves: it restores them after their own
-    ``on_train_begin`` reset them, and saves them after they saw the epoch's logs.
+    ``on_train_begin`` reset them, and saves them after they saw the epoch's logs. With
+    ``write=False`` (a worker that is not the chief) it only restores.
     """
 
-    def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback]):
+    def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback], *, write: bool = True):
         super().__init__()
-        self.folder, self.stateful = Path(folder), stateful
+        self.folder, self.stateful, self.write = Path(folder), stateful, write
         self.file = self.folder / "resume.json"
 
     def saved(self) -> dict | None:
@@ -69,7 +107,7 @@ class EpochBackup(keras.callbacks.Callback):
         return (state["epoch"], state["stopped"]) if state else (0, False)
 
     def _random_state(self) -> list[keras.Variable]:
-        # Dropout's SeedGenerator states: model variables that are not weights (save_weights skips them).
+        # Dropout's SeedGenerator states: model variables that are not weights (saving skips them).
         weights = {id(w) for w in self.model.weights}
         return [v for v in self.model.variables if id(v) not in weights]
 
@@ -79,7 +117,7 @@ class EpochBackup(keras.callbacks.Callback):
             return
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(self.folder / state["weights"])
+        self.model.load_weights(self.folder / state["weights"])  # epoch<k>.keras, or .weights.h5 of older runs
         self.model.optimizer.learning_rate = state["learning_rate"]
         for var, value in zip(self._random_state(), state["random_state"], strict=True):
             var.assign(np.asarray(value, dtype=var.dtype))
@@ -88,9 +126,12 @@ class EpochBackup(keras.callbacks.Callback):
                 setattr(cb, name, value)
 
     def on_epoch_end(self, epoch, logs=None):
-        weights = f"epoch{epoch + 1}.weights.h5"
+        if not self.write:
+            return
+        weights = f"epoch{epoch + 1}.keras"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(self.folder / weights)
+        with replacing(self.folder / weights) as tmp:
+            self.model.save(tmp)
         write_json(self.file, {
             "epoch": epoch + 1, "weights": weights, "stopped": bool(self.model.stop_training),
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
@@ -98,7 +139,7 @@ class EpochBackup(keras.callbacks.Callback):
             "callbacks": {type(cb).__name__: {name: _plain(getattr(cb, name)) for name in PATIENCE_STATE
                                               if hasattr(cb, name)} for cb in self.stateful},
         })
-        for old in self.folder.glob("epoch*.weights.h5"):
+        for old in [*self.folder.glob("epoch*.keras"), *self.folder.glob("epoch*.weights.h5")]:
             if old.name != weights:
                 old.unlink()
 
@@ -109,18 +150,22 @@ def _plain(value):
 
 
 def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = "best.keras",
-                       monitor: str = "val_accuracy", mode: str = "max") -> list[keras.callbacks.Callback]:
+                       monitor: str = "val_accuracy", mode: str = "max", chief: bool = True
+                       ) -> list[keras.callbacks.Callback]:
     """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
     than the final classifier (a triplet embedding, one ESR stage) checkpoint to their own file and may
-    monitor another metric."""
-    log = run_dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
+    monitor another metric. A worker that is not the ``chief`` gets only the callbacks that steer
+    training, and restores from the chief's backup."""
     patience = [
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience),
     ]
-    callbacks = [*patience, BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
-                 keras.callbacks.CSVLogger(str(log), append=True)]
+    backup = EpochBackup(run_dir / "backup" / phase, patience, write=chief)
+    if not chief:
+        return [*patience, backup]
+    log = run_dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
+    callbacks = [*patience, BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode), EpochLog(log)]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / phase), write_graph=False))
-    return [*callbacks, EpochBackup(run_dir / "backup" / phase, patience)]
+    return [*callbacks, backup]

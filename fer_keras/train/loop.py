@@ -5,6 +5,11 @@ head is trained with the backbone frozen for up to ``phase1_epochs``; the best
 checkpoint is reloaded, every layer is unfrozen and training continues until early
 stopping. Models trained from scratch have one phase. Each phase is resumable; a
 finished phase is never run again.
+
+Every file of the run folder is written atomically, so a run stopped by a full disk or a
+read-only folder (an ``OSError`` naming the file) resumes when started again. Under
+MultiWorkerMirroredStrategy (``TF_CONFIG``) every worker trains and only the chief writes
+and evaluates; the other workers read the chief's run folder to resume.
 """
 
 from __future__ import annotations
@@ -32,9 +37,18 @@ from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
-from fer_keras.runs import CLASSES_FILE, METRICS_FILE, MODEL_FILE, is_finished, read_json, write_json
+from fer_keras.runs import (
+    CLASSES_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    is_finished,
+    read_json,
+    remove_partial_writes,
+    write_json,
+    write_text,
+)
 from fer_keras.train.callbacks import protocol_callbacks
-from fer_keras.train.strategy import describe, make_strategy
+from fer_keras.train.strategy import describe, is_chief, is_multi_worker, make_strategy, prepare_fit
 
 STATE_FILE = "state.json"
 DEMO_SETS = ("demo", "demo_wild")
@@ -55,13 +69,21 @@ class RunContext:
     class_weight: dict[int, float] | None
     verbose: int = 2
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+    chief: bool = True  # False on the other workers of a multi-worker run: they write nothing
+    _state: dict | None = field(default=None, init=False, repr=False)
 
     def read_state(self) -> dict:
-        path = self.run_dir / STATE_FILE
-        return read_json(path) if path.is_file() else {"phases_done": []}
+        """The run's progress, read from the folder once and then kept in memory: a worker that is not
+        the chief never races the chief's writes."""
+        if self._state is None:
+            path = self.run_dir / STATE_FILE
+            self._state = read_json(path) if path.is_file() else {"phases_done": []}
+        return self._state
 
     def write_state(self, state: dict) -> None:
-        write_json(self.run_dir / STATE_FILE, state)
+        self._state = state
+        if self.chief:
+            write_json(self.run_dir / STATE_FILE, state)
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
@@ -127,7 +149,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
               extra_callbacks: list[keras.callbacks.Callback] | None = None) -> Path:
     """Train (or resume, or skip if finished) the run ``cfg`` describes; return its folder."""
     run_dir = cfg.run_dir()
+    # First, before any other TensorFlow op: a multi-worker strategy must configure the runtime.
+    strategy = make_strategy(cfg.devices)
+    chief = is_chief(strategy)
     if force and run_dir.exists():
+        if is_multi_worker(strategy):
+            raise ConfigError(f"--force in a multi-worker run could let a worker resume from the backup the chief "
+                              f"deletes; delete {run_dir} instead")
         import shutil
 
         shutil.rmtree(run_dir)
@@ -136,44 +164,50 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         print(f"{run_dir} is already finished; pass --force to train it again")
         return run_dir
     splits = prepare_data(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()  # for the process: TensorFlow cannot switch it off
-    strategy = make_strategy(cfg.devices)
     global_batch = cfg.batch * strategy.num_replicas_in_sync
     weights = class_weights(splits.train.counts(), cfg.balance, cfg.balance_cap)
     classes = list(splits.train.class_names)
+    trainer = get_spec(cfg.model).trainer
+    if not chief and trainer:
+        raise ConfigError(f"{cfg.model} trains with its own procedure ({trainer}), which writes from every "
+                          "worker; multi-worker training runs the protocol's fit only")
 
-    save_config(cfg, run_dir / "config.yaml")
-    write_json(run_dir / CLASSES_FILE, classes)
-    write_json(run_dir / "class_weights.json",
-               {"balance": cfg.balance, "cap": cfg.balance_cap,
-                "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
-    write_json(run_dir / "data_summary.json", splits.summary())
-    (run_dir / "versions.txt").write_text(_versions())
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(run_dir)
+        save_config(cfg, run_dir / "config.yaml")
+        write_json(run_dir / CLASSES_FILE, classes)
+        write_json(run_dir / "class_weights.json",
+                   {"balance": cfg.balance, "cap": cfg.balance_cap,
+                    "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
+        write_json(run_dir / "data_summary.json", splits.summary())
+        write_text(run_dir / "versions.txt", _versions())
 
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     with strategy.scope():
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
                             **cfg.model_options)
-    write_json(run_dir / "run_info.json", {
-        **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
-        "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
-        "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    })
+    if chief:
+        write_json(run_dir / "run_info.json", {
+            **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
+            "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
+            "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        })
     ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
-                     extra_callbacks=list(extra_callbacks or []))
-    trainer = get_spec(cfg.model).trainer
+                     extra_callbacks=list(extra_callbacks or []), chief=chief)
     if trainer:
         resolve_trainer(trainer)(ctx, model)  # trains, then calls evaluate_run itself
     else:
         fit_protocol(ctx, model)
-        evaluate_run(cfg, run_dir, splits, global_batch)
+        if chief:
+            evaluate_run(cfg, run_dir, splits, global_batch)
     return run_dir
 
 
@@ -213,14 +247,15 @@ def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **ca
     :func:`protocol_callbacks`): a killed phase resumes at the epoch it was in, on the data and with the
     callbacks' state an uninterrupted run would have; one that had already ended is not fitted again.
     Call it before the phase is added to ``phases_done``."""
-    callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, **callback_options)
+    callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, chief=ctx.chief, **callback_options)
     first, stopped = callbacks[-1].resume_point()
     if stopped or first >= epochs:
         return
     if first:
         print(f"[{ctx.cfg.resolved_run_id()}] phase {phase}: resuming at epoch {first + 1}")
     number = len(ctx.read_state()["phases_done"])  # numbers the phases, so none replays another's draws
-    model.fit(ctx.train_data(number, first), steps_per_epoch=ctx.steps_per_epoch, initial_epoch=first, epochs=epochs,
+    train = prepare_fit(ctx.strategy, model, ctx.train_data(number, first))
+    model.fit(train, steps_per_epoch=ctx.steps_per_epoch, initial_epoch=first, epochs=epochs,
               validation_data=ctx.val_ds, class_weight=ctx.class_weight, shuffle=False,
               callbacks=callbacks + ctx.extra_callbacks, verbose=ctx.verbose)
 
