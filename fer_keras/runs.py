@@ -8,6 +8,7 @@ The report reads only these files.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -34,6 +35,10 @@ def check_writable(folder: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
+class WriteError(OSError):
+    """A write failed and left nothing half-written under the file's name (``filename``)."""
+
+
 #: Marks the temporary files of :func:`replacing`; a file with it in its name was never committed.
 TMP_MARK = ".tmp"
 
@@ -44,7 +49,7 @@ def replacing(path: Path) -> Iterator[Path]:
 
     A killed process or a full disk therefore never leaves half a file under a name that is read
     back (a truncated best.keras, an empty log.csv). On failure the temporary file is removed, to
-    give back the space, and the ``OSError`` names ``path`` (zip and HDF5 writers name the temporary
+    give back the space, and a :class:`WriteError` names ``path`` (zip writers name the temporary
     file or nothing).
     """
     path = Path(path)
@@ -56,10 +61,26 @@ def replacing(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise WriteError(err.errno, err.strerror or str(err), str(path)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: errno values of a full file system (or quota): every later write there fails too.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error_line(err: OSError, *, what: str = "the run") -> str:
+    """One line for a failed read or write: the file and the cause, and for a full or read-only file
+    system what to do (every write is atomic, so starting the same command again resumes)."""
+    where = f"{err.filename}: " if err.filename else ""
+    line = f"{where}{err.strerror or err}"
+    if err.errno in DISK_FULL:
+        return f"{line}; {what} stopped at its last saved point: free some space and run the same command again"
+    if isinstance(err, WriteError) or err.errno == errno.EROFS:
+        return f"{line}; {what} stopped at its last saved point: make the folder writable and run the same command again"
+    return line
 
 
 def remove_partial_writes(folder: Path) -> None:

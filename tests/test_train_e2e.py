@@ -1,5 +1,6 @@
 """End to end on the synthetic demo data: train, resume, two phases, cross-domain."""
 
+import errno
 import json
 import os
 import socket
@@ -127,6 +128,77 @@ def test_resumed_run_logs_exactly_what_an_uninterrupted_run_logs(demo_root, tmp_
     resumed = train_run(cfg, verbose=0)
     # Same machine, same process type, op determinism: the numbers are equal to the last bit.
     assert (resumed / "log.csv").read_text() == (whole / "log.csv").read_text()
+
+
+DISK_FULL_RUN = {**FAST, "epochs": 3, "reduce_lr_patience": 1, "deterministic": True, "crossdomain": None}
+
+
+def _train_cli(demo_root, out: Path) -> int:
+    values = {**DISK_FULL_RUN, "data_root": demo_root, "out": out}
+    return cli.main(["--config", "configs/demo.yaml", "--quiet",
+                     *sum(([f"--{k.replace('_', '-')}", str(v)] for k, v in values.items()), [])])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(demo_root, tmp_path_factory):
+    """The run the disk-full tests must end up with, trained once without a fault."""
+    out = tmp_path_factory.mktemp("whole")
+    try:
+        assert _train_cli(demo_root, out) == 0
+    finally:
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+    (run,) = find_runs(out)
+    return run
+
+
+@pytest.mark.parametrize("name,nth", [
+    ("epoch2.keras", 1),  # the epoch backup (HDF5 on a full disk ended in a segmentation fault)
+    ("best.keras", 1),  # the first best model: nothing of the run is committed yet
+    ("log.csv", 3),  # the third epoch's log line
+    ("metrics.json", 1),  # the evaluation's result, after training finished
+])
+def test_a_full_disk_stops_training_in_one_line_and_the_rerun_resumes_to_the_same_result(
+        demo_root, tmp_path, capsys, monkeypatch, op_determinism, uninterrupted, name, nth):
+    from contextlib import contextmanager
+
+    from fer_keras import runs
+    from fer_keras.train import callbacks
+
+    real, writes = runs.replacing, []
+
+    @contextmanager
+    def disk_fills(path):
+        # The nth write of `name` runs out of space half-way: its bytes are cut and ENOSPC is raised.
+        with real(path) as tmp:
+            yield tmp
+            writes.append(Path(path).name)
+            if writes.count(name) == nth and Path(path).name == name:
+                tmp.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+
+    for module in (runs, callbacks):
+        monkeypatch.setattr(module, "replacing", disk_fills)
+    assert _train_cli(demo_root, tmp_path) == 2
+    err = capsys.readouterr().err
+    (run,) = [p.parent for p in tmp_path.rglob("config.yaml")]
+    full = run / "backup" / "main" / name if name.startswith("epoch") else run / name
+    assert err == (f"error: {full}: No space left on device; the run stopped at its last saved point: "
+                   "free some space and run the same command again\n"), err
+    assert not list(run.rglob(f".*{runs.TMP_MARK}*"))  # nothing half-written remains, not even as a temporary
+    assert nth > 1 or not full.exists()  # a file written before keeps its last complete version
+    state = EpochBackup(run / "backup" / "main", []).saved()
+    if state:  # the commit point names a complete backup
+        assert (run / "backup" / "main" / state["weights"]).is_file()
+    logged = (run / "log.csv").read_text().splitlines() if (run / "log.csv").is_file() else []
+    assert logged == (uninterrupted / "log.csv").read_text().splitlines()[:len(logged)]
+
+    monkeypatch.setattr(runs, "replacing", real)
+    monkeypatch.setattr(callbacks, "replacing", real)
+    assert _train_cli(demo_root, tmp_path) == 0
+    assert (run / "log.csv").read_text() == (uninterrupted / "log.csv").read_text()
+    assert read_json(run / "metrics.json") == read_json(uninterrupted / "metrics.json")
 
 
 def test_epoch_backup_restores_patience_learning_rate_and_seeds(tmp_path):
