@@ -76,10 +76,11 @@ def write_error_line(err: OSError, *, what: str = "the run") -> str:
     system what to do (every write is atomic, so starting the same command again resumes)."""
     where = f"{err.filename}: " if err.filename else ""
     line = f"{where}{err.strerror or err}"
+    again = f"{what} stopped at its last saved point: {{}} and run the same command again"
     if err.errno in DISK_FULL:
-        return f"{line}; {what} stopped at its last saved point: free some space and run the same command again"
+        return f"{line}; {again.format('free some space')}"
     if isinstance(err, WriteError) or err.errno == errno.EROFS:
-        return f"{line}; {what} stopped at its last saved point: make the folder writable and run the same command again"
+        return f"{line}; {again.format('make the folder writable')}"
     return line
 
 
