@@ -196,7 +196,10 @@ def test_a_full_disk_stops_training_in_one_line_and_the_rerun_resumes_to_the_sam
 
     monkeypatch.setattr(runs, "replacing", real)
     monkeypatch.setattr(callbacks, "replacing", real)
+    killed_mid_write = run / f".best{runs.TMP_MARK}123-456.keras"
+    killed_mid_write.write_bytes(b"half")
     assert _train_cli(demo_root, tmp_path) == 0
+    assert not killed_mid_write.exists()  # a temporary file left by a killed writer is cleared
     assert (run / "log.csv").read_text() == (uninterrupted / "log.csv").read_text()
     assert read_json(run / "metrics.json") == read_json(uninterrupted / "metrics.json")
 
