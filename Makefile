@@ -34,7 +34,7 @@ lint:
 	$(PY) -m ruff check fer_keras data_prep tests
 
 models:                ## table of registered models
-	$(PY) -m fer_keras.models
+	$(PY) -m fer_keras.models $(ARGS)
 
 predict:               ## expressions on a photo or folder: make predict PHOTO=.. [RUN=runs/<id> PRED_OUT=r.csv ANNOTATE=dir]
 	$(call need,PHOTO)$(PY) -m fer_keras.predict $(PHOTO) $(call opt,--run,$(RUN)) \

@@ -22,9 +22,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from fer_keras.data.exclusions import read_exclusions
+from fer_keras.data.image_types import MAX_PIXELS, list_images
+
 from .cli import run_step, step_parser
-from .exclusions import read_exclusions
-from .images import MAX_PIXELS, BadImageError, list_images, open_rgb, save_clean
+from .images import BadImageError, open_rgb, save_clean
 
 MANIFEST = "crop_manifest.csv"
 REJECTS = "crop_rejects.csv"

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from fer_keras.data.exclusions import add_exclusions
 from fer_keras.data.readers import DatasetError
 
 from .cli import run_step, step_parser
-from .exclusions import add_exclusions
 from .images import BadImageError, open_rgb, sha256_file
 from .layout import scan
 from .sheets import contact_sheet, save_sheet

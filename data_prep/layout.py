@@ -14,10 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fer_keras.data.exclusions import read_exclusions
+from fer_keras.data.image_types import is_image
 from fer_keras.data.readers import DatasetError, iter_layout
-
-from .exclusions import read_exclusions
-from .images import is_image
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MARKER = ".fer_dataset.json"

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer_keras.data.exclusions import add_exclusions, remove_exclusions
+
 from .cli import run_step, step_parser
-from .exclusions import add_exclusions, remove_exclusions
 from .layout import scan
 from .sheets import contact_sheet, save_sheet
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fer_keras.registry import get_spec
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -27,33 +29,39 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # what to train
-    model: str = "resnet18"
-    res: int = Field(48, ge=16, le=1024)
-    pretrain: Literal["scratch", "imagenet", "vggface"] = "scratch"
-    pooling: Literal["gap", "flatten"] | None = None
-    model_options: dict[str, Any] = Field(default_factory=dict)
-    weights_dir: Path | None = None
+    model: str = Field("resnet18", description="registered model; fer-models lists them")
+    res: int = Field(48, ge=16, le=1024, description="input size in pixels")
+    pretrain: Literal["scratch", "imagenet", "vggface"] = Field("scratch", description="initialisation")
+    pooling: Literal["gap", "flatten"] | None = Field(None, description="backbone pooling (null: the model's own)")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="builder options, e.g. '{branches: 4}'")
+    weights_dir: Path | None = Field(None, description="folder of pre-trained weight files "
+                                          "(else $FER_KERAS_WEIGHTS, ~/.keras/models)")
     # data
-    dataset: str = "demo"
-    data_root: Path = Path("data")
-    crossdomain: str | None = "demo_wild"
-    limit_per_class: int | None = Field(None, ge=1)
-    val_fraction: float = Field(0.1, gt=0, lt=1)
+    dataset: str = Field("demo", description="dataset folder under data_root, or a path")
+    data_root: Path = Field(Path("data"), description="folder holding the datasets")
+    crossdomain: str | None = Field("demo_wild", description="balanced test set for fer-crossdomain (none: no set)")
+    limit_per_class: int | None = Field(
+        None, ge=1, description="quick runs: at most this many train and validation images per class "
+        "(test untouched); part of the run id"
+    )
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share carved from train when there is no val/")
     folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of stratified folds")
     fold: int | None = Field(None, ge=0, description="which fold is the test split (0 .. folds-1)")
-    pipeline: Literal["tfdata", "legacy"] = "tfdata"
+    pipeline: Literal["tfdata", "legacy"] = Field("tfdata", description="legacy: Keras' ImageDataGenerator")
     sampling: Literal["shuffle", "weighted"] = Field(
         "shuffle", description="weighted: draw training classes uniformly (instead of class weights; tfdata only)"
     )
-    cache: bool = True
+    cache: bool = Field(True, description="keep decoded images in memory after the first epoch")
     # class balancing
-    balance: Literal["none", "simple", "conservative"] = "conservative"
-    balance_cap: float = Field(3.0, gt=1)
+    balance: Literal["none", "simple", "conservative"] = Field(
+        "conservative", description="class weights: simple = max count / count; conservative = simple, capped"
+    )
+    balance_cap: float = Field(3.0, gt=1, description="cap of the conservative class weights")
     # optimisation (PROTOCOL.md, 'Training')
-    epochs: int = Field(200, ge=1)
-    phase1_epochs: int = Field(30, ge=1)
+    epochs: int = Field(200, ge=1, description="most epochs (early stopping ends sooner)")
+    phase1_epochs: int = Field(30, ge=1, description="most frozen-backbone epochs of a pre-trained model")
     batch: int = Field(32, ge=1, description="per replica; global batch = batch x replicas")
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(1e-4, gt=0, description="Adam learning rate")
     reduce_lr_patience: int = Field(10, ge=1)
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
     min_lr: float = Field(1e-10, ge=0)
@@ -66,9 +74,9 @@ class RunConfig(BaseModel):
         None, description="explicit devices for MirroredStrategy, e.g. ['/cpu:0', '/cpu:1']"
     )
     # bookkeeping
-    out: Path = Path("runs")
-    run_id: str | None = None
-    tensorboard: bool = True
+    out: Path = Field(Path("runs"), description="folder of run folders")
+    run_id: str | None = Field(None, description="run folder name (unset: derived from the settings)")
+    tensorboard: bool = Field(True, description="write TensorBoard logs")
     paper_faithful: bool = Field(
         False,
         description="reproduce the paper's notebooks: validate on the test folder and feed 1/255 "
@@ -87,8 +95,6 @@ class RunConfig(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from fer_keras.registry import get_spec
-
         get_spec(name)
         return name
 
@@ -110,11 +116,13 @@ class RunConfig(BaseModel):
         return self
 
     def resolved_run_id(self) -> str:
-        """Readable, stable id: model_res_dataset_balance_pretrain_seed (plus _f<fold> in cross-validation)."""
+        """Readable, stable id: model_res_dataset_balance_pretrain_seed, plus _lim<n> for a limited run (so a
+        quick run never overwrites or blocks the full one), _paper, and _f<fold> in cross-validation."""
         if self.run_id:
             return self.run_id
         dataset = Path(self.dataset).name or "data"
-        tag = "_paper" if self.paper_faithful else ""
+        tag = f"_lim{self.limit_per_class}" if self.limit_per_class else ""
+        tag += "_paper" if self.paper_faithful else ""
         tag += f"_f{self.fold}" if self.folds is not None else ""
         return f"{self.model}_{self.res}_{dataset}_{self.balance}_{self.pretrain}_s{self.seed}{tag}"
 

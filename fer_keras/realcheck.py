@@ -11,50 +11,17 @@ training or evaluation work. The test split is only looked at, never used for de
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-import keras
-import numpy as np
-
 from fer_keras.config import CONFIG_DIR, RunConfig, load_config
-from fer_keras.data.readers import ImageSet, read_class_folders
-from fer_keras.evaluate.evaluator import predict_probs
-from fer_keras.evaluate.metrics import classification_metrics
-from fer_keras.runs import run_classes
+from fer_keras.console import CommandParser, progress_verbosity, quiet_tensorflow
+from fer_keras.data.readers import read_class_folders
 
 DEFAULT_DATA = Path("../shared/data/fer2013")
 #: Final test accuracy must beat chance (1 / classes) by this much.
 MIN_GAIN_OVER_CHANCE = 0.05
-
-
-class EpochTestProbe(keras.callbacks.Callback):
-    """After every epoch: test accuracy, balanced accuracy and predicted class shares, printed."""
-
-    def __init__(self, test: ImageSet, cfg: RunConfig, batch: int = 256):
-        super().__init__()
-        self.test, self.cfg, self.batch = test, cfg, batch
-        self.rows: list[dict] = []
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        probs = predict_probs(self.model, self.test, self.cfg.res, batch=self.batch, pipeline=self.cfg.pipeline,
-                              model_classes=run_classes(self.cfg.run_dir()))
-        m = classification_metrics(self.test.labels, probs, self.test.class_names)
-        predicted = np.asarray(m["confusion_matrix"]).sum(axis=0) / m["n"]
-        row = {"epoch": epoch + 1, "minutes": (time.time() - self.started) / 60,
-               "train_acc": logs.get("accuracy"), "val_acc": logs.get("val_accuracy"),
-               "test_acc": m["accuracy"], "test_bal_acc": m["balanced_accuracy"],
-               "shares": dict(zip(self.test.class_names, predicted.round(3).tolist(), strict=True)),
-               "collapsed": m["collapsed"]}
-        self.rows.append(row)
-        shares = " ".join(f"{c[:3]} {s:.2f}" for c, s in row["shares"].items())
-        print(f"realcheck epoch {row['epoch']:>2} ({row['minutes']:5.1f} min): train {row['train_acc']:.3f} "
-              f"val {row['val_acc']:.3f} test {row['test_acc']:.3f} (balanced {row['test_bal_acc']:.3f}) | "
-              f"predicted shares: {shares}", flush=True)
 
 
 def verdict(rows: list[dict], num_classes: int) -> list[str]:
@@ -84,7 +51,7 @@ def realcheck_config(data: Path, *, model: str, epochs: int, out: Path, seed: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="fer-realcheck", description=__doc__.splitlines()[0])
+    p = CommandParser(prog="fer-realcheck", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA,
                    help=f"a real dataset with train/ and test/ class folders (default {DEFAULT_DATA})")
     p.add_argument("--model", default="sequential_simple")
@@ -95,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "train").is_dir() or not (args.data / "test").is_dir():
         print(f"error: {args.data} needs train/ and test/ class folders (FER2013's Kaggle layout)", file=sys.stderr)
         return 2
+    quiet_tensorflow(args.verbose)
+    from fer_keras.evaluate.probe import EpochTestProbe
     from fer_keras.train.loop import train_run
 
     cfg = realcheck_config(args.data, model=args.model, epochs=args.epochs, out=args.out, seed=args.seed)
@@ -103,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
           f"test counts {test.counts()}", flush=True)
     probe = EpochTestProbe(test, cfg)
     started = time.time()
-    train_run(cfg, force=True, verbose=2, extra_callbacks=[probe])
+    train_run(cfg, force=True, verbose=progress_verbosity(), extra_callbacks=[probe])
     problems = verdict(probe.rows, len(test.class_names))
     print(f"realcheck: {len(probe.rows)} epochs in {(time.time() - started) / 60:.1f} min; run folder {cfg.run_dir()}")
     if problems:

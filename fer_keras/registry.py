@@ -8,13 +8,18 @@ and returns a model whose first layers carry its own input normalisation (it tak
 raw 0-255 RGB), whose last layer is named ``predictions`` and, for pre-trained
 backbones, whose backbone is a nested model named ``backbone`` so two-phase
 fine-tuning can freeze and unfreeze it as one attribute.
+
+The table of models (``fer_keras.models.catalog``) names builders as ``"module:function"``
+strings, so looking a model up never imports TensorFlow; only building one does.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,8 @@ class ModelSpec:
     """What the suite knows about an architecture before building it."""
 
     name: str
-    builder: Callable[..., Any]
+    #: ``"module:function"``, imported on first build (a callable is taken as it is).
+    builder: str | Callable[..., Any]
     family: str
     paper_name: str
     description: str
@@ -49,6 +55,11 @@ class ModelSpec:
     #: reads it without importing fer_keras (checked by the tests).
     portable: bool = True
 
+    def __post_init__(self) -> None:
+        for p in self.pretrains:
+            if p not in PRETRAINS:
+                raise ValueError(f"model {self.name!r}: unknown pretrain {p!r}; known: {PRETRAINS}")
+
     def supports(self, res: int) -> bool:
         return res >= self.min_resolution and (self.max_resolution is None or res <= self.max_resolution)
 
@@ -57,46 +68,58 @@ class ModelSpec:
             return f"{self.min_resolution} px or more"
         return f"{self.min_resolution} to {self.max_resolution} px"
 
+    def load_builder(self) -> Callable[..., Any]:
+        """The builder function, importing its module (and TensorFlow) now."""
+        return import_object(self.builder) if isinstance(self.builder, str) else self.builder
+
+    def load_trainer(self) -> Callable[..., Any] | None:
+        """The custom training procedure, or None for the protocol's fit."""
+        return import_object(self.trainer) if self.trainer else None
+
+
+def import_object(path: str) -> Any:
+    """The object a ``"module:name"`` string names (builders, trainers, grid train functions)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(
-    name: str | None = None, **meta: Any
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a builder under ``name`` (default: the function's name)."""
+@cache
+def _load_catalog() -> None:
+    # Imported here: the catalog's rows are ModelSpecs from this module.
+    from fer_keras.models.catalog import SPECS
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        key = name or fn.__name__
-        if key in _REGISTRY:
-            raise ValueError(f"model {key!r} is registered twice")
-        for p in meta.get("pretrains", ()):
-            if p not in PRETRAINS:
-                raise ValueError(f"model {key!r}: unknown pretrain {p!r}; known: {PRETRAINS}")
-        _REGISTRY[key] = ModelSpec(name=key, builder=fn, **meta)
-        return fn
-
-    return decorate
+    for spec in SPECS:
+        if spec.name in _REGISTRY:
+            raise ValueError(f"model {spec.name!r} is registered twice")
+        _REGISTRY[spec.name] = spec
 
 
-def _load_zoo() -> None:
-    # Importing the package registers every model module (see fer_keras/models/__init__.py).
-    import fer_keras.models  # noqa: F401
+def _registry() -> dict[str, ModelSpec]:
+    _load_catalog()
+    return _REGISTRY
+
+
+def import_zoo() -> None:
+    """Import every builder module, registering the custom Keras classes a saved model may name."""
+    for spec in _registry().values():
+        spec.load_builder()
 
 
 def list_models() -> list[str]:
-    _load_zoo()
-    return sorted(_REGISTRY)
+    return sorted(_registry())
 
 
 def get_spec(name: str) -> ModelSpec:
     """Look a model up; unknown names fail with the closest registered name."""
-    _load_zoo()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    close = difflib.get_close_matches(name.lower(), _REGISTRY, n=3, cutoff=0.5)
+    registry = _registry()
+    if name in registry:
+        return registry[name]
+    close = difflib.get_close_matches(name.lower(), registry, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"unknown model {name!r}.{hint} Registered: {', '.join(sorted(_REGISTRY))}")
+    raise ValueError(f"unknown model {name!r}.{hint} Registered: {', '.join(sorted(registry))}")
 
 
 def validate_request(name: str, res: int, pretrain: str = "scratch", pooling: str | None = None) -> ModelSpec:
@@ -137,7 +160,7 @@ def build_model(
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if pretrain != "scratch":
         options["paper_faithful"] = paper_faithful
-    return spec.builder(
+    return spec.load_builder()(
         (res, res, 3),
         num_classes,
         pretrain=pretrain,

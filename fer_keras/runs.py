@@ -3,7 +3,7 @@
 ``runs/<run-id>/`` holds config.yaml (fully resolved), classes.json, class_weights.json,
 data_summary.json, versions.txt, log.csv, best.keras (preprocessing inside),
 metrics.json, confusion-matrix PNGs and, once evaluated, crossdomain_<set>.json.
-The report reads only these files.
+:class:`Run` is the one place that names these files; the report reads only them.
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from fer_keras.config import RunConfig
+from fer_keras.config import RunConfig, make_config, read_yaml_mapping
+from fer_keras.registry import import_zoo
 
 MODEL_FILE = "best.keras"
 METRICS_FILE = "metrics.json"
 CLASSES_FILE = "classes.json"
+#: Inside a phase's backup folder: the epoch backup's commit point.
+RESUME_FILE = "resume.json"
 
 
 def check_writable(folder: Path) -> None:
@@ -106,8 +109,157 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def is_finished(run_dir: Path) -> bool:
-    return (run_dir / METRICS_FILE).is_file() and (run_dir / MODEL_FILE).is_file()
+def score_file(checkpoint: Path) -> Path:
+    """The best-score file kept beside a checkpoint (monitored value and epoch), so a resumed run
+    replaces the checkpoint only with a better model."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+def crossdomain_tag(set_name: str) -> str:
+    """How a cross-domain set's result and predictions are tagged in the run folder."""
+    return f"crossdomain_{set_name}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder: the only place that knows its file names and how to read them back.
+
+    Reading results needs no TensorFlow (the report relies on it); only :meth:`model` loads Keras.
+    """
+
+    dir: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dir", Path(self.dir))
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    # what training writes first
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "config.yaml"
+
+    @property
+    def classes_file(self) -> Path:
+        return self.dir / CLASSES_FILE
+
+    @property
+    def class_weights_file(self) -> Path:
+        return self.dir / "class_weights.json"
+
+    @property
+    def data_summary_file(self) -> Path:
+        return self.dir / "data_summary.json"
+
+    @property
+    def versions_file(self) -> Path:
+        return self.dir / "versions.txt"
+
+    @property
+    def run_info_file(self) -> Path:
+        return self.dir / "run_info.json"
+
+    # training progress
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def status_file(self) -> Path:
+        return self.dir / "status.json"
+
+    def log_file(self, phase: str) -> Path:
+        return self.dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
+
+    def backup_dir(self, phase: str) -> Path:
+        return self.dir / "backup" / phase
+
+    def tensorboard_dir(self, phase: str) -> Path:
+        return self.dir / "tensorboard" / phase
+
+    # results
+    @property
+    def model_file(self) -> Path:
+        return self.dir / MODEL_FILE
+
+    @property
+    def best_score_file(self) -> Path:
+        return score_file(self.model_file)
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.dir / METRICS_FILE
+
+    def confusion_stem(self, tag: str) -> Path:
+        """``<stem>_counts.png`` and ``<stem>_normalized.png``: the confusion matrices of one set."""
+        return self.dir / f"confusion_{tag}"
+
+    def predictions_file(self, tag: str) -> Path:
+        return self.dir / f"predictions_{tag}.csv"
+
+    def crossdomain_file(self, set_name: str) -> Path:
+        return self.dir / f"{crossdomain_tag(set_name)}.json"
+
+    def crossdomain_files(self) -> dict[str, Path]:
+        """Every cross-domain result, by set name, in file order."""
+        prefix = crossdomain_tag("")
+        return {f.stem.removeprefix(prefix): f for f in sorted(self.dir.glob(f"{prefix}*.json"))}
+
+    def crossdomain_predictions(self) -> list[Path]:
+        return sorted(self.dir.glob(f"predictions_{crossdomain_tag('')}*.csv"))
+
+    def export_file(self, tag: str) -> Path:
+        return self.dir / f"export_{tag}.json"
+
+    def tflite_file(self, tag: str) -> Path:
+        return self.dir / f"model_{tag}.tflite"
+
+    # readers
+    def is_finished(self) -> bool:
+        return self.metrics_file.is_file() and self.model_file.is_file()
+
+    def config_values(self) -> dict[str, Any]:
+        """The saved config as written, unvalidated ({} before training wrote it): for readers that
+        must not fail on runs from older versions (the report, the same-run check)."""
+        return read_yaml_mapping(self.config_file, "run config") if self.config_file.is_file() else {}
+
+    def config(self, *, data_root: Path | None = None) -> RunConfig:
+        """The saved config, validated, with ``data_root`` replaced when the data moved since training."""
+        values = read_yaml_mapping(self.config_file, "run config")
+        if data_root is not None:
+            values["data_root"] = str(data_root)
+        return make_config(values, source=str(self.config_file))
+
+    def classes(self) -> list[str]:
+        """The order of the stored model's outputs; without it no prediction can be named."""
+        if not self.classes_file.is_file():
+            raise ValueError(f"{self.classes_file} does not exist: the order of the model's outputs is unknown, "
+                             "so its predictions cannot be matched to class names")
+        return list(read_json(self.classes_file))
+
+    def metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics_file)
+
+    def run_info(self) -> dict[str, Any]:
+        return read_json(self.run_info_file) if self.run_info_file.is_file() else {}
+
+    def status(self) -> dict[str, Any]:
+        """The grid's record of what happened to the run; {} when none (or unreadable)."""
+        try:
+            return read_json(self.status_file) if self.status_file.is_file() else {}
+        except ValueError:
+            return {}
+
+    def model(self):
+        """The run's best model, loaded with Keras' safe_mode on."""
+        import keras  # here: reading a run's results must not import TensorFlow
+
+        import_zoo()  # registers the custom layers the file refers to
+        if not self.model_file.is_file():
+            raise FileNotFoundError(f"{self.model_file} does not exist: the run has not saved a model yet")
+        return keras.models.load_model(self.model_file, safe_mode=True, compile=False)
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -115,42 +267,4 @@ def find_runs(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.parent for p in root.rglob(METRICS_FILE) if is_finished(p.parent))
-
-
-def crossdomain_file(run_dir: Path, set_name: str) -> Path:
-    return run_dir / f"crossdomain_{set_name}.json"
-
-
-def run_config(run_dir: Path, *, data_root: Path | None = None) -> RunConfig:
-    """The run's saved config, with ``data_root`` replaced when the data moved since training."""
-    import yaml
-
-    from fer_keras.config import make_config
-
-    path = Path(run_dir) / "config.yaml"
-    values = yaml.safe_load(path.read_text())
-    if data_root is not None:
-        values["data_root"] = str(data_root)
-    return make_config(values, source=str(path))
-
-
-def run_classes(run_dir: Path) -> list[str]:
-    """The order of the stored model's outputs; without it no prediction can be named."""
-    path = Path(run_dir) / CLASSES_FILE
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist: the order of the model's outputs is unknown, "
-                         "so its predictions cannot be matched to class names")
-    return list(read_json(path))
-
-
-def load_run_model(run_dir: Path):
-    """The run's best model, loaded with Keras' safe_mode on."""
-    import keras
-
-    import fer_keras.models  # noqa: F401  - registers the custom layers the file refers to
-
-    path = Path(run_dir) / MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: the run has not saved a model yet")
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+    return sorted(p.parent for p in root.rglob(METRICS_FILE) if Run(p.parent).is_finished())

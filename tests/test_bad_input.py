@@ -22,9 +22,9 @@ from conftest import make_folder_dataset, write_image
 from PIL import ExifTags, Image
 
 from data_prep import anonymize, balance, dedupe, review
-from data_prep.images import DECODABLE_FORMATS, IMAGE_SUFFIXES
 from data_prep.importers.__main__ import main as import_main
 from data_prep.layout import scan
+from fer_keras.data.image_types import DECODABLE_FORMATS, IMAGE_SUFFIXES
 from fer_keras.data.readers import (
     DatasetError,
     check_image,

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from fer_keras.config import ConfigError, load_config, make_config
@@ -22,6 +25,21 @@ def test_unknown_model_suggests_the_closest():
         make_config({"model": "resnet_18"})
 
 
+def test_config_and_model_table_never_import_tensorflow():
+    # Validating a config and listing models read the catalog only; builders load on first build.
+    code = (
+        "import sys\n"
+        "from fer_keras.config import make_config\n"
+        "make_config({'model': 'resnet18'})\n"
+        "assert not {'tensorflow', 'keras'} & set(sys.modules), 'make_config imported TensorFlow'\n"
+        "from fer_keras.models.__main__ import table\n"
+        "assert 'efficientnet_v2_b0' in table()\n"
+        "assert not {'tensorflow', 'keras'} & set(sys.modules), 'the model table imported TensorFlow'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_include_then_file_then_overrides(tmp_path):
     (tmp_path / "base.yaml").write_text("epochs: 5\nlr: 0.01\nres: 64\n")
     (tmp_path / "c.yaml").write_text("include: base.yaml\nepochs: 7\n")
@@ -43,6 +61,13 @@ def test_run_id_is_readable_and_stable():
     cfg = make_config({"model": "sequential_simple", "res": 48, "dataset": "fer2013", "balance": "simple"})
     assert cfg.resolved_run_id() == "sequential_simple_48_fer2013_simple_scratch_s42"
     assert make_config({"paper_faithful": True}).resolved_run_id().endswith("_paper")
+
+
+def test_a_limited_run_has_its_own_id_so_it_never_overwrites_the_full_one():
+    full = make_config({"model": "sequential_simple"})
+    quick = make_config({"model": "sequential_simple", "limit_per_class": 50})
+    assert quick.resolved_run_id() == full.resolved_run_id() + "_lim50" and quick.run_dir() != full.run_dir()
+    assert make_config({"limit_per_class": 8, "folds": 5, "fold": 2}).resolved_run_id().endswith("_s42_lim8_f2")
 
 
 def test_shipped_configs_validate():

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from data_prep import dedupe
-from data_prep.exclusions import read_exclusions
+from fer_keras.data.exclusions import read_exclusions
 
 
 def texture(seed: int, size: int = 256) -> np.ndarray:

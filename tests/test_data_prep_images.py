@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep.exclusions import add_exclusions, read_exclusions, remove_exclusions
 from data_prep.images import BadImageError, open_rgb, save_clean
+from fer_keras.data.exclusions import add_exclusions, read_exclusions, remove_exclusions
 
 
 def test_zero_byte_truncated_and_garbage_name_the_file(tmp_path):

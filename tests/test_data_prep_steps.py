@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from data_prep import anonymize, balance, review
-from data_prep.exclusions import read_exclusions
+from fer_keras.data.exclusions import read_exclusions
 
 
 def make_dataset(root, counts, split="train"):

@@ -15,7 +15,7 @@ from fer_keras.export.__main__ import main
 from fer_keras.export.check import check_all
 from fer_keras.export.run_export import export_run
 from fer_keras.export.tflite import TFLiteModel
-from fer_keras.runs import run_config
+from fer_keras.runs import Run
 from fer_keras.train.loop import train_run
 
 
@@ -66,7 +66,7 @@ def test_fold_run_is_calibrated_on_its_train_split_and_checked_on_its_test_split
     write_set(data / "bright" / "test", 8, seed=2)
     run = stored_run(tmp_path / "runs" / "fold_run", ["sad", "angry", "happy"], dataset="bright",
                      data_root=str(data), crossdomain=None, folds=5, fold=2)
-    splits = splits_for(run_config(run))
+    splits = splits_for(Run(run).config())
     seen = {}
 
     def recording(key, fn):

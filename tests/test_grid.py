@@ -22,10 +22,10 @@ from grid_fakes import fake_train
 from fer_keras import registry, runs
 from fer_keras.grid import __main__ as cli
 from fer_keras.grid.lock import RunLock
-from fer_keras.grid.runner import read_status, run_grid, run_point, run_state
+from fer_keras.grid.runner import run_grid, run_point, run_state
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
 from fer_keras.grid.spec import GridError, expand, load_grid
-from fer_keras.runs import is_finished, read_json, write_json
+from fer_keras.runs import Run, read_json, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -134,30 +134,35 @@ def test_resume_after_a_crash_mid_grid_redoes_nothing_finished(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_grid(grid, train=crash_on_third, log=lambda _: None)
     third = grid.points[2]
-    assert [is_finished(p.run_dir) for p in grid.points] == [True, True, False, False]
-    assert read_status(third.run_dir)["state"] == "interrupted"
+    assert [Run(p.run_dir).is_finished() for p in grid.points] == [True, True, False, False]
+    assert Run(third.run_dir).status()["state"] == "interrupted"
 
     again = []
     outcomes = run_grid(grid, train=lambda cfg: again.append(cfg.resolved_run_id()) or fake_train(cfg),
                         log=lambda _: None)
     assert again == [p.run_id for p in grid.points[2:]]
     assert [o.state for o in outcomes] == ["complete", "complete", "done", "done"]
-    assert read_status(third.run_dir) | {"attempts": 2} == read_status(third.run_dir)
+    assert Run(third.run_dir).status() | {"attempts": 2} == Run(third.run_dir).status()
     assert read_json(tmp_path / "runs" / "grid_grid.json")["points"][0]["run_id"] == grid.points[0].run_id
 
 
-def test_failures_are_recorded_retried_and_do_not_stop_the_grid(tmp_path, monkeypatch):
+def test_failures_are_recorded_retried_and_do_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     grid = _four_points(tmp_path)
     bad = grid.points[1].run_id
     monkeypatch.setenv("FAKE_TRAIN_FAIL", bad)
     outcomes = run_grid(grid, train=fake_train, retries=1, log=lambda _: None)
     assert [o.state for o in outcomes] == ["done", "failed", "done", "done"]
-    status = read_status(grid.points[1].run_dir)
+    status = Run(grid.points[1].run_dir).status()
     assert status["state"] == "failed" and status["attempts"] == 2 and "simulated failure" in status["error"]
     assert list(read_json(tmp_path / "runs" / "failures.json")) == [bad]
     assert cli.main([str(grid.path), "--skip-failed", "--trainer", "grid_fakes:fake_train"]) == 1
     monkeypatch.delenv("FAKE_TRAIN_FAIL")
+    capsys.readouterr()
     assert cli.main([str(grid.path), "--trainer", "grid_fakes:fake_train"]) == 0
+    # The grid ends with its results: every run with its accuracies, then where the full report comes from.
+    table = capsys.readouterr().out.split("[grid] ")[-1].splitlines()
+    assert "val acc" in table[2] and all(any(p.run_id in line for line in table) for p in grid.points)
+    assert table[-1] == f"full report: make report OUT={tmp_path / 'runs'}"
     assert read_json(tmp_path / "runs" / "failures.json") == {}
 
 
@@ -227,7 +232,7 @@ def test_two_shards_in_two_processes_cover_the_grid_once(tmp_path):
     first, second = by_pid.values()
     assert not set(first) & set(second)
     assert sorted(first + second) == [p.run_id for p in grid.points]
-    assert all(is_finished(p.run_dir) for p in grid.points)
+    assert all(Run(p.run_dir).is_finished() for p in grid.points)
 
 
 def test_shipped_grids_validate(tmp_path):
@@ -312,7 +317,7 @@ def test_a_killed_workers_running_status_is_reported_stale_and_a_live_one_runnin
     assert [o.state for o in outcomes] == ["done", "locked", "done", "done"]
     assert any(line.startswith(f"[grid] {grid.points[0].run_id}: stale: pid ") and line.endswith("resuming it")
                for line in logged), logged
-    assert read_status(dead)["state"] == "done" and run_state(live) == "stale"  # its holder was killed just now
+    assert Run(dead).status()["state"] == "done" and run_state(live) == "stale"  # its holder was killed just now
 
 
 def test_a_full_disk_stops_the_grid_in_one_line_and_the_rerun_finishes_it(tmp_path, capsys, monkeypatch):
@@ -331,8 +336,8 @@ def test_a_full_disk_stops_the_grid_in_one_line_and_the_rerun_finishes_it(tmp_pa
     err = capsys.readouterr().err
     assert err == (f"error: {full}: No space left on device; the grid stopped at "
                    "its last saved point: free some space and run the same command again\n"), err
-    assert [is_finished(p.run_dir) for p in grid.points] == [True, False, False, False]  # it stopped at once
-    assert read_status(grid.points[1].run_dir)["state"] == "failed"
+    assert [Run(p.run_dir).is_finished() for p in grid.points] == [True, False, False, False]  # it stopped at once
+    assert Run(grid.points[1].run_dir).status()["state"] == "failed"
     monkeypatch.setattr(runs, "replacing", real)
     assert cli.main([str(grid.path), "--trainer", "grid_fakes:fake_train"]) == 0
-    assert all(is_finished(p.run_dir) for p in grid.points)
+    assert all(Run(p.run_dir).is_finished() for p in grid.points)

@@ -5,9 +5,8 @@ import pytest
 import yaml
 
 from fer_keras.grid import __main__ as cli
-from fer_keras.grid.runner import read_status
 from fer_keras.report.build import build_report
-from fer_keras.runs import read_json
+from fer_keras.runs import Run, read_json
 
 
 def test_grid_trains_evaluates_crossdomain_and_reports(demo_root, tmp_path, capsys):
@@ -19,8 +18,8 @@ def test_grid_trains_evaluates_crossdomain_and_reports(demo_root, tmp_path, caps
         "grid": {"balance": ["conservative"]},
     }))
     assert cli.main([str(grid)]) == 0
-    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42"
-    assert read_status(run)["state"] == "done"
+    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42_lim8"
+    assert Run(run).status()["state"] == "done"
     cross = read_json(run / "crossdomain_demo_wild.json")
     assert cross["n"] == 7 * 24
     preds = pd.read_csv(run / "predictions_crossdomain_demo_wild.csv")

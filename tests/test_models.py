@@ -90,7 +90,7 @@ def test_spec_metadata_is_consistent():
 def test_builders_share_one_signature():
     for name in MODELS:
         spec = get_spec(name)
-        params = inspect.signature(spec.builder).parameters
+        params = inspect.signature(spec.load_builder()).parameters
         assert list(params)[:2] == ["input_shape", "num_classes"], name
         for kw in ("pretrain", "pooling", "weights_dir"):
             assert params[kw].kind is inspect.Parameter.KEYWORD_ONLY, (name, kw)

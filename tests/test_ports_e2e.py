@@ -3,7 +3,7 @@
 import pytest
 
 from fer_keras.config import make_config
-from fer_keras.runs import is_finished, load_run_model, read_json
+from fer_keras.runs import Run, read_json
 from fer_keras.train.loop import train_run
 
 TINY = {"res": 32, "epochs": 1, "batch": 16, "limit_per_class": 8, "lr": 1e-3, "tensorboard": False,
@@ -13,7 +13,7 @@ TINY = {"res": 32, "epochs": 1, "batch": 16, "limit_per_class": 8, "lr": 1e-3, "
 def _run(demo_root, tmp_path, model, **kw):
     cfg = make_config({**TINY, "model": model, "data_root": str(demo_root), "out": str(tmp_path), **kw})
     run = train_run(cfg, verbose=0)
-    assert is_finished(run)
+    assert Run(run).is_finished()
     metrics = read_json(run / "metrics.json")
     assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["test"]["n"] == 7 * 16
     return run, metrics
@@ -41,7 +41,7 @@ def test_esr_trains_progressively_one_branch_at_a_time(demo_root, tmp_path):
     import keras
 
     first = keras.models.load_model(run / "esr_stage1.keras", safe_mode=True, compile=False)
-    final = load_run_model(run)
+    final = Run(run).model()
     # Stage 2 trained only the new branch: the base and branch 1 are those of stage 1's best model.
     for name in ("base1_conv", "base4_bn", "branch1_4_conv", "branch1_predictions"):
         for a, b in zip(first.get_layer(name).get_weights(), final.get_layer(name).get_weights(), strict=True):

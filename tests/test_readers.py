@@ -69,6 +69,9 @@ def test_validation_split_is_stratified_and_seeded(tmp_path):
     assert "carved" in a.val_source
     limited = make_splits(tmp_path, val_fraction=0.2, seed=1, limit=5)
     assert limited.train.counts() == {"happy": 5, "sad": 5}
+    # A quick run validates on a quick share too: the limit caps the validation split as well.
+    tiny = make_splits(tmp_path, val_fraction=0.2, seed=1, limit=2)
+    assert tiny.val.counts() == {"happy": 2, "sad": 2} and set(tiny.val.paths) <= set(a.val.paths)
 
 
 def _csv(path, rows, header="emotion,pixels,Usage"):

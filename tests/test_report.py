@@ -296,3 +296,43 @@ def test_paper_column_sets_the_published_numbers_beside_ours(tmp_path, capsys):
     assert "paper test acc" in md and "| 0.600 | +0.020 | 0.550 | -0.050 |" in md
     assert "4 of 6 rows" in (tmp_path / "report" / "report.html").read_text()
 
+
+
+def test_figures_fit_a_paper_and_a_small_grid_has_no_duplicate_tables(tmp_path):
+    from PIL import Image
+
+    from fer_keras.report.build import build_report
+
+    for model, val, cross in (("a", 0.7, 0.5), ("b", 0.6, 0.55)):  # two points: every table would be the same
+        for res in (48, 224):
+            c = _cfg(model, res=res)
+            write_run(tmp_path / "runs" / _rid(c), c, val=val + res / 2240, cross=cross, n=140)
+    written = build_report(tmp_path / "runs", tmp_path / "report")
+    figures = tmp_path / "report" / "figures"
+    for png in [figures / "res_48_vs_224.png", *sorted((figures / "confusion").glob("*.png"))]:
+        with Image.open(png) as img:
+            assert img.info["dpi"] == pytest.approx((300, 300), abs=0.5), png
+        pdf = png.with_suffix(".pdf")
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf in written
+    assert not list((tmp_path / "report").glob("top5_*"))  # four points: the top 5 would repeat the full table
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Top 5" not in html and "**" not in html
+    assert html.count("<b>") == html.count("</b>") >= 2  # the best of each split, bold as in the .md tables
+
+
+def test_bars_carry_the_reports_intervals(tmp_path, monkeypatch):
+    from fer_keras.report import figures
+
+    for res in (48, 224):
+        c = _cfg("a", res=res)
+        write_run(tmp_path / _rid(c), c, val=0.7, cross=0.5, n=140)
+    df, records = collect(tmp_path)
+    summary = tables.summarize(df, records)
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    figures.comparison(summary, "res", "input resolution", tmp_path / "res.png")
+    val_axis = drawn[0].axes[0]
+    caps = [line for line in val_axis.lines if len(line.get_ydata()) == 1]  # the error bars' caps
+    lo, hi = sorted({round(float(line.get_ydata()[0]), 6) for line in caps})
+    row = summary.iloc[0]
+    assert (lo, hi) == (pytest.approx(row["val_accuracy_lo"]), pytest.approx(row["val_accuracy_hi"]))

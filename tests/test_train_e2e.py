@@ -19,7 +19,7 @@ from fer_keras.config import make_config
 from fer_keras.evaluate import crossdomain
 from fer_keras.models._head import classifier_on_backbone
 from fer_keras.predict.predictor import load_run
-from fer_keras.runs import find_runs, load_run_model, read_json
+from fer_keras.runs import Run, find_runs, read_json
 from fer_keras.train import cli
 from fer_keras.train.callbacks import EpochBackup
 from fer_keras.train.loop import _check_same_run, compile_model, train_run
@@ -37,7 +37,7 @@ def test_train_then_crossdomain_end_to_end(demo_root, tmp_path, capsys):
         ([f"--{k.replace('_', '-')}", str(v)] for k, v in {**FAST, "data_root": demo_root,
                                                            "out": tmp_path / "runs"}.items()), [])])
     assert code == 0
-    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42"
+    run = tmp_path / "runs" / "sequential_simple_32_demo_conservative_scratch_s42_lim10"
     for name in ("config.yaml", "classes.json", "class_weights.json", "data_summary.json", "versions.txt",
                  "log.csv", "best.keras", "metrics.json", "confusion_val_counts.png",
                  "confusion_test_normalized.png", "run_info.json"):
@@ -378,7 +378,7 @@ def test_multi_worker_strategy_from_tf_config_trains_identical_workers(demo_root
     assert info["strategy"] == "CollectiveAllReduceStrategy" and info["replicas"] == 2 and info["global_batch"] == 16
     assert len((run / "log.csv").read_text().strip().splitlines()) == 2  # written once, by the chief
     # The trained run loads like any other: the chief's checkpoint is the workers' common model.
-    best = [keras.ops.convert_to_numpy(w) for w in load_run_model(run).weights]
+    best = [keras.ops.convert_to_numpy(w) for w in Run(run).model().weights]
     assert all(np.array_equal(w, first[k]) for w, k in zip(best, first.files, strict=True))
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fer_keras.data.image_types import is_image
 from fer_keras.labels import CKPLUS_CODES
 
-from ..images import is_image
 from .common import DatasetWriter, ImportFormatError
 
 NAME = "ckplus"

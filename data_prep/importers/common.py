@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fer_keras.data.image_types import DECODABLE_FORMATS
 from fer_keras.data.readers import DatasetError
 from fer_keras.labels import ALL_CLASSES, canonical_order
 
-from ..images import DECODABLE_FORMATS, BadImageError, open_rgb, save_clean
+from ..images import BadImageError, open_rgb, save_clean
 from ..layout import SPLITS, prepare_output
 
 #: Where an import lists the rows or files it dropped, inside the output folder.

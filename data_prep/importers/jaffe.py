@@ -10,9 +10,9 @@ import argparse
 import re
 from pathlib import Path
 
+from fer_keras.data.image_types import is_image
 from fer_keras.labels import canonical_name
 
-from ..images import is_image
 from .common import DatasetWriter, ImportFormatError
 
 NAME = "jaffe"

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from fer_keras.bench.report import write_results
 from fer_keras.bench.runner import SECTIONS, BenchOptions, run_benchmark
+from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.export.tflite import QUANTS
 
 
 def _parser() -> argparse.ArgumentParser:
     d = BenchOptions()
-    p = argparse.ArgumentParser(prog="python -m fer_keras.bench", description=__doc__,
+    p = CommandParser(prog="python -m fer_keras.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", help="registered models, or 'all' (sequential_simple resnet18 mobilenet_v2)")
     p.add_argument("--res", nargs="+", type=int, default=d.res, help="resolutions (48)")
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
+    quiet_tensorflow(a.verbose)
     sections = tuple(s for s in (a.only or SECTIONS) if s not in a.skip)
     opts = BenchOptions(models=a.models, res=a.res, batch=a.batch, repeats=a.repeats, steps=a.steps,
                         latency_repeats=a.latency_repeats, data=a.data, max_images=a.max_images,

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_prep.images import IMAGE_SUFFIXES
+from fer_keras.data.image_types import IMAGE_SUFFIXES
 
 MODULE = "data_prep.crop"
 MIN_WORK_S = 2.0

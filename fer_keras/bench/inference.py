@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_keras.bench.timing import summarise, time_calls
 from fer_keras.export.tflite import QUANTS, TAGS, TFLiteModel, convert, serving_function
+from fer_keras.timing import summarise, time_calls
 
 ROUNDS = 3
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer_keras.bench.machine import machine_info, matmul_peak
 from fer_keras.export.tflite import QUANTS
+from fer_keras.machine import machine_info, matmul_peak
 
 SECTIONS = ("pipeline", "training", "inference", "crop")
 DEFAULT_MODELS = ("sequential_simple", "resnet18", "mobilenet_v2")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_keras.bench.flops import count_flops
-from fer_keras.bench.timing import summarise, time_calls
+from fer_keras.timing import summarise, time_calls
 
 TRAIN_FLOPS_FACTOR = 3
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from data_prep.exclusions import read_exclusions
-from data_prep.images import DECODABLE_FORMATS, IMAGE_SUFFIXES, MAX_PIXELS, to_8bit
+from fer_keras.data.exclusions import read_exclusions
+from fer_keras.data.image_types import DECODABLE_FORMATS, IMAGE_SUFFIXES, MAX_PIXELS, to_8bit
 from fer_keras.labels import FER2013_CODES, canonical_name, canonical_order
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",

@@ -113,8 +113,7 @@ def make_splits(path: Path, *, val_fraction: float = 0.1, seed: int = 42, limit:
         if paper_faithful:
             raise ValueError("cross-validation folds cannot be combined with paper_faithful")
         splits = fold_splits(pool(parts, Path(path).name), folds, fold or 0, val_fraction=val_fraction, seed=seed)
-        splits.train = limit_per_class(splits.train, limit, seed)
-        return splits
+        return _limited(splits, limit, seed)
     train = parts.get("train") or parts.get("all")
     if train is None:
         raise DatasetError(f"{path} has no train/ split (found: {', '.join(sorted(parts))})")
@@ -138,8 +137,15 @@ def make_splits(path: Path, *, val_fraction: float = 0.1, seed: int = 42, limit:
         train, val = train.subset(np.sort(tr), f"{train.name}"), train.subset(np.sort(va), f"{train.name}[val]")
         train.skipped = skipped
         source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
-    train = limit_per_class(train, limit, seed)
-    return Splits(train=train, val=val, test=test, val_source=source)
+    return _limited(Splits(train=train, val=val, test=test, val_source=source), limit, seed)
+
+
+def _limited(splits: Splits, limit: int | None, seed: int) -> Splits:
+    """A quick run's splits: at most ``limit`` train and validation images per class. Validation is
+    limited too because it is evaluated every epoch; the test split is measured once and kept whole."""
+    splits.train = limit_per_class(splits.train, limit, seed)
+    splits.val = limit_per_class(splits.val, limit, seed)
+    return splits
 
 
 def splits_for(cfg: RunConfig) -> Splits:

@@ -16,14 +16,14 @@ every other run was tried; 2 when ``--data`` does not exist.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
 
+from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.data.demo import ensure_demo
 from fer_keras.data.readers import evaluation_set
-from fer_keras.runs import crossdomain_file, find_runs, load_run_model, read_json, run_classes, run_config, write_json
+from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, write_json
 
 #: Cross-domain sets generated on demand (the synthetic demo).
 GENERATED_SETS = ("demo_wild",)
@@ -35,15 +35,16 @@ def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> d
     """Evaluate one run on ``data``; None when a result already exists and not ``force``."""
     from fer_keras.evaluate.evaluator import evaluate_set
 
-    out = crossdomain_file(run_dir, data.name)
+    run = Run(run_dir)
+    out = run.crossdomain_file(data.name)
     if out.is_file() and not force:
         return None
-    cfg = run_config(run_dir)
-    classes = run_classes(run_dir)
+    cfg = run.config()
+    classes = run.classes()
     images = evaluation_set(data)
-    model = load_run_model(run_dir)
+    model = run.model()
     m = evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline, out_dir=run_dir,
-                     tag=f"crossdomain_{data.name}")
+                     tag=crossdomain_tag(data.name))
     m["skipped"] = images.summary()["skipped_files"]
     m["set"] = str(data)
     write_json(out, m)
@@ -58,7 +59,7 @@ def _generate(path: Path) -> None:
 def handle_run(run: Path, data: Path | None, *, force: bool = False) -> tuple[str, Path | None]:
     """One run's state (one of STATES) and the set it concerns: ``data`` if given, else its own."""
     try:
-        target = data if data is not None else run_config(run).crossdomain_dir()
+        target = data if data is not None else Run(run).config().crossdomain_dir()
     except ValueError as err:
         print(f"error: {run.name}: {err}", file=sys.stderr)
         return "failed", None
@@ -67,7 +68,7 @@ def handle_run(run: Path, data: Path | None, *, force: bool = False) -> tuple[st
         return "without a set", None
     _generate(target)
     if not target.is_dir():
-        print(f"skipped {run.name}: its cross-domain set {target} (crossdomain in {run / 'config.yaml'}) "
+        print(f"skipped {run.name}: its cross-domain set {target} (crossdomain in {Run(run).config_file}) "
               "does not exist; put the set there, or pass --data (TEST=) to evaluate every run on one set",
               file=sys.stderr)
         return "skipped (set missing)", target
@@ -86,8 +87,8 @@ def table(targets: dict[Path, Path | None]) -> str:
     head = f"{'run':<58}{'val acc':>9}{'test acc':>10}  {'cross set':<14}{'cross acc':>10}{'cross F1m':>11}"
     lines = [head, "-" * len(head)]
     for run, target in targets.items():
-        m = read_json(run / "metrics.json")
-        cross = crossdomain_file(run, target.name) if target is not None else None
+        m = Run(run).metrics()
+        cross = Run(run).crossdomain_file(target.name) if target is not None else None
         c = read_json(cross) if cross is not None and cross.is_file() else {}
         f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
         lines.append(f"{run.name:<58}{f(m.get('val', {}).get('accuracy')):>9}"
@@ -97,7 +98,7 @@ def table(targets: dict[Path, Path | None]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="fer-crossdomain", description=__doc__.splitlines()[0])
+    p = CommandParser(prog="fer-crossdomain", description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="runs", help="folder holding run folders (default: runs)")
     p.add_argument("--data", help="evaluate every run on this set (default: each run's configured crossdomain set)")
     p.add_argument("--force", action="store_true", help="re-evaluate runs that already have a result")
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"no finished runs under {args.runs}")
         return 0
+    quiet_tensorflow(args.verbose)
     data = Path(args.data) if args.data else None
     if data is not None:
         _generate(data)

@@ -14,6 +14,7 @@ from fer_keras.data.readers import ImageSet
 from fer_keras.evaluate.metrics import classification_metrics, collapse_warning
 from fer_keras.evaluate.plots import save_confusion_matrices
 from fer_keras.labels import output_columns
+from fer_keras.runs import Run
 
 
 def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
@@ -46,9 +47,10 @@ def evaluate_set(model, images: ImageSet, res: int, *, model_classes: Sequence[s
     if warning:
         print(warning)
     if out_dir is not None:
-        save_confusion_matrices(m["confusion_matrix"], images.class_names, Path(out_dir) / f"confusion_{tag}",
-                                title=f"{Path(out_dir).name} on {images.name}")
-        save_predictions(Path(out_dir) / f"predictions_{tag}.csv", images, probs)
+        run = Run(out_dir)
+        save_confusion_matrices(m["confusion_matrix"], images.class_names, run.confusion_stem(tag),
+                                title=f"{run.name} on {images.name}")
+        save_predictions(run.predictions_file(tag), images, probs)
     return m
 
 

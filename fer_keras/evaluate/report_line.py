@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_keras.runs import METRICS_FILE, read_json
+from fer_keras.runs import Run
 
 COLUMNS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "auc_ovr_weighted")
 
 
 def print_run_summary(run_dir: Path) -> None:
-    metrics = read_json(Path(run_dir) / METRICS_FILE)
+    metrics = Run(run_dir).metrics()
     print(f"\nrun {run_dir}")
     print(f"{'split':<8}" + "".join(f"{c:>19}" for c in COLUMNS))
     for split in ("val", "test"):

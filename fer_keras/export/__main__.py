@@ -11,11 +11,12 @@ import json
 import sys
 from pathlib import Path
 
+from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.export.tflite import QUANTS
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fer_keras.export", description=__doc__,
+    p = CommandParser(prog="python -m fer_keras.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="run folder, or run id under --runs")
     p.add_argument("--runs", default="runs", help="runs folder to look run ids up in (runs)")
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     if args.all_models:
         from fer_keras.export.check import check_all, markdown
         from fer_keras.runs import write_json

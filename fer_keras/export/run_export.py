@@ -15,23 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_keras.bench.machine import machine_info
-from fer_keras.bench.timing import summarise, time_calls
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.data.splits import splits_for
 from fer_keras.export.tflite import TAGS, TFLiteModel, convert, interpreter_name, serving_function
 from fer_keras.labels import output_columns
-from fer_keras.runs import MODEL_FILE, find_runs, load_run_model, run_classes, run_config, write_json
+from fer_keras.machine import machine_info
+from fer_keras.runs import MODEL_FILE, Run, find_runs, write_json
+from fer_keras.timing import summarise, time_calls
 
 
 def resolve_run(run: str | Path, runs_root: str | Path = "runs") -> Path:
     """A run folder from a path or a run id (searched under ``runs_root``)."""
     path = Path(run)
-    if (path / MODEL_FILE).is_file():
+    if Run(path).model_file.is_file():
         return path
     direct = Path(runs_root) / str(run)
-    if (direct / MODEL_FILE).is_file():
+    if Run(direct).model_file.is_file():
         return direct
     matches = [p for p in find_runs(Path(runs_root)) if p.name == str(run)]
     if len(matches) == 1:
@@ -62,22 +62,22 @@ def _latencies(fns: dict, images: np.ndarray, repeats: int, rounds: int = 3) -> 
 def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, representative: int = 200,
                threads: int | None = None, latency_repeats: int = 100, batch: int = 64) -> dict:
     """Convert ``run_dir``'s best.keras, compare with Keras on the test split, write the results."""
-    run_dir = Path(run_dir)
-    cfg = run_config(run_dir, data_root=data_root)
+    run = Run(run_dir)
+    cfg = run.config(data_root=data_root)
     if not cfg.dataset_dir().exists():
         raise FileNotFoundError(f"the run's dataset {cfg.dataset_dir()} does not exist here; pass --data-root")
     splits = splits_for(cfg)
     test, test_name = (splits.test, "test") if splits.test is not None else (splits.val, "val (no test split)")
     if cfg.folds is not None:
         test_name += f" (fold {cfg.fold} of {cfg.folds})"
-    columns = output_columns(run_classes(run_dir), test.class_names, test_name=test.name)
-    model = load_run_model(run_dir)
+    columns = output_columns(run.classes(), test.class_names, test_name=test.name)
+    model = run.model()
     calibrate = quant.startswith("int8")
     rep = (representative_sample(splits.train, cfg.res, representative, seed=cfg.seed, pipeline=cfg.pipeline)
            if calibrate else None)
     content = convert(model, cfg.res, quant, (lambda: iter(rep)) if rep is not None else None)
     tag = TAGS[quant]
-    out_file = run_dir / f"model_{tag}.tflite"
+    out_file = run.tflite_file(tag)
     out_file.write_bytes(content)
     lite = TFLiteModel(content, threads)
     keras_fn = serving_function(model, cfg.res)
@@ -97,12 +97,12 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     lat = _latencies({"keras": lambda x: keras_fn(x).numpy(), "tflite": lite}, sample, latency_repeats)
     k_lat, l_lat = lat["keras"], lat["tflite"]
     result = {
-        "run": run_dir.name, "model": cfg.model, "res": cfg.res, "dataset": str(cfg.dataset_dir()),
+        "run": run.name, "model": cfg.model, "res": cfg.res, "dataset": str(cfg.dataset_dir()),
         "format": "tflite", "quant": quant, "file": out_file.name,
         "conversion": _conversion_note(quant, 0 if rep is None else len(rep)),
         "input_output_types": list(lite.input_output_types()),
         "interpreter": interpreter_name(), "threads": lite.threads,
-        "size_bytes": out_file.stat().st_size, "keras_size_bytes": (run_dir / MODEL_FILE).stat().st_size,
+        "size_bytes": out_file.stat().st_size, "keras_size_bytes": run.model_file.stat().st_size,
         "test_split": test_name, "n_test": int(len(labels)),
         "keras_accuracy": k_acc, "tflite_accuracy": l_acc, "accuracy_change": l_acc - k_acc,
         "argmax_agreement": float(np.mean(kp.argmax(1) == lp.argmax(1))),
@@ -117,7 +117,7 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
                                  "speedup_median": k_lat["median_ms"] / l_lat["median_ms"]},
         "machine": machine_info(),
     }
-    write_json(run_dir / f"export_{tag}.json", result)
+    write_json(run.export_file(tag), result)
     return result
 
 

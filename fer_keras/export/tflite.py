@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from fer_keras.console import tensorflow_chatter_hidden
+
 QUANTS = ("none", "float16", "int8", "int8_float_softmax")
 #: File tag per quantization: ``model_<tag>.tflite`` and ``export_<tag>.json``.
 TAGS = {"none": "float32", "float16": "float16", "int8": "int8", "int8_float_softmax": "int8_float_softmax"}
@@ -59,6 +61,11 @@ def single_output(model):
 def convert(model, res: int, quant: str,
             representative: Callable[[], Iterable[np.ndarray]] | None = None) -> bytes:
     """The TFLite flatbuffer of ``model`` quantized as ``quant`` (see the module docstring)."""
+    with tensorflow_chatter_hidden():
+        return _convert(model, res, quant, representative)
+
+
+def _convert(model, res: int, quant: str, representative: Callable[[], Iterable[np.ndarray]] | None) -> bytes:
     import tensorflow as tf
 
     if quant not in QUANTS:
@@ -108,7 +115,8 @@ class TFLiteModel:
 
     def __init__(self, content: bytes, threads: int | None = None):
         self.threads = threads or os.cpu_count() or 1
-        self.interpreter = _interpreter_class()(model_content=content, num_threads=self.threads)
+        with tensorflow_chatter_hidden():
+            self.interpreter = _interpreter_class()(model_content=content, num_threads=self.threads)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self._batch = None
@@ -117,7 +125,8 @@ class TFLiteModel:
         if batch != self._batch:
             shape = list(self.interpreter.get_input_details()[0]["shape"])
             self.interpreter.resize_tensor_input(self._input, [batch, *shape[1:]], strict=False)
-            self.interpreter.allocate_tensors()
+            with tensorflow_chatter_hidden():  # the first allocation announces its XNNPACK delegate
+                self.interpreter.allocate_tensors()
             self._batch = batch
 
     def __call__(self, images: np.ndarray) -> np.ndarray:

@@ -9,22 +9,21 @@ also share one grid without shards: per-run locks keep them apart.
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 from collections import Counter
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+from fer_keras.console import CommandParser, quiet_tensorflow
+from fer_keras.evaluate.crossdomain import table as results_table
 from fer_keras.grid.lock import RunLock
-from fer_keras.grid.runner import default_train, is_complete, run_grid, run_state
+from fer_keras.grid.runner import crossdomain_target, default_train, is_complete, run_grid, run_state
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
 from fer_keras.grid.spec import Grid, load_grid
-from fer_keras.runs import check_writable, write_error_line
+from fer_keras.registry import import_object
+from fer_keras.runs import Run, check_writable, write_error_line
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fer-grid", description=__doc__.splitlines()[0])
+    p = CommandParser(prog="fer-grid", description=__doc__.splitlines()[0])
     p.add_argument("grid", help="grid file, e.g. experiments/demo.yaml")
     p.add_argument("--dry-run", action="store_true", help="list runs and run ids; train nothing")
     p.add_argument("--shard", help="i/n, 0-based (0/4 .. 3/4): run slice i of n "
@@ -39,8 +38,7 @@ def parser() -> argparse.ArgumentParser:
 def _trainer(spec: str | None):
     if not spec:
         return default_train
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return import_object(spec)
 
 
 def describe(grid: Grid, points, shard) -> str:
@@ -65,6 +63,7 @@ def describe(grid: Grid, points, shard) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)  # the grid's models are checked against the registry, which loads Keras
     try:
         shard = parse_shard(args.shard) if args.shard else shard_from_env()
         grid = load_grid(args.grid)
@@ -88,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     for o in outcomes:
         if o.state == "failed":
             print(f"[grid] failed: {o.run_id}: {o.error}", file=sys.stderr)
+    finished = {p.run_dir: crossdomain_target(p.cfg, generate=False) for p in points if Run(p.run_dir).is_finished()}
+    if finished:
+        print(f"\n{results_table(finished)}\n")
+        print("full report: " + "; ".join(f"make report OUT={out}" for out in sorted({str(p.cfg.out) for p in points})))
     return 1 if counts.get("failed") else 0
 
 

@@ -32,9 +32,8 @@ from pathlib import Path
 from fer_keras.config import RunConfig
 from fer_keras.grid.lock import RunLock
 from fer_keras.grid.spec import Grid, Point
-from fer_keras.runs import DISK_FULL, crossdomain_file, is_finished, read_json, write_json
+from fer_keras.runs import DISK_FULL, Run, write_json
 
-STATUS_FILE = "status.json"
 FAILURES_FILE = "failures.json"
 #: Cross-domain sets generated on demand (the synthetic demo).
 GENERATED_SETS = ("demo_wild",)
@@ -52,9 +51,10 @@ class Outcome:
 
 
 def default_train(cfg: RunConfig) -> object:
+    from fer_keras.console import progress_verbosity
     from fer_keras.train.loop import train_run
 
-    return train_run(cfg, verbose=2)
+    return train_run(cfg, verbose=progress_verbosity())
 
 
 def default_crossdomain(run_dir: Path, data: Path) -> object:
@@ -76,24 +76,17 @@ def crossdomain_target(cfg: RunConfig, *, generate: bool = True) -> Path | None:
 
 
 def is_complete(point: Point, *, generate: bool = True) -> bool:
-    if not is_finished(point.run_dir):
+    run = Run(point.run_dir)
+    if not run.is_finished():
         return False
     target = crossdomain_target(point.cfg, generate=generate)
-    return target is None or crossdomain_file(point.run_dir, target.name).is_file()
-
-
-def read_status(run_dir: Path) -> dict:
-    path = Path(run_dir) / STATUS_FILE
-    try:
-        return read_json(path) if path.is_file() else {}
-    except ValueError:
-        return {}
+    return target is None or run.crossdomain_file(target.name).is_file()
 
 
 def run_state(run_dir: Path) -> str:
     """The run's state from ``status.json`` ("pending" without one), except that "running" whose lock
     no live process holds is "stale": its worker was killed before it could say so."""
-    state = read_status(run_dir).get("state", "pending")
+    state = Run(run_dir).status().get("state", "pending")
     if state == "running" and not RunLock(run_dir).holder_alive():
         return "stale"
     return state
@@ -105,9 +98,10 @@ def stops_grid(err: BaseException) -> bool:
 
 
 def _set_status(run_dir: Path, **changes) -> dict:
-    status = {**read_status(run_dir), **changes, "host": socket.gethostname(), "pid": os.getpid(),
+    run = Run(run_dir)
+    status = {**run.status(), **changes, "host": socket.gethostname(), "pid": os.getpid(),
               "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_json(Path(run_dir) / STATUS_FILE, status)
+    write_json(run.status_file, status)
     return status
 
 
@@ -129,22 +123,22 @@ def run_point(point: Point, *, train: TrainFn = default_train, crossdomain: Cros
     with lock:
         if is_complete(point):  # another worker finished it while we were checking
             return Outcome(point.run_id, "complete")
-        status = read_status(point.run_dir)
+        status = Run(point.run_dir).status()
         if status.get("state") == "running":  # we hold the lock, so its writer is gone
             log(f"[grid] {point.run_id}: stale: pid {status.get('pid')} on {status.get('host')} stopped without "
                 f"a word (killed?) while running since {status.get('started')}; resuming it")
         error = None
         started = time.time()
         for attempt in range(1, attempts + 1):
-            tries = read_status(point.run_dir).get("attempts", 0) + 1
+            tries = Run(point.run_dir).status().get("attempts", 0) + 1
             _set_status(point.run_dir, state="running", attempts=tries, started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                         error=None)
             log(f"[grid] {point.run_id}: training (attempt {attempt}/{attempts})")
             try:
-                if not is_finished(point.run_dir):
+                if not Run(point.run_dir).is_finished():
                     train(point.cfg)
                 target = crossdomain_target(point.cfg)
-                if target is not None and not crossdomain_file(point.run_dir, target.name).is_file():
+                if target is not None and not Run(point.run_dir).crossdomain_file(target.name).is_file():
                     crossdomain(point.run_dir, target)
             except (KeyboardInterrupt, SystemExit):
                 _set_status(point.run_dir, state="interrupted")
@@ -173,7 +167,7 @@ def write_failures(grid: Grid) -> Path | None:
     by_out: dict[Path, dict] = {}
     for point in grid.points:
         failures = by_out.setdefault(point.cfg.out, {})
-        status = read_status(point.run_dir)
+        status = Run(point.run_dir).status()
         if status.get("state") == "failed":
             failures[point.run_id] = {k: status.get(k) for k in ("error", "attempts", "host", "updated")}
     for out, failures in by_out.items():
@@ -204,7 +198,7 @@ def run_grid(grid: Grid, points: list[Point] | None = None, *, train: TrainFn = 
         signal.signal(signal.SIGTERM, _terminate)
     try:
         for n, point in enumerate(points, 1):
-            if skip_failed and read_status(point.run_dir).get("state") == "failed":
+            if skip_failed and Run(point.run_dir).status().get("state") == "failed":
                 outcomes.append(Outcome(point.run_id, "failed", error="skipped (failed before)"))
                 continue
             log(f"[grid] {n}/{len(points)} {point.run_id}")

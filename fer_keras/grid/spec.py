@@ -35,7 +35,8 @@ from fer_keras.config import CONFIG_DIR, ConfigError, RunConfig, make_config, re
 
 TOP_KEYS = ("base", "fixed", "grid", "exclude", "include", "cv", "unsupported")
 #: Keys already in the default run id; grid keys outside it are appended to the id.
-ID_KEYS = {"model", "res", "dataset", "balance", "pretrain", "seed", "paper_faithful", "folds", "fold"}
+ID_KEYS = {"model", "res", "dataset", "balance", "pretrain", "seed", "limit_per_class", "paper_faithful", "folds",
+           "fold"}
 #: Keys a grid may not vary: they name where results go, not what is trained.
 NOT_GRIDDABLE = {"run_id", "out", "folds", "fold"}
 MAX_LISTED = 25

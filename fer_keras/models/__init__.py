@@ -1,23 +1,7 @@
-"""The model zoo. Importing this package registers every architecture.
+"""The model zoo: one module per family of builders, listed in ``catalog.py``.
 
-Add a model: write a builder in a module here, decorate it with
-``@register_model(...)``, and import the module below. The registry-wide tests
-pick it up without new test code.
+Importing this package builds and imports nothing heavy; ``fer_keras.registry`` imports a
+builder's module when the model is first built. Add a model: write a builder in a module
+here and add its row to ``catalog.py``. The registry-wide tests pick it up without new
+test code.
 """
-
-from fer_keras.models import (  # noqa: F401
-    classic,
-    ensemble,
-    esr,
-    googlenet,
-    keras_apps,
-    modular,
-    repvgg,
-    resmasking,
-    resnet,
-    se_resnet,
-    sequential,
-    smmb,
-    tlf,
-    vggface,
-)

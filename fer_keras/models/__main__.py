@@ -1,9 +1,9 @@
-"""``python -m fer_keras.models``: the registered models and what they support."""
+"""``fer-models`` / ``make models`` / ``python -m fer_keras.models``: the registered models and what
+they support, read from the catalog without building a model or importing TensorFlow."""
 
 from __future__ import annotations
 
-import argparse
-
+from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.registry import get_spec, list_models
 
 
@@ -31,7 +31,8 @@ def table() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    args = CommandParser(prog="fer-models", description=__doc__.splitlines()[0]).parse_args(argv)
+    quiet_tensorflow(args.verbose)
     print(table())
 
 

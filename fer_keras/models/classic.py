@@ -13,20 +13,10 @@ from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM
 from fer_keras.models._head import fc_head, image_input, pool
-from fer_keras.registry import register_model
 
 SMALL = 112  # below this, stems run at stride 1
 
 
-@register_model(
-    family="classic",
-    paper_name="LeNet5",
-    description="LeNet-5 (LeCun et al. 1998): conv 6/16 5x5 + avg pools, FC 120-84; ReLU",
-    min_resolution=32,
-    default_pooling="flatten",
-    params={48: 169_271, 224: 5_407_031},
-    test_resolutions=(32,),
-)
 def lenet5(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
     """LeNet-5 with ReLU instead of tanh/scaled sigmoid; 32 px, its native input, is the floor."""
     inputs, x = image_input(input_shape)
@@ -61,42 +51,16 @@ def _alexnet(input_shape, num_classes: int, pooling: str, *, zf: bool) -> keras.
     return keras.Model(inputs, fc_head(x, (4096, 4096), 0.5, num_classes), name="zfnet" if zf else "alexnet")
 
 
-@register_model(
-    family="classic",
-    paper_name="AlexNet",
-    description="AlexNet (Krizhevsky et al. 2012), BN for LRN, stride-1 11x11 stem below 112 px",
-    min_resolution=32,
-    default_pooling="flatten",
-    params={48: 46_777_095, 224: 46_777_095},
-    test_resolutions=(32,),
-)
 def alexnet(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
     """AlexNet, single tower; 11x11/4 stem from 112 px, 11x11/1 'same' below (48 px -> 5x5x256)."""
     return _alexnet(input_shape, num_classes, pooling, zf=False)
 
 
-@register_model(
-    family="classic",
-    paper_name="ZFNet",
-    description="ZFNet (Zeiler & Fergus 2014): 7x7/2 stem, strided conv2; stride 1 below 112 px",
-    min_resolution=32,
-    default_pooling="flatten",
-    params={48: 46_756_359, 224: 58_290_695},
-    test_resolutions=(32,),
-)
 def zfnet(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
     """ZFNet: AlexNet with a 7x7/2 first conv and a stride-2 conv2; both stride 1 below 112 px."""
     return _alexnet(input_shape, num_classes, pooling, zf=True)
 
 
-@register_model(
-    family="vgg",
-    paper_name="VGGNet",
-    description="VGG for 48 px faces (Khaireddin & Chen 2021): 4 x [2 conv-BN, pool], FC 4096 x2",
-    min_resolution=16,
-    params={48: 23_602_375, 224: 23_602_375},
-    test_resolutions=(32,),
-)
 def vggnet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     """Four VGG stages (64-512) with BatchNorm, two FC 4096 + Dropout 0.5.
 

@@ -15,7 +15,7 @@ from keras import layers
 
 from fer_keras.models._blocks import conv_bn_relu
 from fer_keras.models._head import image_input
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.registry import PREDICTIONS
 
 #: Conv filters per stage (each stage ends with MaxPool 2 + Dropout 0.25).
 MEMBERS = (((32, 64), (128,)), ((64, 64), (128, 128)), ((32, 32), (64, 64), (128, 128)))
@@ -33,14 +33,6 @@ def member(x, stages, num_classes: int, *, name: str):
     return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
 
 
-@register_model(
-    family="custom",
-    paper_name="Ensemble",
-    description="Self-designed: three BN CNNs, softmax outputs averaged",
-    min_resolution=16,
-    params={48: 852_501, 224: 852_501},
-    test_resolutions=(32,),
-)
 def ensemble(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     inputs, x = image_input(input_shape)
     outs = [

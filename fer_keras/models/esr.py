@@ -21,7 +21,7 @@ from keras import layers, ops
 
 from fer_keras.models._blocks import BN_MOMENTUM
 from fer_keras.models._head import check_option, image_input
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.registry import PREDICTIONS
 
 SCHEDULES = ("joint", "progressive")
 PADDINGS = ("auto", "valid", "same")
@@ -106,18 +106,6 @@ def branch(x, num_classes: int, padding: str, *, name: str):
     return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
 
 
-@register_model(
-    family="ensemble",
-    paper_name="ESR-9",
-    description="Ensemble with Shared Representations (Siqueira et al., AAAI 2020): shared conv base, "
-    "`branches` conv branches (9; 4 for lab data), loss = sum of branch losses, prediction = branch mean; "
-    "option schedule joint|progressive",
-    min_resolution=32,
-    params={48: 20_366_399, 224: 20_366_399},
-    test_resolutions=(32,),
-    trainer="fer_keras.train.esr:train_esr",
-    portable=False,  # BranchEnsemble (summed branch losses) and BranchMean are fer_keras classes
-)
 def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, branches: int = 9,
         schedule: str = "joint", padding: str = "auto") -> keras.Model:
     """``padding='auto'`` keeps the authors' unpadded convolutions from 64 px (they used 96) and

@@ -12,7 +12,6 @@ import keras
 from keras import layers
 
 from fer_keras.models._head import image_input, pool, softmax_output
-from fer_keras.registry import register_model
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), Table 1 of the paper.
 INCEPTION = {
@@ -49,14 +48,6 @@ def _maxpool(x, name: str):
     return layers.MaxPooling2D(3, strides=2, padding="same", name=name)(x)
 
 
-@register_model(
-    family="inception",
-    paper_name="GoogLeNet",
-    description="GoogLeNet / Inception v1, no auxiliary heads, 3x3/1 stem below 112 px",
-    min_resolution=32,
-    params={48: 5_973_047, 224: 5_980_727},
-    test_resolutions=(32,),
-)
 def googlenet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     inputs, x = image_input(input_shape)
     if input_shape[0] < 112:

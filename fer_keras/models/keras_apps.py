@@ -21,7 +21,7 @@ import keras
 
 from fer_keras.models._head import classifier_on_backbone
 from fer_keras.models.weights import find_weights
-from fer_keras.registry import BACKBONE, register_model
+from fer_keras.registry import BACKBONE
 
 _GCS = "https://storage.googleapis.com/tensorflow/keras-applications"
 
@@ -130,8 +130,8 @@ def build_app_classifier(
     )
 
 
-def _register(key: str, paper_name: str, family: str, note: str, min_px: int, params: dict[int, int]) -> None:
-    """Register ``key`` as a keras.applications model; VGG16 and ResNet50 also take VGGFace weights."""
+def _app_builder(key: str) -> Callable[..., keras.Model]:
+    """The registry builder of ``key``; VGG16 and ResNet50 also take VGGFace weights."""
     vggface = key in ("vgg16", "resnet50")
 
     def builder(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, paper_faithful=False):
@@ -148,40 +148,18 @@ def _register(key: str, paper_name: str, family: str, note: str, min_px: int, pa
         )
 
     builder.__name__ = key
-    builder.__doc__ = f"{paper_name} (keras.applications{', or the VGGFace layout' if vggface else ''}), protocol head."
-    register_model(
-        key,
-        family=family,
-        paper_name=paper_name,
-        description=f"{paper_name}: {note}, protocol head",
-        min_resolution=min_px,
-        pretrains=("scratch", "imagenet", "vggface") if vggface else ("scratch", "imagenet"),
-        params=params,
-        test_resolutions=(min_px,),
-    )(builder)
+    builder.__doc__ = f"{key} (keras.applications{', or the VGGFace layout' if vggface else ''}), protocol head."
+    return builder
 
 
-#: key, paper name, family, what differs, smallest input, parameters (7 classes) at 48 and 224 px.
-#: The VGGFace ResNet-50 has bias-free convolutions: 24,153,287 parameters, not the 24,179,847 below.
-for _row in [
-    ("vgg16", "VGG16", "vgg", "keras.applications (scratch, ImageNet) or VGGFace v1, caffe normalisation",
-     32, {48: 14_913_607, 224: 14_913_607}),
-    ("vgg19", "VGG19", "vgg", "keras.applications, caffe normalisation", 32,
-     {48: 20_223_303, 224: 20_223_303}),
-    ("resnet50", "ResNet50", "resnet", "keras.applications (scratch, ImageNet) or VGGFace2, caffe normalisation",
-     32, {48: 24_179_847, 224: 24_179_847}),
-    ("mobilenet", "MobileNet", "mobilenet", "v1, alpha 1.0 (keras.applications), [-1,1] input", 32,
-     {48: 3_558_855, 224: 3_558_855}),
-    ("mobilenet_v2", "MobileNetV2", "mobilenet", "alpha 1.0 (keras.applications), [-1,1] input", 32,
-     {48: 2_653_511, 224: 2_653_511}),
-    ("efficientnet_v2_b0", "EfficientNetV2-B0", "efficientnet", "keras.applications, normalises inside", 32,
-     {48: 6_314_839, 224: 6_314_839}),
-    ("nasnet_mobile", "NASNetMobile", "nasnet", "NASNet-A Mobile (keras.applications), [-1,1] input", 32,
-     {48: 4_607_899, 224: 4_607_899}),
-    ("densenet121", "DenseNet121", "densenet", "keras.applications, torch normalisation", 32,
-     {48: 7_367_495, 224: 7_367_495}),
-    ("inception_v3", "InceptionV3", "inception", "keras.applications; needs >= 75 px; [-1,1] input", 75,
-     {224: 22_394_919}),
-    ("xception", "Xception", "xception", "keras.applications; needs >= 71 px; [-1,1] input", 71, {224: 21_453_615}),
-]:
-    _register(*_row)
+# The registry's builders (fer_keras.models.catalog names them "fer_keras.models.keras_apps:<key>").
+vgg16 = _app_builder("vgg16")
+vgg19 = _app_builder("vgg19")
+resnet50 = _app_builder("resnet50")
+mobilenet = _app_builder("mobilenet")
+mobilenet_v2 = _app_builder("mobilenet_v2")
+efficientnet_v2_b0 = _app_builder("efficientnet_v2_b0")
+nasnet_mobile = _app_builder("nasnet_mobile")
+densenet121 = _app_builder("densenet121")
+inception_v3 = _app_builder("inception_v3")
+xception = _app_builder("xception")

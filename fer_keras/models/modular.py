@@ -13,7 +13,6 @@ import keras
 from keras import layers
 
 from fer_keras.models._head import image_input, softmax_output
-from fer_keras.registry import register_model
 
 FILTERS = (32, 64, 128)
 
@@ -32,15 +31,6 @@ def subnetwork(x, kernel: int, pooling: str, *, name: str):
     return layers.Dropout(0.25, name=f"{name}_dropout")(x)
 
 
-@register_model(
-    family="custom",
-    paper_name="Modular",
-    description="Self-designed: local (3x3) and global (7x7) conv sub-networks, concatenated",
-    min_resolution=16,
-    default_pooling="flatten",
-    params={48: 2_961_287, 224: 51_982_215},
-    test_resolutions=(16,),
-)
 def modular(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
     inputs, x = image_input(input_shape)
     local = subnetwork(x, 3, pooling, name="local")

@@ -15,7 +15,7 @@ from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM
 from fer_keras.models._head import image_input, pool, protocol_head
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.registry import PREDICTIONS
 
 #: (blocks, width) per stage for RepVGG-A0; the first block of each stage has stride 2.
 A0_STAGES = ((1, 48), (2, 48), (4, 96), (14, 192), (1, 1280))
@@ -49,14 +49,6 @@ def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = Fals
     return layers.ReLU(name=f"{name}_relu")(y)
 
 
-@register_model(
-    family="repvgg",
-    paper_name="RepVGG",
-    description="RepVGG-A0 (train-time branches; repvgg.reparameterize fuses them), protocol head",
-    min_resolution=32,
-    params={48: 8_247_143, 224: 8_247_143},
-    test_resolutions=(32,),
-)
 def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, deploy: bool = False):
     inputs, x = image_input(input_shape)
     for s, (blocks, width) in enumerate(A0_STAGES):

@@ -26,7 +26,6 @@ from keras import layers
 from fer_keras.models._blocks import BN_MOMENTUM, basic_block, conv_bn_relu, resnet_stage, resnet_stem
 from fer_keras.models._head import image_input, pool, softmax_output
 from fer_keras.models.resnet import STAGE_FILTERS
-from fer_keras.registry import register_model
 
 RESNET34_BLOCKS = (3, 4, 6, 3)
 MASK_DEPTHS = (4, 3, 2, 1)
@@ -84,15 +83,6 @@ def apply_mask(x, depth: int, *, name: str, growth: int = 2):
     return layers.Add(name=f"{name}_residual")([x, layers.Multiply(name=f"{name}_apply")([x, m])])
 
 
-@register_model(
-    family="resnet",
-    paper_name="Residual Masking Network",
-    description="ResNet-34 with a U-Net Masking Block after each stage, output F + F*M "
-    "(Pham et al., ICPR 2020); 3x3 stride-1 stem below 112 px",
-    min_resolution=32,
-    params={48: 137_866_567, 224: 137_874_247},
-    test_resolutions=(32,),
-)
 def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
                    dropout: float = 0.4, mask_growth: int = 2,
                    stage_blocks: tuple[int, ...] = RESNET34_BLOCKS) -> keras.Model:

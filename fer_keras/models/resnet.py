@@ -7,7 +7,6 @@ from keras import layers
 
 from fer_keras.models._blocks import resnet_stage, resnet_stem
 from fer_keras.models._head import image_input, pool, softmax_output
-from fer_keras.registry import register_model
 
 STAGE_FILTERS = (64, 128, 256, 512)
 
@@ -20,16 +19,6 @@ def resnet_features(x, res: int, blocks=(2, 2, 2, 2), *, se_ratio: int | None = 
     return x
 
 
-@register_model(
-    family="resnet",
-    paper_name="ResNet18",
-    description=(
-        "ResNet-18, basic blocks [2,2,2,2], 3x3 stride-1 stem at 48 px; the paper's best at 48x48"
-    ),
-    min_resolution=32,
-    params={48: 11_710_919, 224: 11_718_599},
-    test_resolutions=(32,),
-)
 def resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0])

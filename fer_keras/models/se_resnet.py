@@ -12,21 +12,11 @@ import keras
 
 from fer_keras.models._head import image_input, pool, softmax_output
 from fer_keras.models.resnet import resnet_features
-from fer_keras.registry import register_model
 
 SE_SCALE = "_se_scale"  # SE-scaled residual branch of a block (its "feature maps")
 SE_ATTENTION = "_se_expand"  # the block's channel attention, sigmoid in (0, 1)
 
 
-@register_model(
-    family="resnet",
-    paper_name="SE-ResNet18",
-    description="ResNet-18 with squeeze-and-excitation in every basic block (Huang et al., Sci. Rep. 2023); "
-    "option ratio (SE reduction, default 16)",
-    min_resolution=32,
-    params={48: 11_271_103, 224: 11_278_783},
-    test_resolutions=(32,),
-)
 def se_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
                 ratio: int = 16) -> keras.Model:
     if not isinstance(ratio, int) or ratio < 1:

@@ -7,7 +7,6 @@ from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, conv3_relu
 from fer_keras.models._head import fc_head, image_input, pool
-from fer_keras.registry import register_model
 
 
 def _stem(x, dropout: float):
@@ -18,15 +17,6 @@ def _stem(x, dropout: float):
     return layers.Dropout(dropout, name="drop1")(x)
 
 
-@register_model(
-    family="custom",
-    paper_name="Sequential Simple",
-    description="Small sequential CNN for edge devices: 4 convs, 3 max pools, Dense 512",
-    min_resolution=16,
-    default_pooling="flatten",
-    params={48: 1_350_791, 224: 25_861_255},
-    test_resolutions=(32,),
-)
 def sequential_simple(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
     inputs, x = image_input(input_shape)
     x = _stem(x, 0.1)
@@ -62,25 +52,9 @@ def _sequential_deep(input_shape, num_classes, pooling: str, *, four: bool, name
     return keras.Model(inputs, fc_head(x, (1024,), 0.5, num_classes), name=name)
 
 
-@register_model(
-    family="custom",
-    paper_name="Sequential 3 Conv",
-    description="Self-designed: [32,64,pool,drop] [128,128,pool] [512+BN,pool], GAP, Dense 1024",
-    min_resolution=16,
-    params={48: 1_365_703, 224: 1_365_703},
-    test_resolutions=(32,),
-)
 def sequential_3conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     return _sequential_deep(input_shape, num_classes, pooling, four=False, name="sequential_3conv")
 
 
-@register_model(
-    family="custom",
-    paper_name="Sequential 4 Conv",
-    description="Sequential 3 Conv plus a [256,256,pool] block; 512 block adds Dropout 0.2",
-    min_resolution=16,
-    params={48: 2_840_775, 224: 2_840_775},
-    test_resolutions=(32,),
-)
 def sequential_4conv(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     return _sequential_deep(input_shape, num_classes, pooling, four=True, name="sequential_4conv")

@@ -16,19 +16,8 @@ from keras import layers
 
 from fer_keras.models._blocks import conv3_relu
 from fer_keras.models._head import image_input, softmax_output
-from fer_keras.registry import register_model
 
 
-@register_model(
-    family="custom",
-    paper_name="SMMB",
-    description="Self-designed single model, multi-branch: conv 'face', attention 'emotion' branch",
-    min_resolution=16,
-    max_resolution=112,
-    default_pooling="flatten",
-    params={48: 6_030_983},
-    test_resolutions=(16,),
-)
 def smmb(
     input_shape,
     num_classes,

@@ -20,7 +20,7 @@ from keras import layers
 
 from fer_keras.models._head import check_option, image_input
 from fer_keras.models.resnet import resnet_features
-from fer_keras.registry import PREDICTIONS, register_model
+from fer_keras.registry import PREDICTIONS
 
 HEADS = ("svm", "lda", "logreg")
 MININGS = ("batch_hard", "batch_all")
@@ -28,17 +28,6 @@ EMBEDDING = "embedding"
 DECISION = "head_decision"
 
 
-@register_model(
-    family="resnet",
-    paper_name="TLF-ResNet18 + SVM",
-    description="ResNet-18 embedding trained with the triplet loss, then a linear SVM (or LDA, softmax "
-    "regression) on the embeddings, stored as a Dense layer (Haider et al., Sensors 2023); options head, "
-    "margin, mining",
-    min_resolution=32,
-    params={48: 11_182_023, 224: 11_189_703},
-    test_resolutions=(32,),
-    trainer="fer_keras.train.triplet:train_triplet",
-)
 def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
                  head: str = "svm", margin: float = 0.2, mining: str = "batch_hard") -> keras.Model:
     """``head``, ``margin`` and ``mining`` configure the training procedure; they are checked here."""

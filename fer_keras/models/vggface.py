@@ -21,7 +21,7 @@ from keras import layers
 
 from fer_keras.models._head import classifier_on_backbone
 from fer_keras.models.weights import find_weights
-from fer_keras.registry import BACKBONE, register_model
+from fer_keras.registry import BACKBONE
 
 log = logging.getLogger(__name__)
 
@@ -236,15 +236,6 @@ def build_vggface_classifier(
     )
 
 
-@register_model(
-    family="resnet",
-    paper_name="SENet50",
-    description="SE-ResNet-50 in the VGGFace2 layout (keras-vggface SENET50), protocol head",
-    min_resolution=32,
-    pretrains=("scratch", "vggface"),
-    params={48: 26_684_279, 224: 26_684_279},
-    test_resolutions=(32,),
-)
 def senet50(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, paper_faithful=False):
     """SENet50 (Hu et al. 2018); keras-vggface needed 197 px only for its 7x7 average pool."""
     return build_vggface_classifier(

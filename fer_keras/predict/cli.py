@@ -12,19 +12,17 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from data_prep.images import is_image, list_images
+from fer_keras.console import CommandParser, quiet_tensorflow
+from fer_keras.data.image_types import is_image, list_images
 
 PROG = "fer-predict"
 OUT_FORMATS = (".csv", ".json")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("photo", type=Path, metavar="PHOTO_OR_FOLDER", help="an image, or a folder of images")
     p.add_argument("--run", type=Path, default=None,
                    help="a run folder or a .keras file (default: the built-in model)")
@@ -34,7 +32,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
                    help="find faces with MTCNN first; --no-detect for images that are face crops (default: detect)")
     p.add_argument("--batch", type=int, default=32, help="faces classified per model call (default: 32)")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     return p.parse_args(argv)
 
 
@@ -122,31 +119,10 @@ def annotate(predictions, root: Path, out_dir: Path) -> int:
     return len(by_source)
 
 
-@contextmanager
-def _quiet_native_stderr(quiet: bool) -> Iterator[None]:
-    """Hide what native code writes to stderr while TensorFlow loads: its oneDNN and absl lines
-    come before its logging is set up, so TF_CPP_MIN_LOG_LEVEL cannot hide them."""
-    if not quiet:
-        yield
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def run(args: argparse.Namespace) -> int:
     files = _check(args)
-    with _quiet_native_stderr(not args.verbose):
-        import tensorflow  # noqa: F401
-
-        from fer_keras.predict.predictor import load_run
+    quiet_tensorflow(args.verbose)
+    from fer_keras.predict.predictor import load_run
 
     predictor = load_run(args.run)
     single = not args.photo.is_dir()

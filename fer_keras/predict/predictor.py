@@ -25,10 +25,12 @@ import keras
 import numpy as np
 
 from data_prep.crop import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
-from data_prep.images import BadImageError, list_images, open_rgb
+from data_prep.images import BadImageError, open_rgb
+from fer_keras.data.image_types import list_images
 from fer_keras.labels import CANONICAL_CLASSES
 from fer_keras.models.preprocessing import preprocessing_mode
-from fer_keras.runs import CLASSES_FILE, MODEL_FILE, read_json, write_json
+from fer_keras.registry import import_zoo
+from fer_keras.runs import CLASSES_FILE, MODEL_FILE, Run, read_json, write_json
 
 #: Where the built-in model lives: a run folder's files (best.keras, classes.json, ...).
 BUILTIN_MODEL_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -240,7 +242,7 @@ class Predictor:
 
 
 def _classes_for(model_file: Path, outputs: int) -> list[str]:
-    for candidate in (model_file.with_suffix(CLASSES_SUFFIX), model_file.parent / CLASSES_FILE):
+    for candidate in (model_file.with_suffix(CLASSES_SUFFIX), Run(model_file.parent).classes_file):
         if candidate.is_file():
             return list(read_json(candidate))
     if outputs == len(CANONICAL_CLASSES):
@@ -254,13 +256,13 @@ def _classes_for(model_file: Path, outputs: int) -> list[str]:
 def load_run(path: str | Path | None = None) -> Predictor:
     """A :class:`Predictor` for a run folder, a ``.keras`` file, or (no path) the built-in model."""
     if path is None:
-        if not (BUILTIN_MODEL_DIR / MODEL_FILE).is_file():
-            raise FileNotFoundError(f"no built-in model is installed (looked for {BUILTIN_MODEL_DIR / MODEL_FILE}); "
+        if not Run(BUILTIN_MODEL_DIR).model_file.is_file():
+            raise FileNotFoundError(f"no built-in model is installed (looked for {Run(BUILTIN_MODEL_DIR).model_file}); "
                                     "pass a run folder or a .keras file")
         path = BUILTIN_MODEL_DIR
     path = Path(path)
     if path.is_dir():
-        model_file = path / MODEL_FILE
+        model_file = Run(path).model_file
         if not model_file.is_file():
             raise FileNotFoundError(f"{path} holds no {MODEL_FILE}: not a trained run folder "
                                     "(a run saves it after its first epoch)")
@@ -270,7 +272,7 @@ def load_run(path: str | Path | None = None) -> Predictor:
         model_file = path
     else:
         raise FileNotFoundError(f"{path}: no such run folder or model file")
-    import fer_keras.models  # noqa: F401  - registers the classes of non-portable models (esr) and old runs
+    import_zoo()  # registers the classes of non-portable models (esr) and old runs
 
     model = keras.models.load_model(model_file, safe_mode=True, compile=False)
     return Predictor(model, _classes_for(model_file, model.output_shape[-1]), source=path)

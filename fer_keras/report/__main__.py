@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.report.build import build_report
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="fer-report", description=__doc__.split(":", 1)[1].strip())
+    p = CommandParser(prog="fer-report", description=__doc__.split(":", 1)[1].strip())
     p.add_argument("--runs", default="runs", help="folder holding run folders, searched at any depth (runs)")
     p.add_argument("--out", default="report", help="where to write the report (report)")
     p.add_argument("--gradcam", nargs="*", metavar="RUN_ID", default=None,
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         if path is not None and not is_there(Path(path)):
             print(f"error: {flag} {path} does not exist", file=sys.stderr)
             return 2
+    if args.gradcam is not None:  # the only part that needs TensorFlow
+        quiet_tensorflow(args.verbose)
     written = build_report(Path(args.runs), Path(args.out), gradcam=args.gradcam, gradcam_images=args.gradcam_images,
                            paper_csv=Path(args.paper_csv) if args.paper_csv else None)
     print(f"report: {len(written)} file(s) in {args.out}")

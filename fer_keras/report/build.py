@@ -1,4 +1,4 @@
-"""Build the report from result files: tables (Markdown, CSV), figures (PNG), one HTML page.
+"""Build the report from result files: tables (Markdown, CSV), figures (PNG and PDF), one HTML page.
 
 Reads only run folders (config.yaml, metrics.json, run_info.json, crossdomain_*.json,
 predictions_*.csv, status.json) and grid manifests; never imports TensorFlow, so it
@@ -68,8 +68,12 @@ def build_report(runs: Path, out: Path, *, gradcam: list[str] | None = None, gra
         written += _write(table, text, out / name, title)
         html_tables[title] = text
     rank = tables.rank_column(summary)
+    shown = [set(summary.loc[summary[rank].notna(), "group"])]
     for name, small in (("top5_overall", False), ("top5_small", True)):
         top = tables.top5(summary, small)
+        if set(top["group"]) in shown:  # a grid of five points or fewer: the same rows as a table already there
+            continue
+        shown.append(set(top["group"]))
         title = f"Top 5 by {'cross-domain' if rank == 'cross_accuracy' else 'validation'} accuracy"
         title += f" (< {tables.SMALL_PARAMS / 1e6:.0f}M params)" if small else ""
         text = tables.display(top)
@@ -99,4 +103,4 @@ def build_report(runs: Path, out: Path, *, gradcam: list[str] | None = None, gra
                      [p for p in figs if p.parent.name != "confusion"],
                      [p for p in figs if p.parent.name == "confusion"], extra)
     (out / "report.html").write_text(page)
-    return written + figs + extra + [out / "report.html"]
+    return written + figs + [p.with_suffix(".pdf") for p in figs] + extra + [out / "report.html"]

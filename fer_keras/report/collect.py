@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from fer_keras.evaluate.bootstrap import correct_from_confusion
 from fer_keras.evaluate.metrics import collapse_reasons
-from fer_keras.runs import METRICS_FILE, find_runs, read_json
+from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json
 
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
@@ -55,7 +54,8 @@ class RunRecord:
 
     def newest_result(self) -> float:
         """Modification time of the newest result file (figures older than this are redrawn)."""
-        files = [self.run_dir / METRICS_FILE, *self.run_dir.glob("crossdomain_*.json")]
+        run = Run(self.run_dir)
+        files = [run.metrics_file, *run.crossdomain_files().values()]
         return max(f.stat().st_mtime for f in files if f.is_file())
 
 
@@ -70,13 +70,13 @@ def _settings(cfg: dict) -> dict:
     return row
 
 
-def _cross_result(run_dir: Path, cfg: dict) -> tuple[str | None, dict]:
-    files = sorted(run_dir.glob("crossdomain_*.json"))
-    wanted = run_dir / f"crossdomain_{Path(str(cfg.get('crossdomain'))).name}.json"
-    chosen = wanted if wanted in files else (files[0] if files else None)
+def _cross_result(run: Run, cfg: dict) -> tuple[str | None, dict]:
+    files = run.crossdomain_files()
+    wanted = Path(str(cfg.get("crossdomain"))).name
+    chosen = wanted if wanted in files else next(iter(files), None)
     if chosen is None:
         return None, {}
-    return chosen.stem.removeprefix("crossdomain_"), read_json(chosen)
+    return chosen, read_json(files[chosen])
 
 
 def _collapsed(m: dict, classes: list[str]) -> bool | None:
@@ -91,13 +91,14 @@ def _collapsed(m: dict, classes: list[str]) -> bool | None:
 
 def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
     """One finished run as a table row plus its record."""
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
-    metrics = read_json(run_dir / METRICS_FILE)
-    info = read_json(run_dir / "run_info.json") if (run_dir / "run_info.json").is_file() else {}
-    status = read_json(run_dir / "status.json") if (run_dir / "status.json").is_file() else {}
-    cross_set, cross = _cross_result(run_dir, cfg)
+    run = Run(run_dir)
+    cfg = run.config_values()
+    metrics = run.metrics()
+    info = run.run_info()
+    status = run.status()
+    cross_set, cross = _cross_result(run, cfg)
     results = {"val": metrics.get("val") or {}, "test": metrics.get("test") or {}, "cross": cross}
-    classes = read_json(run_dir / "classes.json") if (run_dir / "classes.json").is_file() else []
+    classes = run.classes() if run.classes_file.is_file() else []
     row = {"run_id": run_dir.name, **_settings(cfg), "params": info.get("params"), "cross_set": cross_set,
            "status": "done" if status.get("state", "done") == "done" else status["state"],
            "run_dir": str(run_dir)}
@@ -108,9 +109,9 @@ def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
         row[f"{split}_n"] = m.get("n")
         row[f"{split}_collapsed"] = _collapsed(m, classes)
     row["collapsed"] = any(bool(row[f"{split}_collapsed"]) for split in results)
-    preds = {"val": run_dir / "predictions_val.csv", "test": run_dir / "predictions_test.csv"}
+    preds = {"val": run.predictions_file("val"), "test": run.predictions_file("test")}
     if cross_set:
-        preds["cross"] = run_dir / f"predictions_crossdomain_{cross_set}.csv"
+        preds["cross"] = run.predictions_file(crossdomain_tag(cross_set))
     record = RunRecord(run_dir.name, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()},
                        cross_set=cross_set)
     return row, record
@@ -127,7 +128,7 @@ def _missing_points(root: Path, done: set[str]) -> list[dict]:
             if point["run_id"] in done:
                 continue
             run_dir = manifest.parent / point["run_id"]
-            status = read_json(run_dir / "status.json") if (run_dir / "status.json").is_file() else {}
+            status = Run(run_dir).status()
             rows.append({"run_id": point["run_id"], "group": point["group"], **_settings(point["config"]),
                          "status": status.get("state", "pending"), "run_dir": str(run_dir),
                          "collapsed": False})

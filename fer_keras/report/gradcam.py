@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from fer_keras.report.figures import _save, plt
+from fer_keras.runs import Run
 
 
 def _last_spatial_layer(model):
@@ -56,7 +57,8 @@ def pick_images(run_dir: Path, n_images: int) -> list[tuple[str, str]]:
     The name comes from the file's own ``p_<class>`` columns: ``y_true`` counts in the
     evaluation set's class order, which need not be the model's.
     """
-    files = sorted(run_dir.glob("predictions_crossdomain_*.csv")) + [run_dir / "predictions_val.csv"]
+    run = Run(run_dir)
+    files = [*run.crossdomain_predictions(), run.predictions_file("val")]
     for path in files:
         if path.is_file():
             p = pd.read_csv(path)
@@ -70,17 +72,15 @@ def pick_images(run_dir: Path, n_images: int) -> list[tuple[str, str]]:
 
 def gradcam_figures(run_dirs: list[Path], out: Path, *, n_images: int = 4) -> list[Path]:
     """One PNG per run: each picked image with its Grad-CAM overlay for the predicted class."""
-    from fer_keras.runs import load_run_model, run_classes
-
     written = []
     for run_dir in map(Path, run_dirs):
         images = pick_images(run_dir, n_images)
         if not images:
             print(f"gradcam: {run_dir.name} has no predictions file with readable images; skipped")
             continue
-        model = load_run_model(run_dir)
+        model = Run(run_dir).model()
         res = int(model.inputs[0].shape[1])
-        classes = run_classes(run_dir)
+        classes = Run(run_dir).classes()
         fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images), 4.6), squeeze=False)
         for col, (file, true) in enumerate(images):
             img = np.asarray(Image.open(file).convert("RGB").resize((res, res), Image.BILINEAR), dtype=np.float32)

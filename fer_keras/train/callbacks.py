@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from fer_keras.config import RunConfig
-from fer_keras.runs import read_json, replacing, write_json, write_text
+from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, replacing, score_file, write_json, write_text
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
@@ -43,7 +43,7 @@ class BestCheckpoint(keras.callbacks.Callback):
     def __init__(self, filepath: Path, monitor: str = "val_accuracy", mode: str = "max"):
         super().__init__()
         self.filepath, self.monitor = Path(filepath), monitor
-        self.score_file = self.filepath.with_suffix(".json")
+        self.score_file = score_file(self.filepath)
         self.better = np.greater if mode == "max" else np.less
         self.best = -np.inf if mode == "max" else np.inf
 
@@ -96,7 +96,7 @@ class EpochBackup(keras.callbacks.Callback):
     def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback], *, write: bool = True):
         super().__init__()
         self.folder, self.stateful, self.write = Path(folder), stateful, write
-        self.file = self.folder / "resume.json"
+        self.file = self.folder / RESUME_FILE
 
     def saved(self) -> dict | None:
         return read_json(self.file) if self.file.is_file() else None
@@ -149,7 +149,7 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = "best.keras",
+def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = MODEL_FILE,
                        monitor: str = "val_accuracy", mode: str = "max", chief: bool = True
                        ) -> list[keras.callbacks.Callback]:
     """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
@@ -161,11 +161,12 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience),
     ]
-    backup = EpochBackup(run_dir / "backup" / phase, patience, write=chief)
+    run = Run(run_dir)
+    backup = EpochBackup(run.backup_dir(phase), patience, write=chief)
     if not chief:
         return [*patience, backup]
-    log = run_dir / ("log.csv" if phase == "main" else f"log_{phase}.csv")
-    callbacks = [*patience, BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode), EpochLog(log)]
+    callbacks = [*patience, BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
+                 EpochLog(run.log_file(phase))]
     if cfg.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / phase), write_graph=False))
+        callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir(phase)), write_graph=False))
     return [*callbacks, backup]

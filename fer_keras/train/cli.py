@@ -8,21 +8,59 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic.fields import FieldInfo
 
 from fer_keras.config import RunConfig, load_config
+from fer_keras.console import CommandParser, progress_verbosity, quiet_tensorflow
 from fer_keras.runs import check_writable, write_error_line
 
 
+def _choices(annotation: Any) -> list[str] | None:
+    """The allowed values of a Literal field (``Literal[...] | None`` adds ``null``), else None."""
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    if get_origin(annotation) in (Union, UnionType):
+        args = get_args(annotation)
+        literal = [a for a in args if get_origin(a) is Literal]
+        if literal and type(None) in args:
+            return [*_choices(literal[0]), "null"]
+    return None
+
+
+def _default_text(field: FieldInfo) -> str:
+    """The default as a user would type it: ``data``, ``none``, ``{}``, ``0.0001``."""
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return "null" if _choices(field.annotation) else "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value) if isinstance(value, Path | str | int | float) else yaml.safe_dump(value,
+                                                                                         default_flow_style=True).strip()
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fer-train", description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="YAML config (configs/protocol.yaml, configs/demo.yaml, ...)")
+    p = CommandParser(prog="fer-train", description="One protocol run: a config plus overrides (every RunConfig "
+                                                    "key is a flag).",
+                      usage="%(prog)s [--config YAML] [--force] [--quiet] [--verbose] [--<key> VALUE ...]",
+                      epilog="Values are YAML: --lr 1e-3, --cache false, --devices '[/cpu:0, /cpu:1]'.")
+    p.add_argument("--config", help="YAML config (configs/protocol.yaml, configs/demo.yaml, ...); "
+                                    "its values replace the defaults below, flags replace both")
     p.add_argument("--force", action="store_true", help="delete a finished run of the same id and retrain")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     for name, field in RunConfig.model_fields.items():
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="VALUE",
-                       help=field.description or f"default: {field.default!r}")
+        choices = _choices(field.annotation)
+        if field.annotation is bool:
+            metavar = "{true,false}"
+        else:
+            metavar = None if choices else name.upper()
+        text = f"{field.description} " if field.description else ""
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=metavar, choices=choices,
+                       help=f"{text}(default: {_default_text(field)})")
     return p
 
 
@@ -38,6 +76,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)  # first: checking the model name loads the model zoo, and Keras with it
     try:
         cfg = load_config(args.config, overrides_from(args))
     except ValueError as err:
@@ -52,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer_keras.train.loop import train_run
 
     try:
-        run_dir = train_run(cfg, force=args.force, verbose=0 if args.quiet else 2)
+        run_dir = train_run(cfg, force=args.force, verbose=progress_verbosity(args.quiet))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

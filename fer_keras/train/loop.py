@@ -14,7 +14,6 @@ and evaluates; the other workers read the chief's run folder to resume.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import math
 import platform
@@ -37,20 +36,10 @@ from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
-from fer_keras.runs import (
-    CLASSES_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    is_finished,
-    read_json,
-    remove_partial_writes,
-    write_json,
-    write_text,
-)
+from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.strategy import describe, is_chief, is_multi_worker, make_strategy, prepare_fit
 
-STATE_FILE = "state.json"
 DEMO_SETS = ("demo", "demo_wild")
 
 
@@ -72,18 +61,22 @@ class RunContext:
     chief: bool = True  # False on the other workers of a multi-worker run: they write nothing
     _state: dict | None = field(default=None, init=False, repr=False)
 
+    @property
+    def run(self) -> Run:
+        return Run(self.run_dir)
+
     def read_state(self) -> dict:
         """The run's progress, read from the folder once and then kept in memory: a worker that is not
         the chief never races the chief's writes."""
         if self._state is None:
-            path = self.run_dir / STATE_FILE
+            path = self.run.state_file
             self._state = read_json(path) if path.is_file() else {"phases_done": []}
         return self._state
 
     def write_state(self, state: dict) -> None:
         self._state = state
         if self.chief:
-            write_json(self.run_dir / STATE_FILE, state)
+            write_json(self.run.state_file, state)
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
@@ -93,6 +86,9 @@ def prepare_data(cfg: RunConfig) -> Splits:
     splits = splits_for(cfg)
     for line in splits.report_lines():
         print(line)
+    if cfg.cache and cfg.pipeline == "tfdata":  # both waits are otherwise silent
+        print(f"note: the {len(splits.train)} training images are decoded into memory before the first epoch, "
+              f"and the first epoch also decodes and caches the {len(splits.val)} validation images")
     cross = cfg.crossdomain_dir()
     if cross is not None:
         if cross.is_dir():
@@ -129,14 +125,12 @@ def _versions() -> str:
 
 
 def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
+    saved = Run(run_dir).config_values()
+    if not saved:
         return
-    import yaml
-
     new = cfg.model_dump(mode="json")
     # Keys added to RunConfig after the run was saved (e.g. ``deterministic``) count as their defaults.
-    old = {**RunConfig().model_dump(mode="json"), **yaml.safe_load(saved.read_text())}
+    old = {**RunConfig().model_dump(mode="json"), **saved}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if differ:
         raise ConfigError(
@@ -149,6 +143,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
               extra_callbacks: list[keras.callbacks.Callback] | None = None) -> Path:
     """Train (or resume, or skip if finished) the run ``cfg`` describes; return its folder."""
     run_dir = cfg.run_dir()
+    run = Run(run_dir)
     # First, before any other TensorFlow op: a multi-worker strategy must configure the runtime.
     strategy = make_strategy(cfg.devices)
     chief = is_chief(strategy)
@@ -160,7 +155,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
 
         shutil.rmtree(run_dir)
     _check_same_run(cfg, run_dir)
-    if is_finished(run_dir):
+    if run.is_finished():
         print(f"{run_dir} is already finished; pass --force to train it again")
         return run_dir
     splits = prepare_data(cfg)
@@ -170,21 +165,21 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     global_batch = cfg.batch * strategy.num_replicas_in_sync
     weights = class_weights(splits.train.counts(), cfg.balance, cfg.balance_cap)
     classes = list(splits.train.class_names)
-    trainer = get_spec(cfg.model).trainer
-    if not chief and trainer:
-        raise ConfigError(f"{cfg.model} trains with its own procedure ({trainer}), which writes from every "
+    spec = get_spec(cfg.model)
+    if not chief and spec.trainer:
+        raise ConfigError(f"{cfg.model} trains with its own procedure ({spec.trainer}), which writes from every "
                           "worker; multi-worker training runs the protocol's fit only")
 
     if chief:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_partial_writes(run_dir)
-        save_config(cfg, run_dir / "config.yaml")
-        write_json(run_dir / CLASSES_FILE, classes)
-        write_json(run_dir / "class_weights.json",
+        save_config(cfg, run.config_file)
+        write_json(run.classes_file, classes)
+        write_json(run.class_weights_file,
                    {"balance": cfg.balance, "cap": cfg.balance_cap,
                     "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
-        write_json(run_dir / "data_summary.json", splits.summary())
-        write_text(run_dir / "versions.txt", _versions())
+        write_json(run.data_summary_file, splits.summary())
+        write_text(run.versions_file, _versions())
 
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     with strategy.scope():
@@ -192,7 +187,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
                             **cfg.model_options)
     if chief:
-        write_json(run_dir / "run_info.json", {
+        write_json(run.run_info_file, {
             **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
             "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
             "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
@@ -202,8 +197,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
                      extra_callbacks=list(extra_callbacks or []), chief=chief)
+    trainer = spec.load_trainer()
     if trainer:
-        resolve_trainer(trainer)(ctx, model)  # trains, then calls evaluate_run itself
+        trainer(ctx, model)  # trains, then calls evaluate_run itself
     else:
         fit_protocol(ctx, model)
         if chief:
@@ -211,15 +207,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     return run_dir
 
 
-def resolve_trainer(path: str) -> Callable[[RunContext, keras.Model], None]:
-    """The training procedure named ``"module:function"`` in a ModelSpec."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
     """The protocol's fit: one phase from scratch, or frozen-backbone then unfrozen phases."""
-    cfg, run_dir = ctx.cfg, ctx.run_dir
+    cfg = ctx.cfg
     state = ctx.read_state()
     two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
     phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
@@ -229,7 +219,7 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
             continue
         with ctx.strategy.scope():
             if phase == "main" and two_phase:
-                model.load_weights(run_dir / MODEL_FILE)  # best frozen-phase model, then unfreeze all
+                model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
             if two_phase:
                 model.get_layer(BACKBONE).trainable = phase == "main"
             compile_model(model, cfg.lr)
@@ -267,9 +257,8 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     ``extra(model, images)`` adds procedure-specific results to each split's entry (ESR's
     per-branch accuracies).
     """
-    from fer_keras.runs import load_run_model, run_classes
-
-    model, classes = load_run_model(run_dir), run_classes(run_dir)
+    run = Run(run_dir)
+    model, classes = run.model(), run.classes()
     sets: dict[str, ImageSet] = {"val": splits.val}
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
@@ -281,6 +270,6 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
         for tag, images in sets.items():
             results[tag].update(extra(model, images))
     results["run_id"] = cfg.resolved_run_id()
-    results["best_epoch"] = read_json(run_dir / "best.json").get("epoch") if (run_dir / "best.json").is_file() else None
-    write_json(run_dir / METRICS_FILE, results)  # written last: its presence marks the run finished
+    results["best_epoch"] = read_json(run.best_score_file).get("epoch") if run.best_score_file.is_file() else None
+    write_json(run.metrics_file, results)  # written last: its presence marks the run finished
     return results

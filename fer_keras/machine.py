@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_keras.bench.timing import summarise, time_calls
+from fer_keras.timing import summarise, time_calls
 
 
 def _cpu_model() -> str:
