@@ -78,7 +78,7 @@ REPORT ?= report
 
 .PHONY: grid grid-dry report
 
-grid:                  ## run every missing point of a grid: make grid GRID=experiments/demo.yaml [SHARD=i/n GRID_ARGS=..]
+grid:                  ## run every missing point of a grid: make grid GRID=experiments/demo.yaml [SHARD=i/n (0-based) GRID_ARGS=..]
 	$(PY) -m fer_keras.grid $(GRID) $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
 
 grid-dry:              ## list a grid's runs, their ids and states; trains nothing

@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 from pathlib import Path
 
@@ -71,19 +72,34 @@ def parse_cells(spec: str) -> tuple[str, list[int]]:
     return sheet, nums
 
 
-def cells_to_paths(index: pd.DataFrame, specs: list[str]) -> list[str]:
-    """Resolve cell specs through the index, failing on unknown sheets or numbers."""
+def cells_to_paths(index: pd.DataFrame, specs: list[str], *, source: str = "the index") -> list[str]:
+    """Resolve cell specs through the index; an unknown sheet or number is a ``ValueError`` naming what exists."""
+    missing_columns = {"sheet", "cell", "path"} - set(index.columns)
+    if missing_columns:
+        raise ValueError(f"{source} has no column(s) {sorted(missing_columns)}: not an index.csv written by "
+                         "'review sheets'")
+    sheets = sorted(index["sheet"].astype(str).unique())
     paths = []
     for spec in specs:
         sheet, nums = parse_cells(spec)
-        sub = index[index["sheet"] == sheet].set_index("cell")["path"]
+        sub = index[index["sheet"].astype(str) == sheet].set_index("cell")["path"]
         if sub.empty:
-            raise KeyError(f"sheet {sheet!r} is not in the index")
+            close = difflib.get_close_matches(sheet, sheets, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (it has {_listing(sheets)})"
+            raise ValueError(f"sheet {sheet!r} is not in {source}{hint}")
         missing = [n for n in nums if n not in sub.index]
         if missing:
-            raise KeyError(f"sheet {sheet!r} has no cell(s) {missing} (1-{len(sub)})")
+            raise ValueError(f"sheet {sheet!r} has no cell(s) {', '.join(map(str, missing))}: "
+                             f"its cells are {sub.index.min()}-{sub.index.max()}")
         paths += [sub[n] for n in nums]
     return paths
+
+
+def _listing(names: list[str], most: int = 5) -> str:
+    if not names:
+        return "no sheets"
+    more = f", ... ({len(names)} sheets)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +136,7 @@ def _command(a: argparse.Namespace) -> None:
     elif a.cmd == "exclude":
         paths = list(a.paths)
         if a.cells:
-            paths += cells_to_paths(pd.read_csv(a.index), a.cells)
+            paths += cells_to_paths(pd.read_csv(a.index), a.cells, source=str(a.index))
         for rel in paths:
             if not (a.root / rel).is_file():
                 raise FileNotFoundError(f"{a.root / rel} does not exist")

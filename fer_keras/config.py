@@ -235,4 +235,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))
+    """Written atomically: a half-written config would make the run look like another one and refuse to resume."""
+    from fer_keras.runs import write_text
+
+    write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True))

@@ -8,9 +8,12 @@ metrics.json, confusion-matrix PNGs and, once evaluated, crossdomain_<set>.json.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +38,71 @@ def check_writable(folder: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
+class WriteError(OSError):
+    """A write failed and left nothing half-written under the file's name (``filename``)."""
+
+
+#: Marks the temporary files of :func:`replacing`; a file with it in its name was never committed.
+TMP_MARK = ".tmp"
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path`` to write; it replaces ``path`` only once the write succeeded.
+
+    A killed process or a full disk therefore never leaves half a file under a name that is read
+    back (a truncated best.keras, an empty log.csv). On failure the temporary file is removed, to
+    give back the space, and a :class:`WriteError` names ``path`` (zip writers name the temporary
+    file or nothing).
+    """
+    path = Path(path)
+    # pid and thread in the name: concurrent writers never share a temporary file; the suffix is
+    # kept because Keras picks the format from it.
+    tmp = path.with_name(f".{path.stem}{TMP_MARK}{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(err.errno, err.strerror or str(err), str(path)) from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+#: errno values of a full file system (or quota): every later write there fails too.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error_line(err: OSError, *, what: str = "the run") -> str:
+    """One line for a failed read or write: the file and the cause, and for a full or read-only file
+    system what to do (every write is atomic, so starting the same command again resumes)."""
+    where = f"{err.filename}: " if err.filename else ""
+    line = f"{where}{err.strerror or err}"
+    again = f"{what} stopped at its last saved point: {{}} and run the same command again"
+    if err.errno in DISK_FULL:
+        return f"{line}; {again.format('free some space')}"
+    if isinstance(err, WriteError) or err.errno == errno.EROFS:
+        return f"{line}; {again.format('make the folder writable')}"
+    return line
+
+
+def remove_partial_writes(folder: Path) -> None:
+    """Delete temporary files a killed writer left under ``folder`` (they hold no committed result)."""
+    for tmp in Path(folder).rglob(f".*{TMP_MARK}*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write atomically, so a killed process never leaves half a file."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write atomically, so a killed process never leaves half a result."""
-    # pid and thread in the name: concurrent writers never share a temporary file.
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def read_json(path: Path) -> Any:

@@ -21,7 +21,7 @@ import pytest
 from conftest import make_folder_dataset, write_image
 from PIL import ExifTags, Image
 
-from data_prep import anonymize, balance, dedupe
+from data_prep import anonymize, balance, dedupe, review
 from data_prep.importers.__main__ import main as import_main
 from data_prep.layout import scan
 from fer_keras.data.image_types import DECODABLE_FORMATS, IMAGE_SUFFIXES
@@ -301,3 +301,24 @@ def test_train_cli_unwritable_output_and_blank_csv_are_one_line(tmp_path, capsys
     err = capsys.readouterr().err
     assert "has no usable Training rows: 3 rows skipped as blank images (a single colour): rows 0, 1, 2" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("cells,index,match", [
+    ("train_happy_p009:1", None, "sheet 'train_happy_p009' is not in {index}; did you mean 'train_happy_p001'?"),
+    ("bored:1", None, "sheet 'bored' is not in {index} (it has train_happy_p001, train_sad_p001)"),
+    ("train_sad_p001:2,7-9", None, "sheet 'train_sad_p001' has no cell(s) 7, 8, 9: its cells are 1-4"),
+    ("train_sad_p001:1", "sheet,number\nx,1\n",
+     "{index} has no column(s) ['cell', 'path']: not an index.csv written by 'review sheets'"),
+])
+def test_review_unknown_cells_are_one_line(tmp_path, capsys, cells, index, match):
+    root = make_folder_dataset(tmp_path / "d" / "train", {"happy": 3, "sad": 4}).parent
+    assert review.main(["sheets", "--root", str(root), "--out", str(tmp_path / "rev")]) == 0
+    path = tmp_path / "rev" / "index.csv"
+    if index is not None:
+        path = tmp_path / "other.csv"
+        path.write_text(index)
+    capsys.readouterr()
+    assert review.main(["exclude", "--root", str(root), "--index", str(path), "--cells", cells]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {match.format(index=path)}\n", err
+    assert not (root / "exclude.txt").exists()

@@ -63,7 +63,7 @@ def test_review_sheets_and_exclude_by_cell(tmp_path):
     assert "drawings" in (root / "exclude.txt").read_text()
     idx = review.make_sheets(root, tmp_path / "rev2", per_sheet=5)
     assert len(idx) == 7  # excluded images are not shown again
-    with pytest.raises(KeyError, match="no cell"):
+    with pytest.raises(ValueError, match="no cell"):
         review.cells_to_paths(idx, ["train_fear_p001:9"])
     review.main(["include", "--root", str(root), "--paths", "train/fear/fear001.png"])
     assert len(read_exclusions(root)) == 2

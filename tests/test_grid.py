@@ -4,24 +4,28 @@ Training is faked (tests/grid_fakes.py) where a test is about orchestration; the
 real tiny run is in test_grid_e2e.py.
 """
 
+import errno
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from grid_fakes import fake_train
 
-from fer_keras import registry
+from fer_keras import registry, runs
 from fer_keras.grid import __main__ as cli
 from fer_keras.grid.lock import RunLock
-from fer_keras.grid.runner import run_grid, run_point
+from fer_keras.grid.runner import run_grid, run_point, run_state
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
 from fer_keras.grid.spec import GridError, expand, load_grid
-from fer_keras.runs import Run, read_json
+from fer_keras.runs import Run, read_json, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -185,12 +189,23 @@ def test_a_locked_run_is_left_to_its_holder_and_threads_never_share_a_run(tmp_pa
 
 
 def test_shards_are_disjoint_stable_and_read_from_slurm():
-    assert parse_shard("2/4") == (2, 4)
-    for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
-        with pytest.raises(ValueError):
+    assert parse_shard("2/4") == (2, 4) and parse_shard("0/1") == (0, 1)
+    for bad, says in [("-1/2", "need 0 <= i < n"), ("5/4", "shards are numbered from 0: 0/4 .. 3/4"),
+                      ("1", "numbered from 0 (e.g. 0/4 .. 3/4)"), ("a/b", "must look like i/n"),
+                      ("0/0", "must be at least 1")]:
+        with pytest.raises(ValueError, match=re.escape(says)):
             parse_shard(bad)
-    assert shard_from_env({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}) \
-        == (2, 3)
+    with pytest.raises(ValueError, match=re.escape("'4/4': shards are numbered from 0, so the 4 shards are "
+                                                   "0/4 .. 3/4; from a 1-based index (such as SLURM_ARRAY_TASK_ID "
+                                                   "of --array=1-4) pass i-1")):
+        parse_shard("4/4")
+    # A job array's tasks are shards 0..n-1 by position, whatever the array's first id and step.
+    for first, step in [(0, 1), (1, 1), (10, 5)]:
+        ids = [first + step * k for k in range(3)]
+        env = {"SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": str(first), "SLURM_ARRAY_TASK_STEP": str(step)}
+        assert [shard_from_env({**env, "SLURM_ARRAY_TASK_ID": str(i)}) for i in ids] == [(0, 3), (1, 3), (2, 3)]
+    with pytest.raises(ValueError, match="not one of 3 evenly spaced tasks"):
+        shard_from_env({"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"})
     assert shard_from_env({}) is None
     ids = [f"run{i:02d}" for i in range(11)]
     slices = [select(ids[::-1], (i, 3)) for i in range(3)]
@@ -255,3 +270,74 @@ def test_cross_validation_points_get_one_run_per_fold(tmp_path):
     p = grid.points[0]
     assert p.run_id == "sequential_simple_48_demo_conservative_scratch_s1_f0" and p.group == p.run_id[:-3]
     assert (p.cfg.folds, p.cfg.fold) == (3, 0) and p.cfg.resolved_run_id() == p.run_id
+
+
+def _dead_pid() -> int:
+    """The pid of a process that surely no longer exists: started, ended and reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _claim(run_dir: Path, pid: int, host: str | None = None) -> None:
+    """What a worker killed with SIGKILL leaves: its status says running, its lock file names it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    host = host or socket.gethostname()
+    (run_dir / ".lock").write_text(json.dumps({"host": host, "pid": pid, "since": "2026-01-01T00:00:00"}))
+    write_json(run_dir / "status.json", {"state": "running", "pid": pid, "host": host, "started": "2026-01-01"})
+
+
+def test_a_killed_workers_running_status_is_reported_stale_and_a_live_one_running(tmp_path, capsys):
+    grid = _four_points(tmp_path)
+    dead, live, remote, remote_held = (p.run_dir for p in grid.points)
+    _claim(dead, _dead_pid())
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fer_keras.grid.lock import RunLock\n"
+                               f"assert RunLock({str(live)!r}).acquire()\nprint('held', flush=True)\ntime.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline() == "held\n"
+        write_json(live / "status.json", {"state": "running", "pid": holder.pid, "host": socket.gethostname()})
+        _claim(remote, 1, host="another-node")  # no process holds its lock
+        _claim(remote_held, 1, host="another-node")
+        lock = RunLock(remote_held)
+        assert lock.acquire()  # held here, but the file still names the other node
+        (remote_held / ".lock").write_text(json.dumps({"host": "another-node", "pid": 1, "since": "-"}))
+        assert [run_state(p.run_dir) for p in grid.points] == ["stale", "running", "stale", "running"]
+        assert cli.main([str(grid.path), "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert re.search(rf"{grid.points[0].run_id} +stale \(status says running, but pid \d+ on .* is gone: killed\? "
+                         r"the next grid call resumes it\)", out), out
+        assert re.search(rf"{grid.points[1].run_id} +running \(pid {holder.pid} on ", out), out
+        lock.release()
+        logged = []
+        outcomes = run_grid(grid, train=fake_train, log=logged.append)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [o.state for o in outcomes] == ["done", "locked", "done", "done"]
+    assert any(line.startswith(f"[grid] {grid.points[0].run_id}: stale: pid ") and line.endswith("resuming it")
+               for line in logged), logged
+    assert Run(dead).status()["state"] == "done" and run_state(live) == "stale"  # its holder was killed just now
+
+
+def test_a_full_disk_stops_the_grid_in_one_line_and_the_rerun_finishes_it(tmp_path, capsys, monkeypatch):
+    grid = _four_points(tmp_path)
+    real, full = runs.replacing, grid.points[1].run_dir / "metrics.json"
+
+    @contextmanager
+    def disk_fills(path):  # the second run's result does not fit on the disk
+        with real(path) as tmp:
+            yield tmp
+            if Path(path) == full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+
+    monkeypatch.setattr(runs, "replacing", disk_fills)
+    assert cli.main([str(grid.path), "--trainer", "grid_fakes:fake_train"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {full}: No space left on device; the grid stopped at "
+                   "its last saved point: free some space and run the same command again\n"), err
+    assert [Run(p.run_dir).is_finished() for p in grid.points] == [True, False, False, False]  # it stopped at once
+    assert Run(grid.points[1].run_dir).status()["state"] == "failed"
+    monkeypatch.setattr(runs, "replacing", real)
+    assert cli.main([str(grid.path), "--trainer", "grid_fakes:fake_train"]) == 0
+    assert all(Run(p.run_dir).is_finished() for p in grid.points)

@@ -1,6 +1,9 @@
 """End to end on the synthetic demo data: train, resume, two phases, cross-domain."""
 
+import errno
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,7 +19,7 @@ from fer_keras.config import make_config
 from fer_keras.evaluate import crossdomain
 from fer_keras.models._head import classifier_on_backbone
 from fer_keras.predict.predictor import load_run
-from fer_keras.runs import find_runs, read_json
+from fer_keras.runs import Run, find_runs, read_json
 from fer_keras.train import cli
 from fer_keras.train.callbacks import EpochBackup
 from fer_keras.train.loop import _check_same_run, compile_model, train_run
@@ -127,6 +130,80 @@ def test_resumed_run_logs_exactly_what_an_uninterrupted_run_logs(demo_root, tmp_
     assert (resumed / "log.csv").read_text() == (whole / "log.csv").read_text()
 
 
+DISK_FULL_RUN = {**FAST, "epochs": 3, "reduce_lr_patience": 1, "deterministic": True, "crossdomain": None}
+
+
+def _train_cli(demo_root, out: Path) -> int:
+    values = {**DISK_FULL_RUN, "data_root": demo_root, "out": out}
+    return cli.main(["--config", "configs/demo.yaml", "--quiet",
+                     *sum(([f"--{k.replace('_', '-')}", str(v)] for k, v in values.items()), [])])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(demo_root, tmp_path_factory):
+    """The run the disk-full tests must end up with, trained once without a fault."""
+    out = tmp_path_factory.mktemp("whole")
+    try:
+        assert _train_cli(demo_root, out) == 0
+    finally:
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+    (run,) = find_runs(out)
+    return run
+
+
+@pytest.mark.parametrize("name,nth", [
+    ("epoch2.keras", 1),  # the epoch backup (HDF5 on a full disk ended in a segmentation fault)
+    ("best.keras", 1),  # the first best model: nothing of the run is committed yet
+    ("log.csv", 3),  # the third epoch's log line
+    ("metrics.json", 1),  # the evaluation's result, after training finished
+])
+def test_a_full_disk_stops_training_in_one_line_and_the_rerun_resumes_to_the_same_result(
+        demo_root, tmp_path, capsys, monkeypatch, op_determinism, uninterrupted, name, nth):
+    from contextlib import contextmanager
+
+    from fer_keras import runs
+    from fer_keras.train import callbacks
+
+    real, writes = runs.replacing, []
+
+    @contextmanager
+    def disk_fills(path):
+        # The nth write of `name` runs out of space half-way: its bytes are cut and ENOSPC is raised.
+        with real(path) as tmp:
+            yield tmp
+            writes.append(Path(path).name)
+            if writes.count(name) == nth and Path(path).name == name:
+                tmp.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+
+    for module in (runs, callbacks):
+        monkeypatch.setattr(module, "replacing", disk_fills)
+    assert _train_cli(demo_root, tmp_path) == 2
+    err = capsys.readouterr().err
+    (run,) = [p.parent for p in tmp_path.rglob("config.yaml")]
+    full = run / "backup" / "main" / name if name.startswith("epoch") else run / name
+    assert err == (f"error: {full}: No space left on device; the run stopped at its last saved point: "
+                   "free some space and run the same command again\n"), err
+    assert not list(run.rglob(f".*{runs.TMP_MARK}*"))  # nothing half-written remains, not even as a temporary
+    assert nth > 1 or not full.exists()  # a file written before keeps its last complete version
+    state = EpochBackup(run / "backup" / "main", []).saved()
+    if state:  # the commit point names a complete backup
+        assert (run / "backup" / "main" / state["weights"]).is_file()
+    logged = (run / "log.csv").read_text().splitlines() if (run / "log.csv").is_file() else []
+    assert logged == (uninterrupted / "log.csv").read_text().splitlines()[:len(logged)]
+
+    monkeypatch.setattr(runs, "replacing", real)
+    monkeypatch.setattr(callbacks, "replacing", real)
+    killed_mid_write = run / f".best{runs.TMP_MARK}123-456.keras"
+    killed_mid_write.write_bytes(b"half")
+    assert _train_cli(demo_root, tmp_path) == 0
+    assert not killed_mid_write.exists()  # a temporary file left by a killed writer is cleared
+    assert (run / "log.csv").read_text() == (uninterrupted / "log.csv").read_text()
+    assert read_json(run / "metrics.json") == read_json(uninterrupted / "metrics.json")
+
+
 def test_epoch_backup_restores_patience_learning_rate_and_seeds(tmp_path):
     def setup():
         model = registry.build_model("sequential_simple", 32, 3)  # has Dropout: a SeedGenerator state
@@ -149,7 +226,7 @@ def test_epoch_backup_restores_patience_learning_rate_and_seeds(tmp_path):
         v.assign(keras.ops.convert_to_numpy(v) + i + 7)
     backup.on_epoch_end(3)
     backup.on_epoch_end(4)
-    assert [f.name for f in (tmp_path / "backup").glob("*.h5")] == ["epoch5.weights.h5"]
+    assert [f.name for f in (tmp_path / "backup").glob("epoch*")] == ["epoch5.keras"]
 
     fresh, (plateau2, stopping2), backup2 = setup()
     for cb in (plateau2, stopping2, backup2):
@@ -160,7 +237,16 @@ def test_epoch_backup_restores_patience_learning_rate_and_seeds(tmp_path):
     assert float(keras.ops.convert_to_numpy(fresh.optimizer.learning_rate)) == np.float32(2.5e-4)
     for a, b in zip(seeds, backup2._random_state(), strict=True):
         assert (keras.ops.convert_to_numpy(a) == keras.ops.convert_to_numpy(b)).all()
-    for a, b in zip(model.weights, fresh.weights, strict=True):
+    for a, b in zip(model.weights + model.optimizer.variables, fresh.weights + fresh.optimizer.variables, strict=True):
+        assert (keras.ops.convert_to_numpy(a) == keras.ops.convert_to_numpy(b)).all()
+    # A backup written before backups were .keras archives (a run in progress) still restores.
+    model.save_weights(tmp_path / "backup" / "epoch5.weights.h5")
+    state = read_json(tmp_path / "backup" / "resume.json")
+    (tmp_path / "backup" / "resume.json").write_text(json.dumps({**state, "weights": "epoch5.weights.h5"}))
+    older, patience3, backup3 = setup()
+    for cb in (*patience3, backup3):
+        cb.on_train_begin()
+    for a, b in zip(model.weights + model.optimizer.variables, older.weights + older.optimizer.variables, strict=True):
         assert (keras.ops.convert_to_numpy(a) == keras.ops.convert_to_numpy(b)).all()
 
 
@@ -247,6 +333,53 @@ def test_mirrored_strategy_on_two_logical_cpus(demo_root, tmp_path):
     info = json.loads((run / "run_info.json").read_text())
     assert info["strategy"] == "MirroredStrategy"
     assert info["replicas"] == 2 and info["global_batch"] == 2 * FAST["batch"]
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_strategy_from_tf_config_trains_identical_workers(demo_root, tmp_path):
+    # Two worker processes on this machine, as TF_CONFIG describes a cluster; each dumps its final weights.
+    code = textwrap.dedent(f"""
+        import sys
+        import keras
+        import numpy as np
+        from fer_keras.config import make_config
+        from fer_keras.train.loop import train_run
+
+        class Dump(keras.callbacks.Callback):
+            def on_train_end(self, logs=None):
+                np.savez({str(tmp_path)!r} + f"/worker{{sys.argv[1]}}.npz",
+                         *[keras.ops.convert_to_numpy(w) for w in self.model.weights])
+
+        cfg = make_config({{**{FAST!r}, "data_root": {str(demo_root)!r}, "out": {str(tmp_path / "runs")!r},
+                           "epochs": 1, "batch": 8}})
+        train_run(cfg, verbose=0, extra_callbacks=[Dump()])
+    """)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env={**os.environ, "TF_CONFIG": json.dumps(
+                                  {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    first, second = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    assert first.files and all(np.array_equal(first[k], second[k]) for k in first.files)
+    (run,) = find_runs(tmp_path / "runs")
+    info = read_json(run / "run_info.json")
+    # CollectiveAllReduceStrategy: the class behind tf.distribute.MultiWorkerMirroredStrategy.
+    assert info["strategy"] == "CollectiveAllReduceStrategy" and info["replicas"] == 2 and info["global_batch"] == 16
+    assert len((run / "log.csv").read_text().strip().splitlines()) == 2  # written once, by the chief
+    # The trained run loads like any other: the chief's checkpoint is the workers' common model.
+    best = [keras.ops.convert_to_numpy(w) for w in Run(run).model().weights]
+    assert all(np.array_equal(w, first[k]) for w, k in zip(best, first.files, strict=True))
 
 
 def test_legacy_pipeline_trains_a_run(demo_root, tmp_path):

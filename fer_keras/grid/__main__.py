@@ -1,8 +1,9 @@
 """``python -m fer_keras.grid GRID.yaml``: run every missing point of an experiment grid.
 
-``--dry-run`` lists the runs (with their state) and the skipped combinations without
-training anything. ``--shard i/n`` (or a SLURM job array) runs one disjoint slice;
-several workers may also share one grid without shards: per-run locks keep them apart.
+``--dry-run`` lists the runs (with their state: pending, running, stale, failed, done,
+complete, ...) and the skipped combinations without training anything. ``--shard i/n``
+(0-based: 0/4 .. 3/4; or a SLURM job array) runs one disjoint slice; several workers may
+also share one grid without shards: per-run locks keep them apart.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ from collections import Counter
 
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.evaluate.crossdomain import table as results_table
-from fer_keras.grid.runner import crossdomain_target, default_train, is_complete, run_grid
+from fer_keras.grid.lock import RunLock
+from fer_keras.grid.runner import crossdomain_target, default_train, is_complete, run_grid, run_state
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
 from fer_keras.grid.spec import Grid, load_grid
 from fer_keras.registry import import_object
-from fer_keras.runs import Run
+from fer_keras.runs import Run, check_writable, write_error_line
 
 
 def parser() -> argparse.ArgumentParser:
     p = CommandParser(prog="fer-grid", description=__doc__.splitlines()[0])
     p.add_argument("grid", help="grid file, e.g. experiments/demo.yaml")
     p.add_argument("--dry-run", action="store_true", help="list runs and run ids; train nothing")
-    p.add_argument("--shard", help="i/n: run slice i of n (default: SLURM_ARRAY_TASK_ID/COUNT, else all)")
+    p.add_argument("--shard", help="i/n, 0-based (0/4 .. 3/4): run slice i of n "
+                                   "(default: SLURM_ARRAY_TASK_ID/COUNT, else all)")
     p.add_argument("--retries", type=int, default=0, help="retry a failed run this many times (default 0)")
     p.add_argument("--skip-failed", action="store_true", help="do not retry runs that failed in earlier calls")
     p.add_argument("--trainer", default=None, metavar="MODULE:FUNCTION",
@@ -44,7 +47,12 @@ def describe(grid: Grid, points, shard) -> str:
     lines += [f"note: {n}" for n in grid.notes]
     width = max(len(p.run_id) for p in points) if points else 10
     for i, p in enumerate(points):
-        state = "complete" if is_complete(p, generate=False) else Run(p.run_dir).status().get("state", "pending")
+        state = "complete" if is_complete(p, generate=False) else run_state(p.run_dir)
+        if state == "running":
+            state += f" ({RunLock(p.run_dir).holder()})"
+        elif state == "stale":
+            state += (f" (status says running, but {RunLock(p.run_dir).holder()} is gone: killed? "
+                      "the next grid call resumes it)")
         lines.append(f"{i:>4}  {p.run_id:<{width}}  {state}")
     if grid.skipped:
         reasons = Counter(why for _, why in grid.skipped)
@@ -66,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     print(describe(grid, points, shard))
     if args.dry_run:
         return 0
-    outcomes = run_grid(grid, points, train=_trainer(args.trainer), retries=args.retries,
-                        skip_failed=args.skip_failed)
+    try:
+        for out in sorted({p.cfg.out for p in points}):
+            check_writable(out)
+        outcomes = run_grid(grid, points, train=_trainer(args.trainer), retries=args.retries,
+                            skip_failed=args.skip_failed)
+    except OSError as err:  # a full or read-only file system stops the grid: one line, not a traceback
+        print(f"error: {write_error_line(err, what='the grid')}", file=sys.stderr)
+        return 2
     counts = Counter(o.state for o in outcomes)
     print("[grid] " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     for o in outcomes:

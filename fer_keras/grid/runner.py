@@ -5,13 +5,19 @@ and, if its config names a cross-domain set that exists, that set's result is th
 Complete points are skipped; an unfinished run resumes where it stopped (train_run
 resumes); a finished run lacking its cross-domain result is only evaluated. Each
 point is trained under its lock (``lock.py``); its ``status.json`` says what happened
-(running, done, failed with the error, interrupted). A failure is recorded and the
-grid goes on; ``failures.json`` beside the runs lists every failed point of the grid.
-All files are written atomically, so the process can be killed at any moment.
+(running, done, failed with the error, interrupted). A worker killed without a chance to
+write (SIGKILL, a lost node) leaves "running" behind: :func:`run_state` reports it as
+*stale*, and the next worker to take the run says so and resumes it. A failure is
+recorded and the grid goes on; ``failures.json`` beside the runs lists every failed
+point of the grid. A full (or read-only) file system stops the grid instead: every
+later run would fail the same way. All files are written atomically, so the process
+can be killed at any moment.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import socket
@@ -26,7 +32,7 @@ from pathlib import Path
 from fer_keras.config import RunConfig
 from fer_keras.grid.lock import RunLock
 from fer_keras.grid.spec import Grid, Point
-from fer_keras.runs import Run, write_json
+from fer_keras.runs import DISK_FULL, Run, write_json
 
 FAILURES_FILE = "failures.json"
 #: Cross-domain sets generated on demand (the synthetic demo).
@@ -77,6 +83,20 @@ def is_complete(point: Point, *, generate: bool = True) -> bool:
     return target is None or run.crossdomain_file(target.name).is_file()
 
 
+def run_state(run_dir: Path) -> str:
+    """The run's state from ``status.json`` ("pending" without one), except that "running" whose lock
+    no live process holds is "stale": its worker was killed before it could say so."""
+    state = Run(run_dir).status().get("state", "pending")
+    if state == "running" and not RunLock(run_dir).holder_alive():
+        return "stale"
+    return state
+
+
+def stops_grid(err: BaseException) -> bool:
+    """A file system that is full or read-only: every later run of the grid would fail the same way."""
+    return isinstance(err, OSError) and err.errno in (*DISK_FULL, errno.EROFS)
+
+
 def _set_status(run_dir: Path, **changes) -> dict:
     run = Run(run_dir)
     status = {**run.status(), **changes, "host": socket.gethostname(), "pid": os.getpid(),
@@ -103,6 +123,10 @@ def run_point(point: Point, *, train: TrainFn = default_train, crossdomain: Cros
     with lock:
         if is_complete(point):  # another worker finished it while we were checking
             return Outcome(point.run_id, "complete")
+        status = Run(point.run_dir).status()
+        if status.get("state") == "running":  # we hold the lock, so its writer is gone
+            log(f"[grid] {point.run_id}: stale: pid {status.get('pid')} on {status.get('host')} stopped without "
+                f"a word (killed?) while running since {status.get('started')}; resuming it")
         error = None
         started = time.time()
         for attempt in range(1, attempts + 1):
@@ -119,8 +143,12 @@ def run_point(point: Point, *, train: TrainFn = default_train, crossdomain: Cros
             except (KeyboardInterrupt, SystemExit):
                 _set_status(point.run_dir, state="interrupted")
                 raise
-            except Exception as err:  # a failed run must not stop the grid
+            except Exception as err:  # a failed run must not stop the grid, unless the disk is full
                 error = f"{type(err).__name__}: {err}"
+                if stops_grid(err):
+                    with contextlib.suppress(OSError):  # the status may not fit on the disk either
+                        _set_status(point.run_dir, state="failed", error=error)
+                    raise
                 _set_status(point.run_dir, state="failed", error=error,
                             traceback=traceback.format_exc().splitlines()[-25:])
                 log(f"[grid] {point.run_id}: FAILED ({error})")
@@ -175,10 +203,15 @@ def run_grid(grid: Grid, points: list[Point] | None = None, *, train: TrainFn = 
                 continue
             log(f"[grid] {n}/{len(points)} {point.run_id}")
             outcomes.append(run_point(point, train=train, crossdomain=crossdomain, attempts=1 + retries, log=log))
+    except BaseException:
+        with contextlib.suppress(OSError):  # the error that stopped the grid is the one to report
+            write_failures(grid)
+        raise
+    else:
+        write_failures(grid)
     finally:
         if handled:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        write_failures(grid)
     return outcomes
 
 

@@ -1,7 +1,7 @@
-"""The protocol's callbacks, made safe to resume.
+"""The protocol's callbacks, made safe to resume and safe on a full disk.
 
 ReduceLROnPlateau(val_loss, patience 10, factor 0.5, min_lr 1e-10), EarlyStopping
-(patience 20), best checkpoint by val_accuracy, CSVLogger, TensorBoard, and an
+(patience 20), best checkpoint by val_accuracy, a CSV log, TensorBoard, and an
 :class:`EpochBackup` so a killed run loses at most the epoch it was in and resumes with
 the state an uninterrupted run would have: weights, optimizer, learning rate, dropout
 seeds and the patience counters of ReduceLROnPlateau and EarlyStopping (Keras'
@@ -14,12 +14,22 @@ EarlyStopping off (``null`` patience); with ``ema`` an :class:`EMASwap` puts the
 averaged weights in the model for validation and for every checkpoint. Every run writes
 its learning curve against wall-clock time (:class:`WallClock`) beside log.csv, which
 stays free of timings so a resumed run's log equals an uninterrupted one's.
+
+Every file is written under a temporary name and renamed (:func:`fer_keras.runs.replacing`):
+a full disk or a read-only folder stops the run with an ``OSError`` naming the file and
+leaves the last committed epoch (``resume.json``) and the best model valid. Backups are
+``.keras`` archives, which Keras assembles in memory: ``save_weights`` writes HDF5 straight
+to disk, and HDF5 on a full disk ended in a segmentation fault.
+
+Under MultiWorkerMirroredStrategy only the chief writes (``chief=False`` elsewhere); every
+worker resumes from the chief's backup, so the run folder must be on a file system all
+workers see.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import time
 from pathlib import Path
 
@@ -27,46 +37,74 @@ import keras
 import numpy as np
 
 from fer_keras.config import RunConfig
-from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, score_file, write_json
+from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, replacing, score_file, write_json, write_text
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
 
 
-class BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint(save_best_only) whose best score survives restarts and phases."""
+class BestCheckpoint(keras.callbacks.Callback):
+    """The best model so far by ``monitor`` (ModelCheckpoint(save_best_only)), written atomically, whose
+    best score (``<name>.json``, written after the model) survives restarts and phases."""
 
     def __init__(self, filepath: Path, monitor: str = "val_accuracy", mode: str = "max"):
-        super().__init__(str(filepath), monitor=monitor, mode=mode, save_best_only=True, verbose=0)
-        self.score_file = score_file(filepath)
+        super().__init__()
+        self.filepath, self.monitor = Path(filepath), monitor
+        self.score_file = score_file(self.filepath)
+        self.better = np.greater if mode == "max" else np.less
+        self.best = -np.inf if mode == "max" else np.inf
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
         if self.score_file.is_file():
-            self.best = json.loads(self.score_file.read_text())[self.monitor]
+            self.best = read_json(self.score_file)[self.monitor]
 
     def on_epoch_end(self, epoch, logs=None):
-        before = self.best
-        super().on_epoch_end(epoch, logs)
-        if self.best != before and np.isfinite(self.best):
-            tmp = self.score_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({self.monitor: float(self.best), "epoch": epoch + 1}))
-            tmp.replace(self.score_file)
+        current = (logs or {}).get(self.monitor)
+        if current is None or not np.isfinite(current) or not self.better(current, self.best):
+            return
+        with replacing(self.filepath) as tmp:
+            self.model.save(tmp)
+        self.best = float(current)
+        write_json(self.score_file, {self.monitor: self.best, "epoch": epoch + 1})
+
+
+class EpochLog(keras.callbacks.Callback):
+    """CSVLogger's ``log.csv`` (epoch, then the logs' keys sorted), rewritten atomically after every epoch.
+
+    Rows of the epoch being logged and later ones are dropped first: an epoch replayed after a
+    crash between the log and the backup is logged once, and a full disk never leaves half a row.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        rows = list(csv.reader(io.StringIO(self.path.read_text()))) if self.path.is_file() else []
+        header = rows[0] if rows else ["epoch", *sorted(logs)]
+        kept = [row for row in rows[1:] if row and int(row[0]) < epoch]
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerows([header, *kept, [epoch, *(logs.get(key, "NA") for key in header[1:])]])
+        write_text(self.path, out.getvalue())
 
 
 class EpochBackup(keras.callbacks.Callback):
-    """After every epoch: the weights (optimizer included) in ``epoch<k>.weights.h5``, then
-    ``resume.json`` (written atomically: the commit point) with the epoch, learning rate,
-    the model's random-seed state and the ``stateful`` callbacks' patience state.
+    """After every epoch: the model, optimizer included, in ``epoch<k>.keras``, then ``resume.json``
+    (written atomically: the commit point) with the epoch, learning rate, the model's random-seed
+    state and the ``stateful`` callbacks' patience state. Older backups are deleted after the commit.
 
     It must come after the callbacks it saves: it restores them after their own
-    ``on_train_begin`` reset them, and saves them after they saw the epoch's logs.
+    ``on_train_begin`` reset them, and saves them after they saw the epoch's logs. With
+    ``write=False`` (a worker that is not the chief) it only restores.
     """
 
-    def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback], *, restore_lr: bool = True):
+    def __init__(self, folder: Path, stateful: list[keras.callbacks.Callback], *, restore_lr: bool = True,
+                 write: bool = True):
         super().__init__()
         # restore_lr False: a schedule computes the rate from the (restored) step counter; it cannot be set.
-        self.folder, self.stateful, self.restore_lr = Path(folder), stateful, restore_lr
+        self.folder, self.stateful, self.restore_lr, self.write = Path(folder), stateful, restore_lr, write
         self.file = self.folder / RESUME_FILE
 
     def saved(self) -> dict | None:
@@ -78,7 +116,7 @@ class EpochBackup(keras.callbacks.Callback):
         return (state["epoch"], state["stopped"]) if state else (0, False)
 
     def _random_state(self) -> list[keras.Variable]:
-        # Dropout's SeedGenerator states: model variables that are not weights (save_weights skips them).
+        # Dropout's SeedGenerator states: model variables that are not weights (saving skips them).
         weights = {id(w) for w in self.model.weights}
         return [v for v in self.model.variables if id(v) not in weights]
 
@@ -88,7 +126,7 @@ class EpochBackup(keras.callbacks.Callback):
             return
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(self.folder / state["weights"])
+        self.model.load_weights(self.folder / state["weights"])  # epoch<k>.keras, or .weights.h5 of older runs
         if self.restore_lr:
             self.model.optimizer.learning_rate = state["learning_rate"]
         for var, value in zip(self._random_state(), state["random_state"], strict=True):
@@ -98,9 +136,12 @@ class EpochBackup(keras.callbacks.Callback):
                 setattr(cb, name, value)
 
     def on_epoch_end(self, epoch, logs=None):
-        weights = f"epoch{epoch + 1}.weights.h5"
+        if not self.write:
+            return
+        weights = f"epoch{epoch + 1}.keras"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(self.folder / weights)
+        with replacing(self.folder / weights) as tmp:
+            self.model.save(tmp)
         write_json(self.file, {
             "epoch": epoch + 1, "weights": weights, "stopped": bool(self.model.stop_training),
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
@@ -108,7 +149,7 @@ class EpochBackup(keras.callbacks.Callback):
             "callbacks": {type(cb).__name__: {name: _plain(getattr(cb, name)) for name in PATIENCE_STATE
                                               if hasattr(cb, name)} for cb in self.stateful},
         })
-        for old in self.folder.glob("epoch*.weights.h5"):
+        for old in [*self.folder.glob("epoch*.keras"), *self.folder.glob("epoch*.weights.h5")]:
             if old.name != weights:
                 old.unlink()
 
@@ -172,24 +213,25 @@ def _plain(value):
 
 
 def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = MODEL_FILE,
-                       monitor: str = "val_accuracy", mode: str = "max") -> list[keras.callbacks.Callback]:
+                       monitor: str = "val_accuracy", mode: str = "max", chief: bool = True
+                       ) -> list[keras.callbacks.Callback]:
     """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
     than the final classifier (a triplet embedding, one ESR stage) checkpoint to their own file and may
-    monitor another metric."""
+    monitor another metric. A worker that is not the ``chief`` gets only the callbacks that steer
+    training, and restores from the chief's backup."""
     run = Run(run_dir)
-    log = run.log_file(phase)
     patience = []
     if cfg.reduce_lr_patience is not None:
         patience.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience,
                                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_lr))
     if cfg.early_stopping_patience is not None:
         patience.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
-    backup = EpochBackup(run.backup_dir(phase), patience, restore_lr=cfg.lr_schedule == "plateau")
-    callbacks = [*patience, WallClock(run_dir, phase)]
-    if cfg.ema:
-        callbacks.append(EMASwap(backup))
-    callbacks += [BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
-                  keras.callbacks.CSVLogger(str(log), append=True)]
+    backup = EpochBackup(run.backup_dir(phase), patience, restore_lr=cfg.lr_schedule == "plateau", write=chief)
+    callbacks = [*patience, EMASwap(backup)] if cfg.ema else [*patience]
+    if not chief:
+        return [*callbacks, backup]
+    callbacks += [WallClock(run_dir, phase), BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
+                  EpochLog(run.log_file(phase))]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir(phase)), write_graph=False))
     return [*callbacks, backup]

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from fer_keras.config import RunConfig, load_config
 from fer_keras.console import CommandParser, progress_verbosity, quiet_tensorflow
-from fer_keras.runs import check_writable
+from fer_keras.runs import check_writable, write_error_line
 
 
 def _choices(annotation: Any) -> list[str] | None:
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a folder that turned read-only, a full disk: what and where, not a traceback
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"error: {write_error_line(err)}", file=sys.stderr)
         return 2
     print_run_summary(run_dir)
     return 0

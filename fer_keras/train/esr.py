@@ -22,7 +22,7 @@ from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.models.esr import branch_probs_model, num_branches
 from fer_keras.registry import build_model
-from fer_keras.runs import score_file
+from fer_keras.runs import replacing, score_file
 from fer_keras.train.loop import RunContext, compile_model, evaluate_run, fit_phase, fit_protocol
 
 
@@ -83,7 +83,8 @@ def fit_progressive(ctx: RunContext, total: int) -> None:
         state["phases_done"].append(phase)
         ctx.write_state(state)
     final = run_dir / stage_file(total)
-    shutil.copyfile(final, ctx.run.model_file)
-    shutil.copyfile(score_file(final), ctx.run.best_score_file)
+    for src, dst in ((final, ctx.run.model_file), (score_file(final), ctx.run.best_score_file)):
+        with replacing(dst) as tmp:
+            shutil.copyfile(src, tmp)
     state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
     ctx.write_state(state)

@@ -5,6 +5,11 @@ head is trained with the backbone frozen for up to ``phase1_epochs``; the best
 checkpoint is reloaded, every layer is unfrozen and training continues until early
 stopping. Models trained from scratch have one phase. Each phase is resumable; a
 finished phase is never run again.
+
+Every file of the run folder is written atomically, so a run stopped by a full disk or a
+read-only folder (an ``OSError`` naming the file) resumes when started again. Under
+MultiWorkerMirroredStrategy (``TF_CONFIG``) every worker trains and only the chief writes
+and evaluates; the other workers read the chief's run folder to resume.
 """
 
 from __future__ import annotations
@@ -31,10 +36,10 @@ from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import BACKBONE, build_model, get_spec
-from fer_keras.runs import Run, read_json, write_json
+from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
-from fer_keras.train.strategy import describe, make_strategy
+from fer_keras.train.strategy import describe, is_chief, is_multi_worker, make_strategy, prepare_fit
 
 DEMO_SETS = ("demo", "demo_wild")
 
@@ -54,17 +59,25 @@ class RunContext:
     class_weight: dict[int, float] | None
     verbose: int = 2
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+    chief: bool = True  # False on the other workers of a multi-worker run: they write nothing
+    _state: dict | None = field(default=None, init=False, repr=False)
 
     @property
     def run(self) -> Run:
         return Run(self.run_dir)
 
     def read_state(self) -> dict:
-        path = self.run.state_file
-        return read_json(path) if path.is_file() else {"phases_done": []}
+        """The run's progress, read from the folder once and then kept in memory: a worker that is not
+        the chief never races the chief's writes."""
+        if self._state is None:
+            path = self.run.state_file
+            self._state = read_json(path) if path.is_file() else {"phases_done": []}
+        return self._state
 
     def write_state(self, state: dict) -> None:
-        write_json(self.run.state_file, state)
+        self._state = state
+        if self.chief:
+            write_json(self.run.state_file, state)
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
@@ -141,7 +154,13 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     """Train (or resume, or skip if finished) the run ``cfg`` describes; return its folder."""
     run_dir = cfg.run_dir()
     run = Run(run_dir)
+    # First, before any other TensorFlow op: a multi-worker strategy must configure the runtime.
+    strategy = make_strategy(cfg.devices)
+    chief = is_chief(strategy)
     if force and run_dir.exists():
+        if is_multi_worker(strategy):
+            raise ConfigError(f"--force in a multi-worker run could let a worker resume from the backup the chief "
+                              f"deletes; delete {run_dir} instead")
         import shutil
 
         shutil.rmtree(run_dir)
@@ -150,22 +169,27 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         print(f"{run_dir} is already finished; pass --force to train it again")
         return run_dir
     splits = prepare_data(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()  # for the process: TensorFlow cannot switch it off
-    strategy = make_strategy(cfg.devices)
     global_batch = cfg.batch * strategy.num_replicas_in_sync
     weights = class_weights(splits.train.counts(), cfg.balance, cfg.balance_cap)
     classes = list(splits.train.class_names)
+    spec = get_spec(cfg.model)
+    if not chief and spec.trainer:
+        raise ConfigError(f"{cfg.model} trains with its own procedure ({spec.trainer}), which writes from every "
+                          "worker; multi-worker training runs the protocol's fit only")
 
-    save_config(cfg, run.config_file)
-    write_json(run.classes_file, classes)
-    write_json(run.class_weights_file,
-               {"balance": cfg.balance, "cap": cfg.balance_cap,
-                "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
-    write_json(run.data_summary_file, splits.summary())
-    run.versions_file.write_text(_versions())
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(run_dir)
+        save_config(cfg, run.config_file)
+        write_json(run.classes_file, classes)
+        write_json(run.class_weights_file,
+                   {"balance": cfg.balance, "cap": cfg.balance_cap,
+                    "weights": {c: (weights or {}).get(i, 1.0) for i, c in enumerate(classes)}})
+        write_json(run.data_summary_file, splits.summary())
+        write_text(run.versions_file, _versions())
 
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     with strategy.scope(), dtype_policy(cfg.mixed_precision):
@@ -175,23 +199,25 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     if cfg.mixed_precision != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
         raise ConfigError(f"{cfg.model} does not end in a float32 layer under {cfg.mixed_precision}; "
                           "its probabilities would lose precision (use mixed_precision: none)")
-    write_json(run.run_info_file, {
-        **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
-        "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
-        "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
-        "keras": keras.__version__, "recipe": cfg.recipe, "mixed_precision": cfg.mixed_precision,
-        "jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution,
-    })
+    if chief:
+        write_json(run.run_info_file, {
+            **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
+            "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
+            "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "recipe": cfg.recipe, "mixed_precision": cfg.mixed_precision,
+            "jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution,
+        })
     ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
-                     extra_callbacks=list(extra_callbacks or []))
-    trainer = get_spec(cfg.model).load_trainer()
+                     extra_callbacks=list(extra_callbacks or []), chief=chief)
+    trainer = spec.load_trainer()
     if trainer:
         trainer(ctx, model)  # trains, then calls evaluate_run itself
     else:
         fit_protocol(ctx, model)
-        evaluate_run(cfg, run_dir, splits, global_batch)
+        if chief:
+            evaluate_run(cfg, run_dir, splits, global_batch)
     return run_dir
 
 
@@ -225,14 +251,15 @@ def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **ca
     :func:`protocol_callbacks`): a killed phase resumes at the epoch it was in, on the data and with the
     callbacks' state an uninterrupted run would have; one that had already ended is not fitted again.
     Call it before the phase is added to ``phases_done``."""
-    callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, **callback_options)
+    callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, chief=ctx.chief, **callback_options)
     first, stopped = callbacks[-1].resume_point()
     if stopped or first >= epochs:
         return
     if first:
         print(f"[{ctx.cfg.resolved_run_id()}] phase {phase}: resuming at epoch {first + 1}")
     number = len(ctx.read_state()["phases_done"])  # numbers the phases, so none replays another's draws
-    model.fit(ctx.train_data(number, first), steps_per_epoch=ctx.steps_per_epoch, initial_epoch=first, epochs=epochs,
+    train = prepare_fit(ctx.strategy, model, ctx.train_data(number, first))
+    model.fit(train, steps_per_epoch=ctx.steps_per_epoch, initial_epoch=first, epochs=epochs,
               validation_data=ctx.val_ds, class_weight=ctx.class_weight, shuffle=False,
               callbacks=callbacks + ctx.extra_callbacks, verbose=ctx.verbose)
 

@@ -25,7 +25,7 @@ from keras import ops
 
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.models.tlf import DECISION, HEADS, MININGS, embedding_model
-from fer_keras.runs import score_file, write_json
+from fer_keras.runs import replacing, score_file, write_json
 from fer_keras.train.loop import RunContext, evaluate_run, fit_phase
 
 EMBEDDING_FILE = "embedding.keras"
@@ -148,8 +148,10 @@ def train_triplet(ctx: RunContext, model: keras.Model) -> None:
     clf = fit_linear_head(features, train.labels, opts["head"], ctx.class_weight, cfg.seed)
     kernel, bias = dense_weights(clf, len(train.class_names))
     model.get_layer(DECISION).set_weights([kernel, bias])
-    model.save(ctx.run.model_file)
-    shutil.copyfile(score_file(run_dir / EMBEDDING_FILE), ctx.run.best_score_file)
+    with replacing(ctx.run.model_file) as tmp:
+        model.save(tmp)
+    with replacing(ctx.run.best_score_file) as tmp:
+        shutil.copyfile(score_file(run_dir / EMBEDDING_FILE), tmp)
     write_json(run_dir / "head.json", {
         "head": opts["head"], "estimator": type(clf).__name__, "params": clf.get_params(),
         "train_accuracy": float(np.mean(clf.predict(features) == train.labels)),
