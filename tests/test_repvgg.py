@@ -38,9 +38,12 @@ def test_reparameterized_model_matches_in_inference_mode():
     features = [keras.Model(m.input, m.get_layer("pool").output) for m in (model, deployed)]
     want, got = (np.asarray(f(x, training=False)) for f in features)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
-    np.testing.assert_allclose(
-        np.asarray(deployed(x, training=False)), np.asarray(model(x, training=False)), atol=1e-5
-    )
+    # The fused convolutions sum in another order, so features agree to float32 rounding relative to their
+    # size (checked above); through large logits a 1e-4 relative change moves probabilities by ~1e-5,
+    # by more or less on another CPU's kernels. A wrong fusion moves them by tenths.
+    probs, deployed_probs = np.asarray(model(x, training=False)), np.asarray(deployed(x, training=False))
+    np.testing.assert_allclose(deployed_probs, probs, atol=1e-3)
+    assert (deployed_probs.argmax(1) == probs.argmax(1)).all()
 
 
 def test_blocks_have_identity_branches_only_where_shapes_allow():
