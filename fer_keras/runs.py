@@ -266,6 +266,26 @@ class Run:
             raise FileNotFoundError(f"{self.model_file} does not exist: the run has not saved a model yet")
         return keras.models.load_model(self.model_file, safe_mode=True, compile=False)
 
+    def float32_model(self):
+        """The best model computing in float32 whatever the run's mixed precision: TFLite cannot convert
+        bfloat16 ops, and many CPUs run them slowly. Same architecture, same weights."""
+        import keras
+
+        from fer_keras.registry import build_model
+
+        trained = self.model()
+        if all(layer.dtype_policy.compute_dtype == "float32" for layer in trained.layers):
+            return trained
+        cfg = self.config()
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("float32")
+        try:
+            model = build_model(cfg.model, cfg.res, len(self.classes()), pooling=cfg.pooling, **cfg.model_options)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        model.set_weights(trained.get_weights())
+        return model
+
 
 def find_runs(root: Path) -> list[Path]:
     """Finished runs under ``root`` (any depth), sorted by path."""

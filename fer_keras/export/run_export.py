@@ -71,7 +71,7 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     if cfg.folds is not None:
         test_name += f" (fold {cfg.fold} of {cfg.folds})"
     columns = output_columns(run.classes(), test.class_names, test_name=test.name)
-    model = run.model()
+    model = run.float32_model()
     calibrate = quant.startswith("int8")
     rep = (representative_sample(splits.train, cfg.res, representative, seed=cfg.seed, pipeline=cfg.pipeline)
            if calibrate else None)
