@@ -29,7 +29,7 @@ crossdomain:           ## evaluate every finished run lacking a cross-domain res
 	$(PY) -m fer_keras.evaluate.crossdomain --runs $(OUT) $(call opt,--data,$(TEST)) $(ARGS)
 
 REAL ?= ../shared/data/fer2013
-realcheck:             ## does a run learn on real faces? full FER2013, a few epochs [REAL=folder EPOCHS=3 MODEL=sequential_simple]
+realcheck:             ## does a run learn on real faces? full FER2013, a few epochs [REAL=folder EPOCHS=5 MODEL=sequential_simple]
 	$(PY) -m fer_keras.realcheck --data $(REAL) $(call opt,--epochs,$(EPOCHS)) $(call opt,--model,$(MODEL)) $(ARGS)
 
 test:                  ## the test suite (the command CI runs)
