@@ -266,14 +266,14 @@ class Run:
             raise FileNotFoundError(f"{self.model_file} does not exist: the run has not saved a model yet")
         return keras.models.load_model(self.model_file, safe_mode=True, compile=False)
 
-    def float32_model(self):
-        """The best model computing in float32 whatever the run's mixed precision: TFLite cannot convert
-        bfloat16 ops, and many CPUs run them slowly. Same architecture, same weights."""
+    def float32_model(self, trained=None):
+        """The best model (``trained``, if already loaded) computing in float32 whatever the run's mixed
+        precision: TFLite cannot convert bfloat16 ops, and many CPUs run them slowly. Same weights."""
         import keras
 
         from fer_keras.registry import build_model
 
-        trained = self.model()
+        trained = trained if trained is not None else self.model()
         if all(layer.dtype_policy.compute_dtype == "float32" for layer in trained.layers):
             return trained
         cfg = self.config()

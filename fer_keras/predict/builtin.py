@@ -28,7 +28,8 @@ def ship(run_dir: Path, dest: Path = BUILTIN_MODEL_DIR) -> Path:
     run = Run(run_dir)
     if not run.is_finished():
         raise ValueError(f"{run_dir} is not a finished run (no {run.metrics_file.name})")
-    trained, model, res = run.model(), run.float32_model(), run.config().res
+    trained = run.model()
+    model, res = run.float32_model(trained), run.config().res
     x = np.random.default_rng(0).uniform(0, 255, (4, res, res, 3)).astype("float32")
     # bfloat16 keeps 8 bits of mantissa: the float32 copy may differ by a few hundredths, not more.
     gap = float(np.abs(np.asarray(model(x)) - np.asarray(trained(x), dtype="float32")).max())

@@ -199,12 +199,15 @@ class WallClock(keras.callbacks.Callback):
         logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         row = {**{k: logs.get(k) for k in CURVE_COLUMNS}, "phase": self.phase, "epoch": epoch + 1,
                "elapsed_s": round(self.offset + time.monotonic() - self.start, 1)}
-        new = not self.file.is_file()
-        with self.file.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        # Rewritten atomically like log.csv (EpochLog): a replayed epoch replaces its row, a full disk
+        # never leaves half a row.
+        rows = list(csv.DictReader(io.StringIO(self.file.read_text()))) if self.file.is_file() else []
+        kept = [r for r in rows if not (r["phase"] == self.phase and int(r["epoch"]) >= epoch + 1)]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=CURVE_COLUMNS)
+        writer.writeheader()
+        writer.writerows([*kept, row])
+        write_text(self.file, out.getvalue())
 
 
 def _plain(value):
