@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from fer_keras.config import CONFIG_DIR, RunConfig, load_config
+from fer_keras.config import CONFIG_DIR, DEFAULT_RUNS, DEFAULT_SEED, RunConfig, load_config
 from fer_keras.console import CommandParser, progress_verbosity, quiet_tensorflow
 from fer_keras.data.readers import read_class_folders
 
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="sequential_simple")
     p.add_argument("--epochs", type=int, default=5,
                    help="5: the protocol (lr 1e-4, class weights) leans on one class for its first 2-4 epochs")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", type=Path, default=Path("runs"))
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--out", type=Path, default=DEFAULT_RUNS)
     args = p.parse_args(argv)
     if not (args.data / "train").is_dir() or not (args.data / "test").is_dir():
         print(f"error: {args.data} needs train/ and test/ class folders (FER2013's Kaggle layout)", file=sys.stderr)

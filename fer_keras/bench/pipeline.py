@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.pipeline import make_dataset
 from fer_keras.data.readers import DatasetError, ImageSet, read_dataset
@@ -54,7 +55,7 @@ def stream_rate(make: Callable[[], tf.data.Dataset], epochs: int) -> dict:
             "images_per_s": n / float(np.median(later)), "epoch_seconds": [round(s, 4) for s in later]}
 
 
-def pipeline_throughput(images: ImageSet, res: int, batch: int, epochs: int = 4, seed: int = 42) -> dict:
+def pipeline_throughput(images: ImageSet, res: int, batch: int, epochs: int = 4, seed: int = DEFAULT_SEED) -> dict:
     """tf.data and legacy rates on the same images, measured back to back; their ratio."""
     tfdata = stream_rate(lambda: make_dataset(images, res, batch, training=True, seed=seed, cache=True), epochs)
     legacy = stream_rate(lambda: make_legacy_dataset(images, res, batch, training=True, seed=seed), epochs)

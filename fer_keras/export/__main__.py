@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from fer_keras.config import DEFAULT_RUNS
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.export.tflite import QUANTS
 
@@ -19,7 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     p = CommandParser(prog="python -m fer_keras.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="run folder, or run id under --runs")
-    p.add_argument("--runs", default="runs", help="runs folder to look run ids up in (runs)")
+    p.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
+                   help=f"runs folder to look run ids up in ({DEFAULT_RUNS})")
     p.add_argument("--format", default="tflite", choices=("tflite",), help="export format (tflite)")
     p.add_argument("--quant", default="none", choices=(*QUANTS, "float32"),
                    help="none/float32, float16, int8 (full-integer, float input/output) or "
