@@ -13,7 +13,9 @@ from pathlib import Path
 
 from fer_keras.config import DEFAULT_RUNS
 from fer_keras.console import CommandParser, quiet_tensorflow
+from fer_keras.export.check import check_all, markdown
 from fer_keras.export.tflite import QUANTS
+from fer_keras.runs import write_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,9 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_tensorflow(args.verbose)
     if args.all_models:
-        from fer_keras.export.check import check_all, markdown
-        from fer_keras.runs import write_json
-
         rows = check_all(args.models, args.res)
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / "convertible.json", rows)
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run:
         print("error: give a RUN (folder or id) or --all-models", file=sys.stderr)
         return 2
-    from fer_keras.export.run_export import export_run, resolve_run
+    from fer_keras.export.run_export import export_run, resolve_run  # imports TensorFlow: after quiet_tensorflow
 
     quant = "none" if args.quant == "float32" else args.quant
     try:

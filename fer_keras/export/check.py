@@ -13,6 +13,7 @@ import traceback
 import numpy as np
 
 from fer_keras.export.tflite import QUANTS, TFLiteModel, convert, primary_output
+from fer_keras.registry import build_model, get_spec, list_models
 
 
 def _reason(err: BaseException) -> str:
@@ -25,9 +26,7 @@ def _reason(err: BaseException) -> str:
 
 def check_model(name: str, res: int = 48, quants: tuple[str, ...] = QUANTS, calibration: int = 8) -> dict:
     """Conversion status per quantization of one model built with random weights."""
-    import keras
-
-    from fer_keras.registry import build_model, get_spec
+    import keras  # here: the export CLI parses its arguments before TensorFlow loads
 
     spec = get_spec(name)
     row: dict = {"model": name, "res": res}
@@ -58,8 +57,6 @@ def check_model(name: str, res: int = 48, quants: tuple[str, ...] = QUANTS, cali
 
 
 def check_all(names: list[str] | None = None, res: int = 48, quants: tuple[str, ...] = QUANTS) -> list[dict]:
-    from fer_keras.registry import list_models
-
     rows = []
     for name in names or list_models():
         rows.append(check_model(name, res, quants))

@@ -23,6 +23,8 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
 from fer_keras.data.faces import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
 from fer_keras.data.image_types import list_images
@@ -168,8 +170,6 @@ class Predictor:
 
     def model_input(self, rgb: np.ndarray) -> np.ndarray:
         """An RGB image resized as the pipeline resizes evaluation images: res x res, rounded to 8 bits."""
-        import tensorflow as tf
-
         resized = tf.image.resize(rgb.astype("float32"), (self.res, self.res), antialias=True)
         return _uint8(resized.numpy()).astype("float32")
 
@@ -222,8 +222,6 @@ class Predictor:
                     name, self.classes[int(np.argmax(p))], dict(zip(self.classes, map(float, p), strict=True)),
                     face=entry.get("face"), box=entry.get("box"), face_confidence=entry.get("face_confidence")))
             pending.clear()
-
-        from tqdm import tqdm
 
         with tqdm(total=count_inputs(images), unit="img", desc="predict", disable=not progress) as bar:
             for name, item in _iter_inputs(images):
