@@ -12,12 +12,12 @@ training or evaluation work. The test split is only looked at, never used for de
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from fer_keras.config import CONFIG_DIR, DEFAULT_RUNS, DEFAULT_SEED, RunConfig, load_config
 from fer_keras.console import CommandParser, progress_verbosity, quiet_tensorflow
 from fer_keras.data.readers import read_class_folders
+from fer_keras.timing import Stopwatch
 
 DEFAULT_DATA = Path("../shared/data/fer2013")
 #: Final test accuracy must beat chance (1 / classes) by this much.
@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"realcheck: {cfg.model} at {cfg.res} px on {args.data}, {args.epochs} epochs; "
           f"test counts {test.counts()}", flush=True)
     probe = EpochTestProbe(test, cfg)
-    started = time.time()
+    clock = Stopwatch()
     train_run(cfg, force=True, verbose=progress_verbosity(), extra_callbacks=[probe])
     problems = verdict(probe.rows, len(test.class_names))
-    print(f"realcheck: {len(probe.rows)} epochs in {(time.time() - started) / 60:.1f} min; run folder {cfg.run_dir()}")
+    print(f"realcheck: {len(probe.rows)} epochs in {clock.minutes:.1f} min; run folder {cfg.run_dir()}")
     if problems:
         print("REALCHECK FAILED: " + "; ".join(problems), file=sys.stderr)
         return 1
