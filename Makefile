@@ -1,8 +1,9 @@
 # fer_keras: every target calls an entry point a user can also call directly.
+# A flag is passed only when its variable is set, so an unset variable leaves the decision to the
+# config file and RunConfig's defaults (fer_keras/config.py), never to a second default here.
 PY      ?= .venv/bin/python
-DATA    ?= demo
-CONFIG  ?= $(if $(filter demo,$(DATA)),configs/demo.yaml,configs/protocol.yaml)
-OUT     ?= runs
+# Without CONFIG: the demo config for the built-in demo data (DATA unset or demo), else the protocol.
+CONFIG  ?= $(if $(filter-out demo,$(DATA)),configs/protocol.yaml,configs/demo.yaml)
 opt = $(if $(2),$(1) $(2))
 
 .PHONY: setup train fast crossdomain realcheck test lint models predict clean-demo
@@ -13,24 +14,24 @@ setup:                 ## create .venv and install the package with its test too
 	$(PY) -m pip install -e '.[cpu,dev]'
 
 train:                 ## one run: make train MODEL=resnet18 RES=48 [DATA=.. BALANCE=.. PRETRAIN=.. ...]
-	$(PY) -m fer_keras.train --config $(CONFIG) --dataset $(DATA) --out $(OUT) \
+	$(PY) -m fer_keras.train --config $(CONFIG) $(call opt,--dataset,$(DATA)) $(call opt,--out,$(OUT)) \
 	  $(call opt,--model,$(MODEL)) $(call opt,--res,$(RES)) $(call opt,--data-root,$(DATA_ROOT)) \
 	  $(call opt,--balance,$(BALANCE)) $(call opt,--pretrain,$(PRETRAIN)) \
 	  $(call opt,--epochs,$(EPOCHS)) $(call opt,--batch,$(BATCH)) $(call opt,--lr,$(LR)) \
 	  $(call opt,--seed,$(SEED)) $(call opt,--limit-per-class,$(LIMIT)) \
 	  $(call opt,--crossdomain,$(CROSSDOMAIN)) $(call opt,--pipeline,$(PIPELINE)) $(ARGS)
 
-FAST_OUT ?= runs/fast
+FAST_OUT  ?= runs/fast
+FAST_REAL  = $(or $(REAL),../shared/data/fer2013)
 fast:                  ## the fast recipe (ours, not the protocol) on FER2013: make fast EPOCHS=30 [FAST_OUT=runs/fast REAL=..]
-	$(PY) -m fer_keras.train --config configs/fast.yaml --data-root $(dir $(REAL)) --dataset $(notdir $(REAL)) \
+	$(PY) -m fer_keras.train --config configs/fast.yaml --data-root $(dir $(FAST_REAL)) --dataset $(notdir $(FAST_REAL)) \
 	  --crossdomain null --out $(FAST_OUT) $(call opt,--epochs,$(EPOCHS)) $(call opt,--model,$(MODEL)) $(ARGS)
 
 crossdomain:           ## evaluate every finished run lacking a cross-domain result [TEST=folder]
-	$(PY) -m fer_keras.evaluate.crossdomain --runs $(OUT) $(call opt,--data,$(TEST)) $(ARGS)
+	$(PY) -m fer_keras.evaluate.crossdomain $(call opt,--runs,$(OUT)) $(call opt,--data,$(TEST)) $(ARGS)
 
-REAL ?= ../shared/data/fer2013
 realcheck:             ## does a run learn on real faces? full FER2013, a few epochs [REAL=folder EPOCHS=5 MODEL=sequential_simple]
-	$(PY) -m fer_keras.realcheck --data $(REAL) $(call opt,--epochs,$(EPOCHS)) $(call opt,--model,$(MODEL)) $(ARGS)
+	$(PY) -m fer_keras.realcheck $(call opt,--data,$(REAL)) $(call opt,--epochs,$(EPOCHS)) $(call opt,--model,$(MODEL)) $(ARGS)
 
 test:                  ## the test suite (the command CI runs)
 	$(PY) -m pytest -q
@@ -74,7 +75,6 @@ import:                ## make import DATASET=fer2013_csv|ferplus|rafdb|affectne
 
 # --- experiment grids and the report (fer_keras.grid, fer_keras.report) ---
 GRID   ?= experiments/demo.yaml
-REPORT ?= report
 
 .PHONY: grid grid-dry report
 
@@ -85,21 +85,19 @@ grid-dry:              ## list a grid's runs, their ids and states; trains nothi
 	$(PY) -m fer_keras.grid $(GRID) --dry-run $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
 
 report:                ## tables, figures, report.html from every run under OUT: make report [OUT=runs REPORT=report PAPER_CSV=paper.csv]
-	$(PY) -m fer_keras.report --runs $(OUT) --out $(REPORT) $(call opt,--paper-csv,$(PAPER_CSV)) $(REPORT_ARGS)
+	$(PY) -m fer_keras.report $(call opt,--runs,$(OUT)) $(call opt,--out,$(REPORT)) $(call opt,--paper-csv,$(PAPER_CSV)) \
+	  $(REPORT_ARGS)
 
 # --- benchmarks and TFLite export (fer_keras.bench, fer_keras.export) ---
-BENCH_OUT ?= bench
-QUANT     ?= none
-FORMAT    ?= tflite
 .PHONY: bench export export-check
 
 bench:                 ## speed: input pipelines, training, inference, TFLite; writes bench/results.{json,md}
-	$(PY) -m fer_keras.bench --out $(BENCH_OUT) $(call opt,--models,$(MODELS)) $(call opt,--res,$(RES)) \
+	$(PY) -m fer_keras.bench $(call opt,--out,$(BENCH_OUT)) $(call opt,--models,$(MODELS)) $(call opt,--res,$(RES)) \
 	  $(call opt,--data,$(BENCH_DATA)) $(call opt,--repeats,$(REPEATS)) $(ARGS)
 
 export:                ## make export RUN=<run-dir-or-id> [FORMAT=tflite QUANT=none|float16|int8]
-	$(PY) -m fer_keras.export $(RUN) --runs $(OUT) --format $(FORMAT) --quant $(QUANT) \
+	$(PY) -m fer_keras.export $(RUN) $(call opt,--runs,$(OUT)) $(call opt,--format,$(FORMAT)) $(call opt,--quant,$(QUANT)) \
 	  $(call opt,--data-root,$(DATA_ROOT)) $(ARGS)
 
 export-check:          ## which registered models convert to TFLite (random weights, 48 px)
-	$(PY) -m fer_keras.export --all-models --out $(BENCH_OUT) $(call opt,--res,$(RES)) $(ARGS)
+	$(PY) -m fer_keras.export --all-models $(call opt,--out,$(BENCH_OUT)) $(call opt,--res,$(RES)) $(ARGS)

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fer_keras.registry import get_spec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: Protocol defaults that CLIs and library signatures share with RunConfig (one source).
+DEFAULT_RUNS = Path("runs")
+DEFAULT_SEED = 42
 
 
 class ConfigError(ValueError):
@@ -83,7 +86,7 @@ class RunConfig(BaseModel):
         "none", description="Keras dtype policy; the softmax stays float32, float16 gets loss scaling")
     jit_compile: bool | Literal["auto"] = Field("auto", description="XLA; auto: Keras' choice (on for GPUs)")
     steps_per_execution: int = Field(1, ge=1)
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     deterministic: bool = Field(
         False, description="enable TensorFlow's op determinism (reproducible GPU runs; slower on GPU)"
     )
@@ -91,7 +94,7 @@ class RunConfig(BaseModel):
         None, description="explicit devices for MirroredStrategy, e.g. ['/cpu:0', '/cpu:1']"
     )
     # bookkeeping
-    out: Path = Field(Path("runs"), description="folder of run folders")
+    out: Path = Field(DEFAULT_RUNS, description="folder of run folders")
     run_id: str | None = Field(None, description="run folder name (unset: derived from the settings)")
     tensorboard: bool = Field(True, description="write TensorBoard logs")
     paper_faithful: bool = Field(

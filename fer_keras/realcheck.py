@@ -12,12 +12,12 @@ training or evaluation work. The test split is only looked at, never used for de
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from fer_keras.config import CONFIG_DIR, RunConfig, load_config
+from fer_keras.config import CONFIG_DIR, DEFAULT_RUNS, DEFAULT_SEED, RunConfig, load_config
 from fer_keras.console import CommandParser, progress_verbosity, quiet_tensorflow
 from fer_keras.data.readers import read_class_folders
+from fer_keras.timing import Stopwatch
 
 DEFAULT_DATA = Path("../shared/data/fer2013")
 #: Final test accuracy must beat chance (1 / classes) by this much.
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="sequential_simple")
     p.add_argument("--epochs", type=int, default=5,
                    help="5: the protocol (lr 1e-4, class weights) leans on one class for its first 2-4 epochs")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", type=Path, default=Path("runs"))
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--out", type=Path, default=DEFAULT_RUNS)
     args = p.parse_args(argv)
     if not (args.data / "train").is_dir() or not (args.data / "test").is_dir():
         print(f"error: {args.data} needs train/ and test/ class folders (FER2013's Kaggle layout)", file=sys.stderr)
@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"realcheck: {cfg.model} at {cfg.res} px on {args.data}, {args.epochs} epochs; "
           f"test counts {test.counts()}", flush=True)
     probe = EpochTestProbe(test, cfg)
-    started = time.time()
+    clock = Stopwatch()
     train_run(cfg, force=True, verbose=progress_verbosity(), extra_callbacks=[probe])
     problems = verdict(probe.rows, len(test.class_names))
-    print(f"realcheck: {len(probe.rows)} epochs in {(time.time() - started) / 60:.1f} min; run folder {cfg.run_dir()}")
+    print(f"realcheck: {len(probe.rows)} epochs in {clock.minutes:.1f} min; run folder {cfg.run_dir()}")
     if problems:
         print("REALCHECK FAILED: " + "; ".join(problems), file=sys.stderr)
         return 1

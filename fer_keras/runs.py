@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_keras.config import RunConfig, make_config, read_yaml_mapping
-from fer_keras.registry import import_zoo
+from fer_keras.registry import build_model, import_zoo
 
 MODEL_FILE = "best.keras"
 METRICS_FILE = "metrics.json"
@@ -269,9 +269,7 @@ class Run:
     def float32_model(self, trained=None):
         """The best model (``trained``, if already loaded) computing in float32 whatever the run's mixed
         precision: TFLite cannot convert bfloat16 ops, and many CPUs run them slowly. Same weights."""
-        import keras
-
-        from fer_keras.registry import build_model
+        import keras  # here: reading a run's results must not import TensorFlow
 
         trained = trained if trained is not None else self.model()
         if all(layer.dtype_policy.compute_dtype == "float32" for layer in trained.layers):

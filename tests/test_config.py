@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from fer_keras.config import ConfigError, load_config, make_config
+from fer_keras.config import CONFIG_DIR, ConfigError, RunConfig, load_config, make_config, read_yaml_mapping
 
 
 def test_yaml_typo_names_the_key_and_suggests(tmp_path):
@@ -84,3 +84,15 @@ def test_crossdomain_can_be_switched_off_from_the_command_line():
 
     cfg = make_config(overrides_from(parser().parse_args(["--crossdomain", "null", "--lr", "1e-3"])))
     assert cfg.crossdomain is None and cfg.lr == 1e-3
+
+
+def test_demo_config_states_only_what_differs():
+    # configs/demo.yaml overrides the protocol (its include) or RunConfig; a key equal to what it overrides
+    # is a second copy of a default that would silently drift.
+    demo = CONFIG_DIR / "demo.yaml"
+    own = read_yaml_mapping(demo)
+    base = read_yaml_mapping(demo.parent / own.pop("include")) if "include" in own else {}
+    for key, value in own.items():
+        default = base[key] if key in base else RunConfig.model_fields[key].default
+        assert make_config({key: value}).model_dump()[key] != make_config({key: default}).model_dump()[key], \
+            f"demo.yaml restates {key}: {value!r}"

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from fer_keras.bench.report import write_results
@@ -17,6 +16,7 @@ from fer_keras.bench.runner import DEFAULT_SECTIONS, SECTIONS, BenchOptions, run
 from fer_keras.bench.train_speed import VARIANTS
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.export.tflite import QUANTS
+from fer_keras.timing import Stopwatch
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                         sections=sections, out=a.out, quants=tuple(a.quants),
                         speed_variants=tuple(a.speed_variants), speed_batches=tuple(a.speed_batches),
                         steps_per_execution=tuple(a.steps_per_execution))
-    start = time.perf_counter()
+    clock = Stopwatch()
     results = run_benchmark(opts)
-    results["seconds"] = round(time.perf_counter() - start, 1)
+    results["seconds"] = round(clock.seconds, 1)
     js, md = write_results(results, a.out)
     print(md.read_text())
     print(f"wrote {js} and {md}")

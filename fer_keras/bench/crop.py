@@ -13,10 +13,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from fer_keras.data.image_types import IMAGE_SUFFIXES
+from fer_keras.timing import Stopwatch
 
 MODULE = "data_prep.crop"
 MIN_WORK_S = 2.0
@@ -36,12 +36,12 @@ def _command(module: str, src: Path, dst: Path, workers: int) -> list[str]:
 
 
 def _timed(cmd: list[str], timeout: int) -> float:
-    start = time.perf_counter()
+    clock = Stopwatch()
     done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"{' '.join(cmd[:3])} exited {done.returncode}: {' | '.join(tail)}")
-    return time.perf_counter() - start
+    return clock.seconds
 
 
 def _sample(source: Path, into: Path, n: int) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_keras.export.tflite import QUANTS, TAGS, TFLiteModel, convert, serving_function
+from fer_keras.registry import build_model
 from fer_keras.timing import summarise, time_calls
 
 ROUNDS = 3
@@ -43,9 +44,7 @@ def inference_benchmark(name: str, res: int, *, batch: int = 32, repeats: int = 
                         quants: tuple[str, ...] = QUANTS, threads: int | None = None,
                         calibration: int = 16) -> list[dict]:
     """One row per format: Keras float32, then each TFLite quantization."""
-    import keras
-
-    from fer_keras.registry import build_model
+    import keras  # here: the bench CLI parses its arguments before TensorFlow loads
 
     keras.utils.set_random_seed(0)
     model = build_model(name, res, 7)

@@ -11,16 +11,17 @@ which is what a long training run sees.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.pipeline import make_dataset
 from fer_keras.data.readers import DatasetError, ImageSet, read_dataset
+from fer_keras.timing import Stopwatch
 
 
 def load_images(folder: Path, max_images: int | None = None, seed: int = 0) -> ImageSet:
@@ -36,25 +37,25 @@ def load_images(folder: Path, max_images: int | None = None, seed: int = 0) -> I
 
 
 def _epoch_seconds(ds) -> tuple[float, int]:
-    start, n = time.perf_counter(), 0
+    clock, n = Stopwatch(), 0
     for x, _ in ds:
         n += int(x.shape[0])
-    return time.perf_counter() - start, n
+    return clock.seconds, n
 
 
 def stream_rate(make: Callable[[], tf.data.Dataset], epochs: int) -> dict:
     """Images/s of the first epoch (building the dataset ``make()`` included) and the median of the
     ``epochs - 1`` later ones."""
-    start = time.perf_counter()
+    clock = Stopwatch()
     ds = make()
     n = _epoch_seconds(ds)[1]
-    first = time.perf_counter() - start
+    first = clock.seconds
     later = [_epoch_seconds(ds)[0] for _ in range(max(1, epochs - 1))]
     return {"images_per_epoch": n, "first_epoch_images_per_s": n / first,
             "images_per_s": n / float(np.median(later)), "epoch_seconds": [round(s, 4) for s in later]}
 
 
-def pipeline_throughput(images: ImageSet, res: int, batch: int, epochs: int = 4, seed: int = 42) -> dict:
+def pipeline_throughput(images: ImageSet, res: int, batch: int, epochs: int = 4, seed: int = DEFAULT_SEED) -> dict:
     """tf.data and legacy rates on the same images, measured back to back; their ratio."""
     tfdata = stream_rate(lambda: make_dataset(images, res, batch, training=True, seed=seed, cache=True), epochs)
     legacy = stream_rate(lambda: make_legacy_dataset(images, res, batch, training=True, seed=seed), epochs)

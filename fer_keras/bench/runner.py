@@ -11,8 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer_keras.bench.crop import crop_throughput
+from fer_keras.bench.inference import inference_benchmark
+from fer_keras.bench.train_speed import add_ratios, train_speed
+from fer_keras.data.demo import ensure_demo
 from fer_keras.export.tflite import QUANTS
 from fer_keras.machine import machine_info, matmul_peak
+from fer_keras.registry import get_spec, list_models
 
 SECTIONS = ("pipeline", "training", "inference", "crop", "train-speed")
 #: What runs without --only: train-speed (fit per speed option, minutes per model) is asked for by name.
@@ -49,8 +54,6 @@ class BenchOptions:
 
 def resolve_models(names: list[str] | None) -> list[str]:
     """The models to measure: ``names``, every registered model for ``["all"]``, else the defaults."""
-    from fer_keras.registry import get_spec, list_models
-
     if names == ["all"]:
         return list_models()
     for name in names or ():
@@ -62,8 +65,6 @@ def data_folder(data: Path | None) -> Path:
     """The folder to benchmark on: ``data``, or the built-in demo training images."""
     if data is not None:
         return Path(data)
-    from fer_keras.data.demo import ensure_demo
-
     demo, _ = ensure_demo(Path("data"))
     return demo / "train"
 
@@ -73,6 +74,7 @@ def _log(msg: str) -> None:
 
 
 def run_benchmark(opts: BenchOptions) -> dict:
+    # Both import TensorFlow at module level; the CLI parses its arguments (and quiets TF) first.
     from fer_keras.bench.pipeline import input_bound, load_images, pipeline_throughput
     from fer_keras.bench.training import training_throughput
 
@@ -108,11 +110,7 @@ def run_benchmark(opts: BenchOptions) -> dict:
         if "pipeline" in opts.sections:
             results["input_bound"] = input_bound(results["pipeline"], results["training"])
     if "inference" in opts.sections:
-        from fer_keras.bench.inference import inference_benchmark
-
         results["inference"] = []
-        from fer_keras.registry import get_spec
-
         for res in opts.res:
             for model in models:
                 spec = get_spec(model)
@@ -131,8 +129,6 @@ def run_benchmark(opts: BenchOptions) -> dict:
     if "train-speed" in opts.sections:
         results["train_speed"] = train_speed_section(opts)
     if "crop" in opts.sections:
-        from fer_keras.bench.crop import crop_throughput
-
         _log("face crop")
         results["crop"] = crop_throughput(folder, opts.crop_images)
     return results
@@ -141,8 +137,6 @@ def run_benchmark(opts: BenchOptions) -> dict:
 def train_speed_section(opts: BenchOptions) -> list[dict]:
     """fit() images/s for every (model, res, batch, variant, steps_per_execution), one after another in
     this process, with each row's ratio to fp32 taken within this run."""
-    from fer_keras.bench.train_speed import add_ratios, train_speed
-
     rows = []
     for model in resolve_models(opts.models) if opts.models else SPEED_MODELS:
         for res in opts.res:

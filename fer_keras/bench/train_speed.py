@@ -13,6 +13,10 @@ import time
 
 import numpy as np
 
+from fer_keras.config import RunConfig
+from fer_keras.data.readers import ImageSet
+from fer_keras.registry import build_model
+
 #: variant name -> (mixed_precision, jit_compile)
 VARIANTS = {"fp32": ("none", False), "bf16": ("mixed_bfloat16", False), "fp32+xla": ("none", True),
             "bf16+xla": ("mixed_bfloat16", True), "fp16": ("mixed_float16", False)}
@@ -23,12 +27,9 @@ def train_speed(name: str, res: int, batch: int, variant: str, *, steps: int = 6
                 steps_per_execution: int = 1, num_classes: int = 7) -> dict:
     """Median images/s over ``repeats`` timed epochs of ``steps`` steps, after one untimed epoch (tracing,
     XLA compilation, optimizer slots)."""
-    import keras
+    import keras  # here: the bench CLI parses its arguments before TensorFlow loads
 
-    from fer_keras.config import RunConfig
     from fer_keras.data.pipeline import TrainingData
-    from fer_keras.data.readers import ImageSet
-    from fer_keras.registry import build_model
     from fer_keras.train.loop import compile_model
     from fer_keras.train.recipe import dtype_policy
 

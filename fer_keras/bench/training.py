@@ -8,10 +8,14 @@ for weights, each about one forward), counted analytically (see ``flops.py``).
 
 from __future__ import annotations
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from fer_keras.bench.flops import count_flops
+from fer_keras.registry import build_model
 from fer_keras.timing import summarise, time_calls
+from fer_keras.train.loop import compile_model
 
 TRAIN_FLOPS_FACTOR = 3
 
@@ -19,12 +23,6 @@ TRAIN_FLOPS_FACTOR = 3
 def training_throughput(name: str, res: int, batch: int, *, steps: int = 5, repeats: int = 5,
                         peak_flops: float | None = None, num_classes: int = 7) -> dict:
     """Median over ``repeats`` timed groups of ``steps`` steps, after two warm-up steps."""
-    import keras
-    import tensorflow as tf
-
-    from fer_keras.registry import build_model
-    from fer_keras.train.loop import compile_model
-
     keras.utils.set_random_seed(0)
     model = build_model(name, res, num_classes)
     compile_model(model, 1e-4)

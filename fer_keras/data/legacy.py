@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.augment import ROTATION_DEGREES, SHIFT, ZOOM
 from fer_keras.data.readers import ImageSet
 
@@ -54,7 +55,7 @@ def load_images(images: ImageSet, index: np.ndarray, res: int) -> np.ndarray:
     return np.stack([_load(images, i, res) for i in index])
 
 
-def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
+def make_legacy_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = DEFAULT_SEED,
                         phase: int = 0, first_epoch: int = 0, epochs: int | None = 1) -> tf.data.Dataset:
     """Batched (images, one-hot labels) produced by ImageDataGenerator.random_transform.
 

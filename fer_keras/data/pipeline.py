@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.augment import augment_batch
 from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.readers import ImageSet
@@ -131,7 +132,7 @@ class TrainingData:
     from the same copy. Memory: the uint8 images when cached, plus a few batches.
     """
 
-    def __init__(self, images: ImageSet, res: int, batch: int, *, seed: int = 42, cache: bool = True,
+    def __init__(self, images: ImageSet, res: int, batch: int, *, seed: int = DEFAULT_SEED, cache: bool = True,
                  augment: bool = True, sampling: str = "shuffle"):
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
@@ -163,7 +164,7 @@ class TrainingData:
                            num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = 42,
+def make_dataset(images: ImageSet, res: int, batch: int, *, training: bool, seed: int = DEFAULT_SEED,
                  cache: bool = True, sampling: str = "shuffle") -> tf.data.Dataset:
     """Batched (images, one-hot labels); one epoch (epoch 0), shuffled and augmented when ``training``.
 

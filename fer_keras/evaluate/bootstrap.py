@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
 
 
 def correct_from_confusion(cm: Sequence[Sequence[int]]) -> np.ndarray:
@@ -42,8 +43,6 @@ def bootstrap_ci(correct: Sequence[int] | np.ndarray, *, level: float = 0.95, n_
 
 def mcnemar_p(correct_a: Sequence[int] | np.ndarray, correct_b: Sequence[int] | np.ndarray) -> float:
     """Exact McNemar p-value: do models a and b err on the same images equally often?"""
-    from scipy.stats import binomtest
-
     a = np.asarray(correct_a, dtype=bool)
     b = np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape:
@@ -52,7 +51,7 @@ def mcnemar_p(correct_a: Sequence[int] | np.ndarray, correct_b: Sequence[int] | 
     only_b = int(np.sum(~a & b))
     if only_a + only_b == 0:
         return 1.0
-    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
 def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -69,11 +68,9 @@ def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
 def fold_interval(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
     """Student-t interval of the mean of per-fold values: the spread over folds, for when images
     cannot be matched across folds (no per-image predictions)."""
-    from scipy.stats import t
-
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     if x.size < 2:
         return (float("nan"), float("nan"))
-    half = t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
     return float(x.mean() - half), float(x.mean() + half)

@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from fer_keras.config import DEFAULT_RUNS
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.data.demo import ensure_demo
 from fer_keras.data.readers import evaluation_set
@@ -99,11 +100,11 @@ def table(targets: dict[Path, Path | None]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = CommandParser(prog="fer-crossdomain", description=__doc__.splitlines()[0])
-    p.add_argument("--runs", default="runs", help="folder holding run folders (default: runs)")
+    p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help=f"folder holding run folders ({DEFAULT_RUNS})")
     p.add_argument("--data", help="evaluate every run on this set (default: each run's configured crossdomain set)")
     p.add_argument("--force", action="store_true", help="re-evaluate runs that already have a result")
     args = p.parse_args(argv)
-    runs = find_runs(Path(args.runs))
+    runs = find_runs(args.runs)
     if not runs:
         print(f"no finished runs under {args.runs}")
         return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import keras
 import numpy as np
 
@@ -12,6 +10,7 @@ from fer_keras.data.readers import ImageSet
 from fer_keras.evaluate.evaluator import predict_probs
 from fer_keras.evaluate.metrics import classification_metrics
 from fer_keras.runs import Run
+from fer_keras.timing import Stopwatch
 
 
 class EpochTestProbe(keras.callbacks.Callback):
@@ -21,7 +20,7 @@ class EpochTestProbe(keras.callbacks.Callback):
         super().__init__()
         self.test, self.cfg, self.batch = test, cfg, batch
         self.rows: list[dict] = []
-        self.started = time.time()
+        self.clock = Stopwatch()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -29,7 +28,7 @@ class EpochTestProbe(keras.callbacks.Callback):
                               model_classes=Run(self.cfg.run_dir()).classes())
         m = classification_metrics(self.test.labels, probs, self.test.class_names)
         predicted = np.asarray(m["confusion_matrix"]).sum(axis=0) / m["n"]
-        row = {"epoch": epoch + 1, "minutes": (time.time() - self.started) / 60,
+        row = {"epoch": epoch + 1, "minutes": self.clock.minutes,
                "train_acc": logs.get("accuracy"), "val_acc": logs.get("val_accuracy"),
                "test_acc": m["accuracy"], "test_bal_acc": m["balanced_accuracy"],
                "shares": dict(zip(self.test.class_names, predicted.round(3).tolist(), strict=True)),

@@ -11,15 +11,19 @@ import json
 import sys
 from pathlib import Path
 
+from fer_keras.config import DEFAULT_RUNS
 from fer_keras.console import CommandParser, quiet_tensorflow
+from fer_keras.export.check import check_all, markdown
 from fer_keras.export.tflite import QUANTS
+from fer_keras.runs import write_json
 
 
 def _parser() -> argparse.ArgumentParser:
     p = CommandParser(prog="python -m fer_keras.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="run folder, or run id under --runs")
-    p.add_argument("--runs", default="runs", help="runs folder to look run ids up in (runs)")
+    p.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
+                   help=f"runs folder to look run ids up in ({DEFAULT_RUNS})")
     p.add_argument("--format", default="tflite", choices=("tflite",), help="export format (tflite)")
     p.add_argument("--quant", default="none", choices=(*QUANTS, "float32"),
                    help="none/float32, float16, int8 (full-integer, float input/output) or "
@@ -38,9 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_tensorflow(args.verbose)
     if args.all_models:
-        from fer_keras.export.check import check_all, markdown
-        from fer_keras.runs import write_json
-
         rows = check_all(args.models, args.res)
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / "convertible.json", rows)
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run:
         print("error: give a RUN (folder or id) or --all-models", file=sys.stderr)
         return 2
-    from fer_keras.export.run_export import export_run, resolve_run
+    from fer_keras.export.run_export import export_run, resolve_run  # imports TensorFlow: after quiet_tensorflow
 
     quant = "none" if args.quant == "float32" else args.quant
     try:

@@ -12,7 +12,9 @@ import traceback
 
 import numpy as np
 
+from fer_keras import registry
 from fer_keras.export.tflite import QUANTS, TFLiteModel, convert, primary_output
+from fer_keras.registry import build_model, get_spec
 
 
 def _reason(err: BaseException) -> str:
@@ -25,9 +27,7 @@ def _reason(err: BaseException) -> str:
 
 def check_model(name: str, res: int = 48, quants: tuple[str, ...] = QUANTS, calibration: int = 8) -> dict:
     """Conversion status per quantization of one model built with random weights."""
-    import keras
-
-    from fer_keras.registry import build_model, get_spec
+    import keras  # here: the export CLI parses its arguments before TensorFlow loads
 
     spec = get_spec(name)
     row: dict = {"model": name, "res": res}
@@ -58,10 +58,8 @@ def check_model(name: str, res: int = 48, quants: tuple[str, ...] = QUANTS, cali
 
 
 def check_all(names: list[str] | None = None, res: int = 48, quants: tuple[str, ...] = QUANTS) -> list[dict]:
-    from fer_keras.registry import list_models
-
     rows = []
-    for name in names or list_models():
+    for name in names or registry.list_models():  # looked up at call time: tests narrow the zoo
         rows.append(check_model(name, res, quants))
         print(f"{name}: {'converts' if rows[-1]['convertible'] else 'NOT convertible: ' + rows[-1]['reason']}",
               flush=True)

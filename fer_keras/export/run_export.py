@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_keras.config import DEFAULT_RUNS
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.data.splits import splits_for
@@ -25,7 +26,7 @@ from fer_keras.runs import MODEL_FILE, Run, find_runs, write_json
 from fer_keras.timing import summarise, time_calls
 
 
-def resolve_run(run: str | Path, runs_root: str | Path = "runs") -> Path:
+def resolve_run(run: str | Path, runs_root: str | Path = DEFAULT_RUNS) -> Path:
     """A run folder from a path or a run id (searched under ``runs_root``)."""
     path = Path(run)
     if Run(path).model_file.is_file():

@@ -14,8 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+from PIL import ImageDraw, ImageFont
+
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.data.image_types import is_image, list_images
+from fer_keras.data.images import BadImageError, open_rgb
 
 PROG = "fer-predict"
 OUT_FORMATS = (".csv", ".json")
@@ -88,10 +91,6 @@ def write_results(predictions, classes: tuple[str, ...], path: Path, model: str)
 
 def annotate(predictions, root: Path, out_dir: Path) -> int:
     """Copies of the images with each face's box and ``label probability``; returns how many were written."""
-    from PIL import ImageDraw, ImageFont
-
-    from data_prep.images import open_rgb
-
     by_source: dict[str, list] = {}
     for p in predictions:
         if p.label is not None:
@@ -144,8 +143,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from data_prep.images import BadImageError
-
     try:
         return run(args)
     except (FileNotFoundError, ValueError, BadImageError) as e:

@@ -10,7 +10,7 @@ Inputs are RGB on the 0-255 scale and reach the model exactly as evaluation imag
 to the model's resolution with antialiasing and rounded to 8 bits (``fer_keras.data.pipeline``),
 grey turned into three equal channels; the model normalises them itself. With ``detect_faces``,
 MTCNN finds faces first and each is cropped as BTFER's data preparation crops
-(``data_prep.crop``: box + 20 px margin, clipped, resized to 256 x 256), then resized as above.
+(``fer_keras.data.faces``: box + 20 px margin, clipped, resized to 256 x 256), then resized as above.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
-from data_prep.crop import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
-from data_prep.images import BadImageError, open_rgb
+from fer_keras.data.faces import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
 from fer_keras.data.image_types import list_images
+from fer_keras.data.images import BadImageError, open_rgb
 from fer_keras.labels import CANONICAL_CLASSES
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import import_zoo
@@ -168,8 +170,6 @@ class Predictor:
 
     def model_input(self, rgb: np.ndarray) -> np.ndarray:
         """An RGB image resized as the pipeline resizes evaluation images: res x res, rounded to 8 bits."""
-        import tensorflow as tf
-
         resized = tf.image.resize(rgb.astype("float32"), (self.res, self.res), antialias=True)
         return _uint8(resized.numpy()).astype("float32")
 
@@ -222,8 +222,6 @@ class Predictor:
                     name, self.classes[int(np.argmax(p))], dict(zip(self.classes, map(float, p), strict=True)),
                     face=entry.get("face"), box=entry.get("box"), face_confidence=entry.get("face_confidence")))
             pending.clear()
-
-        from tqdm import tqdm
 
         with tqdm(total=count_inputs(images), unit="img", desc="predict", disable=not progress) as bar:
             for name, item in _iter_inputs(images):

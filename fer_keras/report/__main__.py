@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from fer_keras.config import DEFAULT_RUNS
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.report.build import build_report
 
 
 def main(argv: list[str] | None = None) -> int:
     p = CommandParser(prog="fer-report", description=__doc__.split(":", 1)[1].strip())
-    p.add_argument("--runs", default="runs", help="folder holding run folders, searched at any depth (runs)")
+    p.add_argument("--runs", default=str(DEFAULT_RUNS),
+                   help=f"folder holding run folders, searched at any depth ({DEFAULT_RUNS})")
     p.add_argument("--out", default="report", help="where to write the report (report)")
     p.add_argument("--gradcam", nargs="*", metavar="RUN_ID", default=None,
                    help="Grad-CAM heatmaps for these runs (loads TensorFlow)")

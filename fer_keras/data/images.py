@@ -1,0 +1,69 @@
+"""Decode anything a user collects into 8-bit RGB, or fail with ``BadImageError`` naming the file.
+
+Collected images come as CMYK JPEGs, 16-bit PNGs, palettes with transparency, phone photos
+with EXIF rotation, truncated downloads and the odd 20,000 px panorama. Here, not in data_prep,
+because inference (``fer_keras.predict``) opens user photos the same way the preparation tools do.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fer_keras.data.image_types import MAX_PIXELS, to_8bit
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be used; the message names the file and the reason."""
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB, compositing transparency onto white."""
+    img = to_8bit(img)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, img)
+    if img.mode == "CMYK":
+        # PIL's CMYK->RGB handles Adobe's inverted CMYK JPEGs at decode time.
+        img = img.convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``path`` to an 8-bit RGB PIL image, EXIF rotation applied.
+
+    Huge JPEGs are decoded at a reduced scale (``draft``) so a panorama cannot exhaust
+    memory; huge images of other formats raise ``BadImageError``.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise BadImageError(f"{path}: empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        w, h = img.size
+        if w * h > max_pixels:
+            if img.format == "JPEG":
+                scale = (max_pixels / (w * h)) ** 0.5
+                img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+            if img.size[0] * img.size[1] > max_pixels:
+                raise BadImageError(
+                    f"{path}: {w}x{h} px is above the decode cap of {max_pixels} pixels")
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadImageError(f"{path}: too large to decode safely ({e})") from None
+    except UnidentifiedImageError:
+        raise BadImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BadImageError(f"{path}: unreadable or truncated image ({e})") from None
