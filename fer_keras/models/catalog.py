@@ -109,8 +109,7 @@ SPECS: tuple[ModelSpec, ...] = (
         family="ensemble",
         paper_name="ESR-9",
         description="Ensemble with Shared Representations (Siqueira et al., AAAI 2020): shared conv base, "
-        "`branches` conv branches (9; 4 for lab data), loss = sum of branch losses, prediction = branch mean; "
-        "option schedule joint|progressive",
+        "`branches` conv branches, loss = sum of branch losses, prediction = branch mean",
         min_resolution=32,
         params={48: 20_366_399, 224: 20_366_399},
         test_resolutions=(32,),
@@ -187,8 +186,7 @@ SPECS: tuple[ModelSpec, ...] = (
         "fer_keras.models.se_resnet:se_resnet18",
         family="resnet",
         paper_name="SE-ResNet18",
-        description="ResNet-18 with squeeze-and-excitation in every basic block (Huang et al., Sci. Rep. 2023); "
-        "option ratio (SE reduction, default 16)",
+        description="ResNet-18 with squeeze-and-excitation in every basic block (Huang et al., Sci. Rep. 2023)",
         min_resolution=32,
         params={48: 11_271_103, 224: 11_278_783},
         test_resolutions=(32,),
@@ -244,8 +242,7 @@ SPECS: tuple[ModelSpec, ...] = (
         family="resnet",
         paper_name="TLF-ResNet18 + SVM",
         description="ResNet-18 embedding trained with the triplet loss, then a linear SVM (or LDA, softmax "
-        "regression) on the embeddings, stored as a Dense layer (Haider et al., Sensors 2023); options head, "
-        "margin, mining",
+        "regression) on the embeddings, stored as a Dense layer (Haider et al., Sensors 2023)",
         min_resolution=32,
         params={48: 11_182_023, 224: 11_189_703},
         test_resolutions=(32,),
