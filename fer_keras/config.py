@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fer_keras.registry import get_spec
 
@@ -36,7 +36,8 @@ class RunConfig(BaseModel):
     res: int = Field(48, ge=16, le=1024, description="input size in pixels")
     pretrain: Literal["scratch", "imagenet", "vggface"] = Field("scratch", description="initialisation")
     pooling: Literal["gap", "flatten"] | None = Field(None, description="backbone pooling (null: the model's own)")
-    model_options: dict[str, Any] = Field(default_factory=dict, description="builder options, e.g. '{branches: 4}'")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="the model's options, e.g. "
+                                          "'{branches: 4}'; each row of fer_keras/models/catalog.py declares them")
     weights_dir: Path | None = Field(None, description="folder of pre-trained weight files "
                                           "(else $FER_KERAS_WEIGHTS, ~/.keras/models)")
     # data
@@ -141,6 +142,19 @@ class RunConfig(BaseModel):
         get_spec(name)
         return name
 
+    @field_validator("model_options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Kept as given (the saved config and the run id stay as written); checked against the model's
+        # schema here, so a typo fails at load_config and grid expansion, not inside a builder.
+        if "model" in info.data:  # else the model itself was invalid, and that error is reported
+            get_spec(info.data["model"]).resolve_options(options)
+        return options
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The model's options converted to their types, every default filled in from its schema."""
+        return get_spec(self.model).resolve_options(self.model_options)
+
     @field_validator("crossdomain", mode="before")
     @classmethod
     def _no_crossdomain(cls, value: object) -> object:
@@ -224,10 +238,16 @@ def make_config(values: dict[str, Any], *, source: str = "config") -> RunConfig:
         return RunConfig(**values)
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})"
-            for e in err.errors()
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {_message(e)}" for e in err.errors()
         )
         raise ConfigError(f"invalid {source}: {problems}") from None
+
+
+def _message(error: Any) -> str:
+    # A model option's error already names the key and value (registry.OptionError): shown as it is.
+    if error["type"] == "value_error" and str(error["msg"]).startswith("Value error, model "):
+        return str(error["msg"]).removeprefix("Value error, ")
+    return f"{error['msg']} (got {error.get('input')!r})"
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:

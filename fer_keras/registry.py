@@ -10,7 +10,9 @@ backbones, whose backbone is a nested model named ``backbone`` so two-phase
 fine-tuning can freeze and unfreeze it as one attribute.
 
 The table of models (``fer_keras.models.catalog``) names builders as ``"module:function"``
-strings, so looking a model up never imports TensorFlow; only building one does.
+strings, so looking a model up never imports TensorFlow; only building one does. Each row
+also declares the ``**options`` its builder and trainer take (:class:`Option`): configs,
+grids and :func:`build_model` check options against it, and it alone holds their defaults.
 """
 
 from __future__ import annotations
@@ -23,10 +25,26 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 PRETRAINS = ("scratch", "imagenet", "vggface")
 POOLINGS = ("gap", "flatten")
 BACKBONE = "backbone"
 PREDICTIONS = "predictions"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a model's builder or trainer takes (``model_options`` of a run)."""
+
+    #: A type pydantic checks (``int``, ``Literal["a", "b"]``, ``Annotated[int, Field(ge=1)]`` ...).
+    type: Any
+    default: Any
+    description: str
+
+
+class OptionError(ValueError):
+    """``model_options`` a model does not take, or of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +65,8 @@ class ModelSpec:
     params: dict[int, int] = field(default_factory=dict)
     #: Resolutions the tests build it at (the smallest valid one at least).
     test_resolutions: tuple[int, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)
+    #: The options the builder (and trainer) take, with their one default; none for most models.
+    options: dict[str, Option] = field(default_factory=dict)
     #: ``"module:function"`` of a training procedure replacing the protocol's fit (ESR's progressive
     #: schedule, triplet loss + SVM); None for the protocol's one- or two-phase fit.
     trainer: str | None = None
@@ -67,6 +86,34 @@ class ModelSpec:
         if self.max_resolution is None:
             return f"{self.min_resolution} px or more"
         return f"{self.min_resolution} to {self.max_resolution} px"
+
+    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` checked against :attr:`options` (values converted to their types), defaults filled in.
+
+        Raises :class:`OptionError`, one line naming the model, the key, the closest valid key and
+        the valid ones, before any TensorFlow work.
+        """
+        valid = sorted(self.options)
+        for key in given:
+            if key not in self.options:
+                if not valid:
+                    raise OptionError(f"model {self.name!r} takes no options, got {key!r}")
+                close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise OptionError(f"model {self.name!r} has no option {key!r}{hint} "
+                                  f"Valid options: {', '.join(valid)}")
+        resolved = {}
+        for key, option in self.options.items():
+            if key not in given:
+                resolved[key] = option.default
+                continue
+            try:
+                resolved[key] = TypeAdapter(option.type).validate_python(given[key])
+            except ValidationError as err:
+                why = "; ".join(e["msg"] for e in err.errors())
+                raise OptionError(f"model {self.name!r}, option {key!r} ({option.description}): {why} "
+                                  f"(got {given[key]!r})") from None
+        return resolved
 
     def load_builder(self) -> Callable[..., Any]:
         """The builder function, importing its module (and TensorFlow) now."""
@@ -158,6 +205,7 @@ def build_model(
     spec = validate_request(name, res, pretrain, pooling)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    options = spec.resolve_options(options)  # the builder always gets every option, from the schema
     if pretrain != "scratch":
         options["paper_faithful"] = paper_faithful
     return spec.load_builder()(
@@ -166,5 +214,5 @@ def build_model(
         pretrain=pretrain,
         pooling=pooling or spec.default_pooling,
         weights_dir=Path(weights_dir) if weights_dir else None,
-        **{**spec.options, **options},
+        **options,
     )

@@ -4,7 +4,12 @@ they support, read from the catalog without building a model or importing Tensor
 from __future__ import annotations
 
 from fer_keras.console import CommandParser, quiet_tensorflow
-from fer_keras.registry import get_spec, list_models
+from fer_keras.registry import Option, get_spec, list_models
+
+
+def _options_text(options: dict[str, Option]) -> str:
+    # From the schema, the one place options and their defaults are written.
+    return "; options: " + ", ".join(f"{k}={o.default!r}" for k, o in options.items()) if options else ""
 
 
 def table() -> str:
@@ -19,7 +24,7 @@ def table() -> str:
             f"{s.params[48]:,}" if 48 in s.params else "-",
             f"{s.params[224]:,}" if 224 in s.params else "-",
             "yes" if s.portable else "no (needs fer_keras)",
-            s.description,
+            s.description + _options_text(s.options),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = [

@@ -3,14 +3,22 @@
 Builders are named as ``"module:function"`` and imported on first build, so validating a
 config or listing the models never imports TensorFlow. Add a model: write its builder in a
 module of this package (the signature in ``fer_keras.registry``) and add a row here; the
-registry-wide tests pick it up without new test code.
+registry-wide tests pick it up without new test code. A builder's extra keywords (and its
+trainer's settings) are declared in the row's ``options`` schema, the one place their
+defaults live; a training procedure of its own is the row's ``trainer``
+(``fer_keras.train.loop`` describes the contract).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fer_keras.registry import ModelSpec
+from pydantic import Field
+
+from fer_keras.registry import ModelSpec, Option
+
+_Positive = Annotated[int, Field(ge=1)]
+_Dropout = Annotated[float, Field(ge=0, lt=1)]
 
 
 def _model(builder: str, **meta: Any) -> ModelSpec:
@@ -81,6 +89,11 @@ SPECS: tuple[ModelSpec, ...] = (
         min_resolution=16,
         params={48: 707_823, 224: 707_823},
         test_resolutions=(32,),
+        options={
+            "width": Option(Annotated[int, Field(ge=8)], 48,
+                            "channels of the first stage; stem half, later stages double"),
+            "dropout": Option(_Dropout, 0.3, "dropout before the Dense 256 head"),
+        },
     ),
     _model(
         "fer_keras.models.ensemble:ensemble",
@@ -96,13 +109,19 @@ SPECS: tuple[ModelSpec, ...] = (
         family="ensemble",
         paper_name="ESR-9",
         description="Ensemble with Shared Representations (Siqueira et al., AAAI 2020): shared conv base, "
-        "`branches` conv branches (9; 4 for lab data), loss = sum of branch losses, prediction = branch mean; "
-        "option schedule joint|progressive",
+        "`branches` conv branches, loss = sum of branch losses, prediction = branch mean",
         min_resolution=32,
         params={48: 20_366_399, 224: 20_366_399},
         test_resolutions=(32,),
         trainer="fer_keras.train.esr:train_esr",
         portable=False,  # BranchEnsemble (summed branch losses) and BranchMean are fer_keras classes
+        options={
+            "branches": Option(_Positive, 9, "number of branches: 9 in the paper, 4 for lab data"),
+            "schedule": Option(Literal["joint", "progressive"], "joint",
+                               "joint: all branches in the protocol's fit; progressive: the authors' one by one"),
+            "padding": Option(Literal["auto", "valid", "same"], "auto",
+                              "auto: the authors' unpadded convolutions from 64 px, padded below"),
+        },
     ),
     _model(
         "fer_keras.models.googlenet:googlenet",
@@ -131,6 +150,9 @@ SPECS: tuple[ModelSpec, ...] = (
         min_resolution=32,
         params={48: 8_247_143, 224: 8_247_143},
         test_resolutions=(32,),
+        options={
+            "deploy": Option(bool, False, "build the fused deploy form, one 3x3 conv per block"),
+        },
     ),
     _model(
         "fer_keras.models.resmasking:resmasking_net",
@@ -141,6 +163,13 @@ SPECS: tuple[ModelSpec, ...] = (
         min_resolution=32,
         params={48: 137_866_567, 224: 137_874_247},
         test_resolutions=(32,),
+        options={
+            "dropout": Option(_Dropout, 0.4, "dropout before the softmax"),
+            "mask_growth": Option(Literal[1, 2], 2,
+                                  "2: the paper's masks, ~138M parameters; 1: constant channels, ~40M"),
+            "stage_blocks": Option(tuple[_Positive, _Positive, _Positive, _Positive], (3, 4, 6, 3),
+                                   "four residual block counts, one per stage; ResNet-34's by default"),
+        },
     ),
     _model(
         "fer_keras.models.resnet:resnet18",
@@ -157,11 +186,13 @@ SPECS: tuple[ModelSpec, ...] = (
         "fer_keras.models.se_resnet:se_resnet18",
         family="resnet",
         paper_name="SE-ResNet18",
-        description="ResNet-18 with squeeze-and-excitation in every basic block (Huang et al., Sci. Rep. 2023); "
-        "option ratio (SE reduction, default 16)",
+        description="ResNet-18 with squeeze-and-excitation in every basic block (Huang et al., Sci. Rep. 2023)",
         min_resolution=32,
         params={48: 11_271_103, 224: 11_278_783},
         test_resolutions=(32,),
+        options={
+            "ratio": Option(_Positive, 16, "squeeze-and-excitation reduction ratio"),
+        },
     ),
     _model(
         "fer_keras.models.sequential:sequential_simple",
@@ -201,18 +232,26 @@ SPECS: tuple[ModelSpec, ...] = (
         default_pooling="flatten",
         params={48: 6_030_983},
         test_resolutions=(16,),
+        options={
+            "num_heads": Option(_Positive, 4, "attention heads of the emotion branch"),
+            "key_dim": Option(_Positive, 64, "key size of each attention head"),
+        },
     ),
     _model(
         "fer_keras.models.tlf:tlf_resnet18",
         family="resnet",
         paper_name="TLF-ResNet18 + SVM",
         description="ResNet-18 embedding trained with the triplet loss, then a linear SVM (or LDA, softmax "
-        "regression) on the embeddings, stored as a Dense layer (Haider et al., Sensors 2023); options head, "
-        "margin, mining",
+        "regression) on the embeddings, stored as a Dense layer (Haider et al., Sensors 2023)",
         min_resolution=32,
         params={48: 11_182_023, 224: 11_189_703},
         test_resolutions=(32,),
         trainer="fer_keras.train.triplet:train_triplet",
+        options={
+            "head": Option(Literal["svm", "lda", "logreg"], "svm", "linear classifier fitted on the embeddings"),
+            "margin": Option(Annotated[float, Field(gt=0)], 0.2, "triplet loss margin"),
+            "mining": Option(Literal["batch_hard", "batch_all"], "batch_hard", "online triplet mining within a batch"),
+        },
     ),
     _model(
         "fer_keras.models.vggface:senet50",

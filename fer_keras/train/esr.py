@@ -13,7 +13,7 @@ to metrics.json (``branch_accuracy``, branch 1 first).
 from __future__ import annotations
 
 import shutil
-import time
+from functools import partial
 
 import keras
 import numpy as np
@@ -23,7 +23,7 @@ from fer_keras.data.readers import ImageSet
 from fer_keras.models.esr import branch_probs_model, num_branches
 from fer_keras.registry import build_model
 from fer_keras.runs import replacing, score_file
-from fer_keras.train.loop import RunContext, compile_model, evaluate_run, fit_phase, fit_protocol
+from fer_keras.train.loop import RunContext, TrainResult, compile_model, fit_phase, fit_protocol
 
 
 def stage_file(k: int) -> str:
@@ -38,15 +38,14 @@ def branch_accuracy(model: keras.Model, images: ImageSet, res: int, batch: int =
     return {"branch_accuracy": [float(np.mean(np.argmax(p, axis=1) == images.labels)) for p in probs]}
 
 
-def train_esr(ctx: RunContext, model: keras.Model) -> None:
-    """Train ESR jointly or progressively, then evaluate with per-branch accuracies."""
-    if ctx.cfg.model_options.get("schedule", "joint") == "progressive":
+def train_esr(ctx: RunContext, model: keras.Model) -> TrainResult:
+    """Train ESR jointly or progressively; its evaluation adds the per-branch accuracies."""
+    if ctx.options["schedule"] == "progressive":
         fit_progressive(ctx, num_branches(model))
     else:
         fit_protocol(ctx, model)
-    res, batch = ctx.cfg.res, ctx.global_batch
-    evaluate_run(ctx.cfg, ctx.run_dir, ctx.splits, batch,
-                 extra=lambda m, images: branch_accuracy(m, images, res, batch, pipeline=ctx.cfg.pipeline))
+    cfg, batch = ctx.cfg, ctx.global_batch
+    return TrainResult(split_metrics=partial(branch_accuracy, res=cfg.res, batch=batch, pipeline=cfg.pipeline))
 
 
 def _grow(cfg, k: int, num_classes: int, previous: keras.Model | None) -> keras.Model:
@@ -64,27 +63,22 @@ def _grow(cfg, k: int, num_classes: int, previous: keras.Model | None) -> keras.
 
 
 def fit_progressive(ctx: RunContext, total: int) -> None:
-    cfg, run_dir = ctx.cfg, ctx.run_dir
-    num_classes = len(ctx.splits.train.class_names)
-    state = ctx.read_state()
-    started = time.time()
+    """One phase per stage (``stage1`` ...), then the last stage's best becomes ``best.keras``."""
     for k in range(1, total + 1):
-        phase = f"stage{k}"
-        if phase in state["phases_done"]:
-            continue
-        with ctx.strategy.scope():
-            previous = (keras.models.load_model(run_dir / stage_file(k - 1), safe_mode=True, compile=False)
-                        if k > 1 else None)
-            model = _grow(cfg, k, num_classes, previous)
-            compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=cfg.epochs)
-        print(f"[{cfg.resolved_run_id()}] ESR stage {k}/{total}: training branch {k}"
-              f"{' with the shared base' if k == 1 else ' alone'}, up to {cfg.epochs} epochs")
-        fit_phase(ctx, model, phase, cfg.epochs, checkpoint=stage_file(k))
-        state["phases_done"].append(phase)
-        ctx.write_state(state)
-    final = run_dir / stage_file(total)
+        ctx.run_phase(f"stage{k}", partial(_fit_stage, ctx, k, total))
+    final = ctx.run_dir / stage_file(total)
     for src, dst in ((final, ctx.run.model_file), (score_file(final), ctx.run.best_score_file)):
         with replacing(dst) as tmp:
             shutil.copyfile(src, tmp)
-    state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
-    ctx.write_state(state)
+
+
+def _fit_stage(ctx: RunContext, k: int, total: int) -> None:
+    cfg = ctx.cfg
+    with ctx.strategy.scope():
+        previous = (keras.models.load_model(ctx.run_dir / stage_file(k - 1), safe_mode=True, compile=False)
+                    if k > 1 else None)
+        model = _grow(cfg, k, len(ctx.splits.train.class_names), previous)
+        compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=cfg.epochs)
+    print(f"[{cfg.resolved_run_id()}] ESR stage {k}/{total}: training branch {k}"
+          f"{' with the shared base' if k == 1 else ' alone'}, up to {cfg.epochs} epochs")
+    fit_phase(ctx, model, f"stage{k}", cfg.epochs, checkpoint=stage_file(k))

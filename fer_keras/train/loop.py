@@ -6,6 +6,13 @@ checkpoint is reloaded, every layer is unfrozen and training continues until ear
 stopping. Models trained from scratch have one phase. Each phase is resumable; a
 finished phase is never run again.
 
+A model with its own procedure (the ``trainer`` of its row in ``fer_keras.models.catalog``)
+plugs in through one contract: ``trainer(ctx, model) -> TrainResult``. It runs each of its
+phases through :meth:`RunContext.run_phase` (skipped once done, recorded, timed; a killed
+phase resumes at its epoch through :func:`fit_phase`), reads its options from
+:attr:`RunContext.options` (validated, defaults filled in) and leaves the model to evaluate
+in the run's ``best.keras``; :func:`train_run` then evaluates it, whatever the procedure.
+
 Every file of the run folder is written atomically, so a run stopped by a full disk or a
 read-only folder (an ``OSError`` naming the file) resumes when started again. Under
 MultiWorkerMirroredStrategy (``TF_CONFIG``) every worker trains and only the chief writes
@@ -20,7 +27,9 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -78,6 +87,45 @@ class RunContext:
         self._state = state
         if self.chief:
             write_json(self.run.state_file, state)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The model's options, validated against its schema, defaults filled in: the only place a
+        procedure reads them, so no default is written twice."""
+        return self.cfg.resolved_options()
+
+    def run_phase(self, name: str, body: Callable[[], None]) -> bool:
+        """Run ``body`` as the phase ``name`` unless the run already finished it; return whether it ran.
+
+        The phase is recorded in ``phases_done`` (and its seconds added to ``train_seconds``) only when
+        ``body`` returns, so a run killed inside it runs it again, and a :func:`fit_phase` inside resumes
+        at the epoch it was in. The phases of a run are numbered in the order they finish.
+        """
+        state = self.read_state()
+        if name in state["phases_done"]:
+            return False
+        started = time.time()
+        body()
+        state = self.read_state()
+        state["phases_done"].append(name)
+        state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
+        self.write_state(state)
+        return True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training procedure hands back to :func:`train_run`, which evaluates ``best.keras`` after it.
+
+    ``split_metrics(model, images)`` adds procedure-specific results to each evaluated split's
+    entry of metrics.json (ESR's per-branch accuracies).
+    """
+
+    split_metrics: Callable[[keras.Model, ImageSet], dict] | None = None
+
+
+#: A training procedure: trains ``model`` (already built under the strategy) in the run ``ctx`` describes.
+Trainer = Callable[[RunContext, keras.Model], TrainResult]
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
@@ -211,46 +259,41 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
                      extra_callbacks=list(extra_callbacks or []), chief=chief)
-    trainer = spec.load_trainer()
-    if trainer:
-        trainer(ctx, model)  # trains, then calls evaluate_run itself
-    else:
-        fit_protocol(ctx, model)
-        if chief:
-            evaluate_run(cfg, run_dir, splits, global_batch)
+    trainer: Trainer = spec.load_trainer() or fit_protocol
+    result = trainer(ctx, model)
+    if chief:
+        evaluate_run(cfg, run_dir, splits, global_batch, extra=result.split_metrics)
     return run_dir
 
 
-def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
+def fit_protocol(ctx: RunContext, model: keras.Model) -> TrainResult:
     """The protocol's fit: one phase from scratch, or frozen-backbone then unfrozen phases."""
     cfg = ctx.cfg
-    state = ctx.read_state()
     two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
     phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
-    started = time.time()
     for phase, epochs in phases:
-        if phase in state["phases_done"]:
-            continue
-        with ctx.strategy.scope():
-            if phase == "main" and two_phase:
-                model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
-            if two_phase:
-                model.get_layer(BACKBONE).trainable = phase == "main"
-            compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
-        print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
-              f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
-        fit_phase(ctx, model, phase, epochs)
-        state["phases_done"].append(phase)
-        ctx.write_state(state)
-    state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
-    ctx.write_state(state)
+        ctx.run_phase(phase, partial(_protocol_phase, ctx, model, phase, epochs, two_phase))
+    return TrainResult()
+
+
+def _protocol_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, two_phase: bool) -> None:
+    cfg = ctx.cfg
+    with ctx.strategy.scope():
+        if phase == "main" and two_phase:
+            model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
+        if two_phase:
+            model.get_layer(BACKBONE).trainable = phase == "main"
+        compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
+    print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
+          f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
+    fit_phase(ctx, model, phase, epochs)
 
 
 def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **callback_options) -> None:
     """``model.fit`` for one resumable phase with the protocol's callbacks (``callback_options`` go to
     :func:`protocol_callbacks`): a killed phase resumes at the epoch it was in, on the data and with the
     callbacks' state an uninterrupted run would have; one that had already ended is not fitted again.
-    Call it before the phase is added to ``phases_done``."""
+    Call it inside :meth:`RunContext.run_phase`, which adds the phase to ``phases_done`` after it."""
     callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, chief=ctx.chief, **callback_options)
     first, stopped = callbacks[-1].resume_point()
     if stopped or first >= epochs:

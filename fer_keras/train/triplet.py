@@ -17,7 +17,8 @@
 from __future__ import annotations
 
 import shutil
-import time
+from functools import partial
+from typing import Any
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ from keras import ops
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.models.tlf import DECISION, HEADS, MININGS, embedding_model
 from fer_keras.runs import replacing, score_file, write_json
-from fer_keras.train.loop import RunContext, evaluate_run, fit_phase
+from fer_keras.train.loop import RunContext, TrainResult, fit_phase
 
 EMBEDDING_FILE = "embedding.keras"
 #: Bias of a class the classifier never saw in training: never predicted.
@@ -39,7 +40,7 @@ def pairwise_squared_distances(embeddings):
     return ops.maximum(ops.expand_dims(sq, 1) - 2.0 * dot + ops.expand_dims(sq, 0), 0.0)
 
 
-def triplet_loss(labels, embeddings, margin: float = 0.2, mining: str = "batch_hard"):
+def triplet_loss(labels, embeddings, margin: float, mining: str):
     """Per-anchor triplet losses (batch,), scaled so their mean is the batch's triplet loss.
 
     ``batch_hard``: mean over anchors that have a positive and a negative in the batch;
@@ -70,7 +71,7 @@ def triplet_loss(labels, embeddings, margin: float = 0.2, mining: str = "batch_h
 class TripletLoss(keras.losses.Loss):
     """Online-mined triplet loss on one-hot labels and embeddings."""
 
-    def __init__(self, margin: float = 0.2, mining: str = "batch_hard", name: str = "triplet_loss", **kwargs):
+    def __init__(self, margin: float, mining: str, name: str = "triplet_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         if mining not in MININGS:
             raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
@@ -83,7 +84,7 @@ class TripletLoss(keras.losses.Loss):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining}
 
 
-def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str = "svm",
+def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str,
                     class_weight: dict[int, float] | None = None, seed: int = 42):
     """A fitted scikit-learn linear classifier: LinearSVC, LDA or (multinomial) LogisticRegression."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -125,24 +126,28 @@ def _embed(model: keras.Model, images, res: int, batch: int, pipeline: str) -> n
     return model.predict(ds, verbose=0)
 
 
-def train_triplet(ctx: RunContext, model: keras.Model) -> None:
-    """Triplet-loss embedding, then a linear head fitted on the training embeddings; then evaluate."""
-    cfg, run_dir = ctx.cfg, ctx.run_dir
-    opts = {"head": "svm", "margin": 0.2, "mining": "batch_hard", **cfg.model_options}
-    state = ctx.read_state()
-    started = time.time()
+def train_triplet(ctx: RunContext, model: keras.Model) -> TrainResult:
+    """Two phases: the triplet-loss embedding (``embedding``), then a linear head fitted on the training
+    embeddings and stored in ``best.keras`` (``head``)."""
     embed = embedding_model(model)
-    if "embedding" not in state["phases_done"]:
-        with ctx.strategy.scope():
-            embed.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr),
-                          loss=TripletLoss(opts["margin"], opts["mining"]))
-        print(f"[{cfg.resolved_run_id()}] triplet embedding ({opts['mining']}, margin {opts['margin']}): "
-              f"up to {cfg.epochs} epochs")
-        fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor="val_loss", mode="min")
-        state["phases_done"].append("embedding")
-        ctx.write_state(state)
-    embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by validation triplet loss
+    ctx.run_phase("embedding", partial(_fit_embedding, ctx, embed, ctx.options))
+    ctx.run_phase("head", partial(_fit_head, ctx, model, embed, ctx.options))
+    return TrainResult()
 
+
+def _fit_embedding(ctx: RunContext, embed: keras.Model, opts: dict[str, Any]) -> None:
+    cfg = ctx.cfg
+    with ctx.strategy.scope():
+        embed.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr),
+                      loss=TripletLoss(opts["margin"], opts["mining"]))
+    print(f"[{cfg.resolved_run_id()}] triplet embedding ({opts['mining']}, margin {opts['margin']}): "
+          f"up to {cfg.epochs} epochs")
+    fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor="val_loss", mode="min")
+
+
+def _fit_head(ctx: RunContext, model: keras.Model, embed: keras.Model, opts: dict[str, Any]) -> None:
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by validation triplet loss
     train = ctx.splits.train
     features = _embed(embed, train, cfg.res, ctx.global_batch, cfg.pipeline)
     clf = fit_linear_head(features, train.labels, opts["head"], ctx.class_weight, cfg.seed)
@@ -158,7 +163,3 @@ def train_triplet(ctx: RunContext, model: keras.Model) -> None:
         "probabilities": "the estimator's own (softmax regression)" if opts["head"] == "logreg"
         else "softmax over decision values: a pseudo-probability, not calibrated",
     })
-    state["phases_done"].append("head")
-    state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
-    ctx.write_state(state)
-    evaluate_run(cfg, run_dir, ctx.splits, ctx.global_batch)
