@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._blocks import conv_bn_relu
+from fer_keras.models._blocks import conv_bn_act
 from fer_keras.models._head import image_input
 from fer_keras.registry import PREDICTIONS
 
@@ -24,7 +24,7 @@ MEMBERS = (((32, 64), (128,)), ((64, 64), (128, 128)), ((32, 32), (64, 64), (128
 def member(x, stages, num_classes: int, *, name: str):
     for s, filters in enumerate(stages, 1):
         for i, f in enumerate(filters, 1):
-            x = conv_bn_relu(x, f, 3, name=f"{name}_s{s}_c{i}")
+            x = conv_bn_act(x, f, 3, name=f"{name}_s{s}_c{i}")
         x = layers.MaxPooling2D(2, name=f"{name}_s{s}_pool")(x)
         x = layers.Dropout(0.25, name=f"{name}_s{s}_drop")(x)
     x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
