@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_keras.models._head import branch_outputs_model
+from fer_keras.models._head import branch_outputs_model, feature_extractor, feature_maps_layer
 from fer_keras.models.preprocessing import LAYER_PREFIX, MODES, Preprocess, normalise, preprocessing_mode
-from fer_keras.registry import BACKBONE, PREDICTIONS, build_model, get_spec, list_models
+from fer_keras.registry import BACKBONE, FEATURES, PREDICTIONS, build_model, get_spec, list_models
 
 MODELS = list_models()
 NUM_CLASSES = 7
@@ -209,6 +209,43 @@ def test_freezing_touches_exactly_the_backbone(built):
     assert {id(w) for w in model.trainable_weights} == before
 
 
+def _producers(layer) -> set[str]:
+    """Names of the layers whose outputs ``layer`` takes as inputs in its graph."""
+    return {t._keras_history.operation.name for node in layer._inbound_nodes for t in node.input_tensors}
+
+
+def test_feature_extractor_feeds_the_head(built):
+    """One way for every family: ``feature_extractor`` maps images to what the head consumes, the
+    head reads nothing else, freezing it leaves only the head trainable, and Grad-CAM's layer is spatial."""
+    name, res, model = built
+    extractor = feature_extractor(model)
+    x, _ = batch(res)
+    feats = np.asarray(extractor(x, training=False))
+    assert feats.shape[0] == 2 and feats.ndim == 2 and np.all(np.isfinite(feats)), (name, feats.shape)
+    ours = {id(layer) for layer in extractor.layers}
+    head = [layer for layer in model.layers if id(layer) not in ours]
+    inputs = {FEATURES} | {layer.name for layer in model.layers if layer.name.endswith(f"_{FEATURES}")}
+    allowed = inputs | {layer.name for layer in head}
+    for layer in head:
+        assert _producers(layer) <= allowed, f"{name}: head layer {layer.name} reads {_producers(layer) - allowed}"
+    assert model.layers[-1] in head
+    # Freezing the extractor leaves exactly the head's weights trainable (the two-phase fit).
+    before = {id(w) for w in model.trainable_weights}
+    frozen = {id(w) for w in extractor.trainable_weights}
+    assert frozen and frozen < before, name
+    extractor.trainable = False
+    try:
+        assert {id(w) for w in model.trainable_weights} == before - frozen
+    finally:
+        extractor.trainable = True
+    assert {id(w) for w in model.trainable_weights} == before
+    # Fine-tuning a trained model on new classes is a new head on the same extractor.
+    new = keras.Model(extractor.input, keras.layers.Dense(3, activation="softmax")(extractor.output))
+    assert np.asarray(new(x, training=False)).shape == (2, 3)
+    cam_layer = feature_maps_layer(model)
+    assert len(cam_layer.output.shape) == 4, f"{name}: Grad-CAM layer {cam_layer.name} is not spatial"
+
+
 def test_branch_outputs(built):
     name, res, model = built
     if not any(layer.name.startswith("branch") for layer in model.layers):
@@ -359,3 +396,14 @@ def test_unsupported_initialisation_fails_early():
         build_model("lenet5", 48, pretrain="imagenet")
     with pytest.raises(ValueError, match="initialisation"):
         build_model("mobilenet", 48, pretrain="vggface")
+
+
+def test_feature_maps_layer_of_a_model_saved_before_the_features_layer():
+    """Runs saved before the ``features`` convention still get Grad-CAM: the whole model is searched."""
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, name="last_conv")(inputs)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, activation="softmax", name=PREDICTIONS)(h))
+    assert feature_maps_layer(model).name == "last_conv"
+    with pytest.raises(ValueError, match="no 'features' layer"):
+        feature_extractor(model)

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, SMALL_INPUT
-from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models._head import fc_head, features, image_input, pool
 
 
 def lenet5(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
@@ -22,7 +22,7 @@ def lenet5(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", w
     x = layers.AveragePooling2D(2, name="pool1")(x)
     x = layers.Conv2D(16, 5, activation="relu", name="conv2")(x)
     x = layers.AveragePooling2D(2, name="pool2")(x)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (120, 84), 0.0, num_classes), name="lenet5")
 
 
@@ -45,7 +45,7 @@ def _alexnet_body(x, res: int, *, zf: bool):
 
 def _alexnet(input_shape, num_classes: int, pooling: str, *, zf: bool) -> keras.Model:
     inputs, x = image_input(input_shape)
-    x = pool(_alexnet_body(x, input_shape[0], zf=zf), pooling)
+    x = features(pool(_alexnet_body(x, input_shape[0], zf=zf), pooling))
     return keras.Model(inputs, fc_head(x, (4096, 4096), 0.5, num_classes), name="zfnet" if zf else "alexnet")
 
 
@@ -72,5 +72,5 @@ def vggnet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weigh
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{s}_bn{i}")(x)
             x = layers.ReLU(name=f"block{s}_relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (4096, 4096), 0.5, num_classes), name="vggnet")

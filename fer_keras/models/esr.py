@@ -20,7 +20,7 @@ import keras
 from keras import layers, ops
 
 from fer_keras.models._blocks import conv_bn_act
-from fer_keras.models._head import check_option, image_input
+from fer_keras.models._head import branch_features, check_option, image_input
 from fer_keras.registry import PREDICTIONS
 
 SCHEDULES = ("joint", "progressive")
@@ -101,7 +101,7 @@ def branch(x, num_classes: int, padding: str, *, name: str):
     x = _conv(x, 256, 3, padding, name=f"{name}_2", pool=True)
     x = _conv(x, 256, 3, padding, name=f"{name}_3")
     x = _conv(x, 512, 3, "same", name=f"{name}_4")  # padded in the original too
-    x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
+    x = branch_features(layers.GlobalAveragePooling2D(name=f"{name}_gap")(x), name)
     return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
 
 

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import SMALL_INPUT, conv_relu
-from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models._head import features, image_input, pool, softmax_output
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), Table 1 of the paper.
 INCEPTION = {
@@ -57,7 +57,7 @@ def googlenet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", we
         x = inception_module(x, name)
     x = _maxpool(x, "pool4")
     x = inception_module(inception_module(x, "5a"), "5b")
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     x = layers.Dropout(0.4, name="dropout")(x)
     outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="googlenet")

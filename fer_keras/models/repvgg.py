@@ -14,7 +14,7 @@ import numpy as np
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, conv_bn_act
-from fer_keras.models._head import image_input, pool, protocol_head
+from fer_keras.models._head import features, image_input, pool, protocol_head
 from fer_keras.registry import PREDICTIONS
 
 #: (blocks, width) per stage for RepVGG-A0; the first block of each stage has stride 2.
@@ -50,7 +50,7 @@ def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weigh
             x = repvgg_block(
                 x, width, 2 if b == 0 else 1, name=f"stage{s}_block{b + 1}", deploy=deploy
             )
-    outputs = protocol_head(pool(x, pooling), num_classes)
+    outputs = protocol_head(features(pool(x, pooling)), num_classes)
     return keras.Model(inputs, outputs, name="repvgg")
 
 

@@ -24,7 +24,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, basic_block, conv_bn_act, resnet_stage, resnet_stem
-from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models._head import features, image_input, pool, softmax_output
 from fer_keras.models.resnet import STAGE_FILTERS
 
 RESNET34_BLOCKS = (3, 4, 6, 3)
@@ -99,7 +99,7 @@ def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap
         x = resnet_stage(x, filters, blocks, 1 if i == 0 else 2, name=f"stage{i + 1}")
         depth = min(mask_depth(size, nominal) for size in x.shape[1:3])
         x = apply_mask(x, depth, name=f"mask{i + 1}", growth=mask_growth)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="resmasking_net")

@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import conv_bn_act
-from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models._head import fc_head, features, image_input, pool
 
 
 def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
@@ -31,5 +31,5 @@ def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", wei
         x = conv_bn_act(x, filters, name=f"block{s}_2")
         if s < 3:
             x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (256,), dropout, num_classes), name="vgg_lite")

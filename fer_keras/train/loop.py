@@ -34,8 +34,9 @@ from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
+from fer_keras.models._head import feature_extractor
 from fer_keras.models.preprocessing import preprocessing_mode
-from fer_keras.registry import BACKBONE, build_model, get_spec
+from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
@@ -225,7 +226,7 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
     """The protocol's fit: one phase from scratch, or frozen-backbone then unfrozen phases."""
     cfg = ctx.cfg
     state = ctx.read_state()
-    two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
+    two_phase = cfg.pretrain != "scratch"
     phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
     started = time.time()
     for phase, epochs in phases:
@@ -235,7 +236,7 @@ def fit_protocol(ctx: RunContext, model: keras.Model) -> None:
             if phase == "main" and two_phase:
                 model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
             if two_phase:
-                model.get_layer(BACKBONE).trainable = phase == "main"
+                feature_extractor(model).trainable = phase == "main"
             compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
         print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
               f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")

@@ -24,7 +24,8 @@ import numpy as np
 from keras import ops
 
 from fer_keras.data.pipeline import eval_dataset
-from fer_keras.models.tlf import DECISION, HEADS, MININGS, embedding_model
+from fer_keras.models._head import feature_extractor
+from fer_keras.models.tlf import DECISION, HEADS, MININGS
 from fer_keras.runs import replacing, score_file, write_json
 from fer_keras.train.loop import RunContext, evaluate_run, fit_phase
 
@@ -131,7 +132,7 @@ def train_triplet(ctx: RunContext, model: keras.Model) -> None:
     opts = {"head": "svm", "margin": 0.2, "mining": "batch_hard", **cfg.model_options}
     state = ctx.read_state()
     started = time.time()
-    embed = embedding_model(model)
+    embed = feature_extractor(model)  # the L2-normalised embedding
     if "embedding" not in state["phases_done"]:
         with ctx.strategy.scope():
             embed.compile(optimizer=keras.optimizers.Adam(learning_rate=cfg.lr),
