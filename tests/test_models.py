@@ -1,8 +1,9 @@
 """Registry-wide model tests: every registered model is checked without new test code.
 
-One model per module-scoped fixture, built once at its smallest test resolution and
-shared by the forward, save/load, freezing and training checks (pytest groups the tests
-by model, so only one model is alive at a time).
+One model per module-scoped fixture, built once at its smallest test resolution (big models
+with the small options of ``conftest.TINY_OPTIONS``) and shared by the forward, save/load,
+freezing and training checks (pytest groups the tests by model, so only one model is alive
+at a time). ``test_parameter_count`` builds every model at full size.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_OPTIONS
 
 from fer_keras.models._head import branch_outputs_model, feature_extractor, feature_maps_layer
 from fer_keras.models.preprocessing import LAYER_PREFIX, MODES, Preprocess, normalise, preprocessing_mode
@@ -44,7 +46,7 @@ def built(request):
     name = request.param
     res = smallest_resolution(name)
     keras.utils.set_random_seed(0)
-    yield name, res, build_model(name, res, NUM_CLASSES)
+    yield name, res, build_model(name, res, NUM_CLASSES, **TINY_OPTIONS.get(name, {}))
     keras.backend.clear_session()
 
 
@@ -352,13 +354,16 @@ def test_gradient_check_catches_a_broken_backward_pass(mode):
 
 
 def _param_cases():
-    """(name, res) pairs; a 224 count equal to the 48 one (GAP heads) is re-checked only
-    in the slow run, since the fast 48 build already exercises the same layers."""
+    """(name, res) pairs: every model at full size, its 48 px count in the fast run. A 224 count
+    equal to the 48 one (GAP heads) is re-checked only in the slow run, since the fast 48 build
+    already exercises the same layers; so is the 224 count of a model over 100M parameters (the
+    masking network: its 224 px stem is resnet_stem, counted at 224 by resnet18)."""
     for name in MODELS:
         params = get_spec(name).params
         for res in sorted(params):
             same = res == 224 and params.get(48) == params[224]
-            yield pytest.param(name, res, marks=pytest.mark.slow) if same else (name, res)
+            huge = res == 224 and params.get(48, 0) > 100_000_000
+            yield pytest.param(name, res, marks=pytest.mark.slow) if same or huge else (name, res)
 
 
 @pytest.mark.parametrize("name,res", list(_param_cases()))
