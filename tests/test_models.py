@@ -412,3 +412,11 @@ def test_feature_maps_layer_of_a_model_saved_before_the_features_layer():
     assert feature_maps_layer(model).name == "last_conv"
     with pytest.raises(ValueError, match="no 'features' layer"):
         feature_extractor(model)
+
+
+def test_catalog_states_the_stem_threshold_the_builders_use():
+    """The catalog's text cannot import TensorFlow, so it repeats SMALL_INPUT; this keeps them equal."""
+    from fer_keras.models._blocks import SMALL_INPUT
+
+    switching = [d for d in (get_spec(n).description for n in MODELS) if " below " in d and " px" in d]
+    assert len(switching) >= 4 and all(f"below {SMALL_INPUT} px" in d for d in switching), switching
