@@ -6,8 +6,11 @@ Every builder has the same signature::
 
 and returns a model whose first layers carry its own input normalisation (it takes
 raw 0-255 RGB), whose last layer is named ``predictions`` and, for pre-trained
-backbones, whose backbone is a nested model named ``backbone`` so two-phase
-fine-tuning can freeze and unfreeze it as one attribute.
+backbones, whose backbone is a nested model named ``backbone``. The tensor its head
+consumes is the output of a layer named ``features`` (in ensembles whose branches each
+end in a classifier: ``branch1_features``, ``branch2_features``, ...), so freezing,
+Grad-CAM, embeddings and fine-tuning find the feature extractor the same way in every
+family (``fer_keras.models._head.feature_extractor``).
 
 The table of models (``fer_keras.models.catalog``) names builders as ``"module:function"``
 strings, so looking a model up never imports TensorFlow; only building one does. Each row
@@ -31,6 +34,7 @@ PRETRAINS = ("scratch", "imagenet", "vggface")
 POOLINGS = ("gap", "flatten")
 BACKBONE = "backbone"
 PREDICTIONS = "predictions"
+FEATURES = "features"
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,11 @@ def make_folder_dataset(root: Path, counts: dict[str, int], size: int = 24) -> P
         for i in range(n):
             write_image(root / c / f"{i}.png", seed=hash((c, i)) % 2**32, size=size)
     return root
+
+
+#: Options the generic model tests build big models with (their own options, only smaller), so the
+#: registry-wide fixture stays fast; ``test_parameter_count`` builds every model at full size.
+TINY_OPTIONS: dict[str, dict] = {
+    "resmasking_net": {"mask_growth": 1, "stage_blocks": (1, 1, 1, 1)},  # 138M -> a few M parameters
+    "esr": {"branches": 2},
+}

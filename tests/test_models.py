@@ -1,8 +1,9 @@
 """Registry-wide model tests: every registered model is checked without new test code.
 
-One model per module-scoped fixture, built once at its smallest test resolution and
-shared by the forward, save/load, freezing and training checks (pytest groups the tests
-by model, so only one model is alive at a time).
+One model per module-scoped fixture, built once at its smallest test resolution (big models
+with the small options of ``conftest.TINY_OPTIONS``) and shared by the forward, save/load,
+freezing and training checks (pytest groups the tests by model, so only one model is alive
+at a time). ``test_parameter_count`` builds every model at full size.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_OPTIONS
 
-from fer_keras.models._head import branch_outputs_model
+from fer_keras.models._head import branch_outputs_model, feature_extractor, feature_maps_layer
 from fer_keras.models.preprocessing import LAYER_PREFIX, MODES, Preprocess, normalise, preprocessing_mode
-from fer_keras.registry import BACKBONE, PREDICTIONS, build_model, get_spec, list_models
+from fer_keras.registry import BACKBONE, FEATURES, PREDICTIONS, build_model, get_spec, list_models
 
 MODELS = list_models()
 NUM_CLASSES = 7
@@ -44,7 +46,7 @@ def built(request):
     name = request.param
     res = smallest_resolution(name)
     keras.utils.set_random_seed(0)
-    yield name, res, build_model(name, res, NUM_CLASSES)
+    yield name, res, build_model(name, res, NUM_CLASSES, **TINY_OPTIONS.get(name, {}))
     keras.backend.clear_session()
 
 
@@ -209,6 +211,43 @@ def test_freezing_touches_exactly_the_backbone(built):
     assert {id(w) for w in model.trainable_weights} == before
 
 
+def _producers(layer) -> set[str]:
+    """Names of the layers whose outputs ``layer`` takes as inputs in its graph."""
+    return {t._keras_history.operation.name for node in layer._inbound_nodes for t in node.input_tensors}
+
+
+def test_feature_extractor_feeds_the_head(built):
+    """One way for every family: ``feature_extractor`` maps images to what the head consumes, the
+    head reads nothing else, freezing it leaves only the head trainable, and Grad-CAM's layer is spatial."""
+    name, res, model = built
+    extractor = feature_extractor(model)
+    x, _ = batch(res)
+    feats = np.asarray(extractor(x, training=False))
+    assert feats.shape[0] == 2 and feats.ndim == 2 and np.all(np.isfinite(feats)), (name, feats.shape)
+    ours = {id(layer) for layer in extractor.layers}
+    head = [layer for layer in model.layers if id(layer) not in ours]
+    inputs = {FEATURES} | {layer.name for layer in model.layers if layer.name.endswith(f"_{FEATURES}")}
+    allowed = inputs | {layer.name for layer in head}
+    for layer in head:
+        assert _producers(layer) <= allowed, f"{name}: head layer {layer.name} reads {_producers(layer) - allowed}"
+    assert model.layers[-1] in head
+    # Freezing the extractor leaves exactly the head's weights trainable (the two-phase fit).
+    before = {id(w) for w in model.trainable_weights}
+    frozen = {id(w) for w in extractor.trainable_weights}
+    assert frozen and frozen < before, name
+    extractor.trainable = False
+    try:
+        assert {id(w) for w in model.trainable_weights} == before - frozen
+    finally:
+        extractor.trainable = True
+    assert {id(w) for w in model.trainable_weights} == before
+    # Fine-tuning a trained model on new classes is a new head on the same extractor.
+    new = keras.Model(extractor.input, keras.layers.Dense(3, activation="softmax")(extractor.output))
+    assert np.asarray(new(x, training=False)).shape == (2, 3)
+    cam_layer = feature_maps_layer(model)
+    assert len(cam_layer.output.shape) == 4, f"{name}: Grad-CAM layer {cam_layer.name} is not spatial"
+
+
 def test_branch_outputs(built):
     name, res, model = built
     if not any(layer.name.startswith("branch") for layer in model.layers):
@@ -315,13 +354,16 @@ def test_gradient_check_catches_a_broken_backward_pass(mode):
 
 
 def _param_cases():
-    """(name, res) pairs; a 224 count equal to the 48 one (GAP heads) is re-checked only
-    in the slow run, since the fast 48 build already exercises the same layers."""
+    """(name, res) pairs: every model at full size, its 48 px count in the fast run. A 224 count
+    equal to the 48 one (GAP heads) is re-checked only in the slow run, since the fast 48 build
+    already exercises the same layers; so is the 224 count of a model over 100M parameters (the
+    masking network: its 224 px stem is resnet_stem, counted at 224 by resnet18)."""
     for name in MODELS:
         params = get_spec(name).params
         for res in sorted(params):
             same = res == 224 and params.get(48) == params[224]
-            yield pytest.param(name, res, marks=pytest.mark.slow) if same else (name, res)
+            huge = res == 224 and params.get(48, 0) > 100_000_000
+            yield pytest.param(name, res, marks=pytest.mark.slow) if same or huge else (name, res)
 
 
 @pytest.mark.parametrize("name,res", list(_param_cases()))
@@ -359,3 +401,22 @@ def test_unsupported_initialisation_fails_early():
         build_model("lenet5", 48, pretrain="imagenet")
     with pytest.raises(ValueError, match="initialisation"):
         build_model("mobilenet", 48, pretrain="vggface")
+
+
+def test_feature_maps_layer_of_a_model_saved_before_the_features_layer():
+    """Runs saved before the ``features`` convention still get Grad-CAM: the whole model is searched."""
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, name="last_conv")(inputs)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, activation="softmax", name=PREDICTIONS)(h))
+    assert feature_maps_layer(model).name == "last_conv"
+    with pytest.raises(ValueError, match="no 'features' layer"):
+        feature_extractor(model)
+
+
+def test_catalog_states_the_stem_threshold_the_builders_use():
+    """The catalog's text cannot import TensorFlow, so it repeats SMALL_INPUT; this keeps them equal."""
+    from fer_keras.models._blocks import SMALL_INPUT
+
+    switching = [d for d in (get_spec(n).description for n in MODELS) if " below " in d and " px" in d]
+    assert len(switching) >= 4 and all(f"below {SMALL_INPUT} px" in d for d in switching), switching

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from fer_keras.config import DEFAULT_SEED
+from fer_keras.config import DEFAULT_SEED, RunConfig
 from fer_keras.data.readers import DatasetError, ImageSet, read_dataset, reason_counts
 from fer_keras.labels import CANONICAL_CLASSES, check_same_classes
-
-if TYPE_CHECKING:
-    from fer_keras.config import RunConfig
 
 
 @dataclass
@@ -107,8 +103,9 @@ def fold_splits(images: ImageSet, folds: int, fold: int, *, val_fraction: float,
                   val_source=f"fold {fold} of {folds} (stratified, seed {seed}); val {val_fraction:.0%} of all")
 
 
-def make_splits(path: Path, *, val_fraction: float = 0.1, seed: int = DEFAULT_SEED, limit: int | None = None,
-                paper_faithful: bool = False, folds: int | None = None, fold: int | None = None) -> Splits:
+def make_splits(path: Path, *, val_fraction: float = RunConfig.model_fields["val_fraction"].default,
+                seed: int = DEFAULT_SEED, limit: int | None = None, paper_faithful: bool = False,
+                folds: int | None = None, fold: int | None = None) -> Splits:
     parts = read_dataset(path)
     if folds is not None:
         if paper_faithful:

@@ -33,6 +33,7 @@ from fer_keras.config import RunConfig
 from fer_keras.grid.lock import RunLock
 from fer_keras.grid.spec import Grid, Point
 from fer_keras.runs import DISK_FULL, Run, write_json
+from fer_keras.timing import Stopwatch
 
 FAILURES_FILE = "failures.json"
 #: Cross-domain sets generated on demand (the synthetic demo).
@@ -128,7 +129,7 @@ def run_point(point: Point, *, train: TrainFn = default_train, crossdomain: Cros
             log(f"[grid] {point.run_id}: stale: pid {status.get('pid')} on {status.get('host')} stopped without "
                 f"a word (killed?) while running since {status.get('started')}; resuming it")
         error = None
-        started = time.time()
+        clock = Stopwatch()
         for attempt in range(1, attempts + 1):
             tries = Run(point.run_dir).status().get("attempts", 0) + 1
             _set_status(point.run_dir, state="running", attempts=tries, started=time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -155,10 +156,10 @@ def run_point(point: Point, *, train: TrainFn = default_train, crossdomain: Cros
                 continue
             finally:
                 _free_memory()
-            seconds = round(time.time() - started, 1)
+            seconds = round(clock.seconds, 1)
             _set_status(point.run_dir, state="done", seconds=seconds, traceback=None)
             return Outcome(point.run_id, "done", seconds)
-        return Outcome(point.run_id, "failed", round(time.time() - started, 1), error)
+        return Outcome(point.run_id, "failed", round(clock.seconds, 1), error)
 
 
 def write_failures(grid: Grid) -> Path | None:

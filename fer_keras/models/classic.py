@@ -3,7 +3,7 @@
 All are scratch-only and take the protocol's 1/255 input. Their original strides assume
 224 px (AlexNet, ZFNet) or 32 px (LeNet-5); below 112 px the large-stride stems would
 shrink a 48 px face to nothing, so they run at stride 1 there (the adaptation
-ResNet-18's stem already makes for 48 px, see ``_blocks.resnet_stem``).
+ResNet-18's stem already makes for 48 px, see ``_blocks.SMALL_INPUT``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._blocks import BN_MOMENTUM
-from fer_keras.models._head import fc_head, image_input, pool
-
-SMALL = 112  # below this, stems run at stride 1
+from fer_keras.models._blocks import BN_MOMENTUM, SMALL_INPUT
+from fer_keras.models._head import fc_head, features, image_input, pool
 
 
 def lenet5(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):
@@ -24,13 +22,13 @@ def lenet5(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", w
     x = layers.AveragePooling2D(2, name="pool1")(x)
     x = layers.Conv2D(16, 5, activation="relu", name="conv2")(x)
     x = layers.AveragePooling2D(2, name="pool2")(x)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (120, 84), 0.0, num_classes), name="lenet5")
 
 
 def _alexnet_body(x, res: int, *, zf: bool):
     """Five conv layers and three 3x3/2 max pools; ZFNet uses 7x7/2 and a strided conv2."""
-    small = res < SMALL
+    small = res < SMALL_INPUT
     kernel, stride = (7, 2) if zf else (11, 4)
     x = layers.Conv2D(96, kernel, strides=1 if small else stride, padding="same" if small else "valid",
                       activation="relu", name="conv1")(x)
@@ -47,7 +45,7 @@ def _alexnet_body(x, res: int, *, zf: bool):
 
 def _alexnet(input_shape, num_classes: int, pooling: str, *, zf: bool) -> keras.Model:
     inputs, x = image_input(input_shape)
-    x = pool(_alexnet_body(x, input_shape[0], zf=zf), pooling)
+    x = features(pool(_alexnet_body(x, input_shape[0], zf=zf), pooling))
     return keras.Model(inputs, fc_head(x, (4096, 4096), 0.5, num_classes), name="zfnet" if zf else "alexnet")
 
 
@@ -74,5 +72,5 @@ def vggnet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weigh
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{s}_bn{i}")(x)
             x = layers.ReLU(name=f"block{s}_relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (4096, 4096), 0.5, num_classes), name="vggnet")

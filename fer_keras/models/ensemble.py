@@ -13,8 +13,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._blocks import conv_bn_relu
-from fer_keras.models._head import image_input
+from fer_keras.models._blocks import conv_bn_act
+from fer_keras.models._head import branch_features, image_input
 from fer_keras.registry import PREDICTIONS
 
 #: Conv filters per stage (each stage ends with MaxPool 2 + Dropout 0.25).
@@ -24,10 +24,10 @@ MEMBERS = (((32, 64), (128,)), ((64, 64), (128, 128)), ((32, 32), (64, 64), (128
 def member(x, stages, num_classes: int, *, name: str):
     for s, filters in enumerate(stages, 1):
         for i, f in enumerate(filters, 1):
-            x = conv_bn_relu(x, f, 3, name=f"{name}_s{s}_c{i}")
+            x = conv_bn_act(x, f, 3, name=f"{name}_s{s}_c{i}")
         x = layers.MaxPooling2D(2, name=f"{name}_s{s}_pool")(x)
         x = layers.Dropout(0.25, name=f"{name}_s{s}_drop")(x)
-    x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
+    x = branch_features(layers.GlobalAveragePooling2D(name=f"{name}_gap")(x), name)
     x = layers.Dense(512, activation="relu", name=f"{name}_dense")(x)
     x = layers.Dropout(0.25, name=f"{name}_dense_drop")(x)
     return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions", dtype="float32")(x)

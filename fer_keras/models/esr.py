@@ -19,8 +19,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from fer_keras.models._blocks import BN_MOMENTUM
-from fer_keras.models._head import check_option, image_input
+from fer_keras.models._blocks import conv_bn_act
+from fer_keras.models._head import branch_features, check_option, image_input
 from fer_keras.registry import PREDICTIONS
 
 SCHEDULES = ("joint", "progressive")
@@ -84,9 +84,8 @@ def num_branches(model: keras.Model) -> int:
 
 
 def _conv(x, filters: int, kernel: int, padding: str, *, name: str, pool: bool = False):
-    x = layers.Conv2D(filters, kernel, padding=padding, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
-    x = layers.ReLU(name=f"{name}_relu")(x)
+    """The authors' conv (with bias) + BN + ReLU, then a 2x2 max pool where they pool."""
+    x = conv_bn_act(x, filters, kernel, name=name, padding=padding, use_bias=True)
     return layers.MaxPooling2D(2, name=f"{name}_pool")(x) if pool else x
 
 
@@ -102,7 +101,7 @@ def branch(x, num_classes: int, padding: str, *, name: str):
     x = _conv(x, 256, 3, padding, name=f"{name}_2", pool=True)
     x = _conv(x, 256, 3, padding, name=f"{name}_3")
     x = _conv(x, 512, 3, "same", name=f"{name}_4")  # padded in the original too
-    x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
+    x = branch_features(layers.GlobalAveragePooling2D(name=f"{name}_gap")(x), name)
     return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
 
 

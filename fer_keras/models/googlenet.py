@@ -11,7 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models._blocks import SMALL_INPUT, conv_relu
+from fer_keras.models._head import features, image_input, pool, softmax_output
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), Table 1 of the paper.
 INCEPTION = {
@@ -27,20 +28,14 @@ INCEPTION = {
 }
 
 
-def _conv(x, filters: int, kernel: int, name: str, strides: int = 1):
-    return layers.Conv2D(
-        filters, kernel, strides=strides, padding="same", activation="relu", name=name
-    )(x)
-
-
 def inception_module(x, name: str):
     f1, r3, f3, r5, f5, fp = INCEPTION[name]
     p = f"inception{name}"
-    b1 = _conv(x, f1, 1, f"{p}_1x1")
-    b3 = _conv(_conv(x, r3, 1, f"{p}_3x3_reduce"), f3, 3, f"{p}_3x3")
-    b5 = _conv(_conv(x, r5, 1, f"{p}_5x5_reduce"), f5, 5, f"{p}_5x5")
+    b1 = conv_relu(x, f1, 1, name=f"{p}_1x1")
+    b3 = conv_relu(conv_relu(x, r3, 1, name=f"{p}_3x3_reduce"), f3, 3, name=f"{p}_3x3")
+    b5 = conv_relu(conv_relu(x, r5, 1, name=f"{p}_5x5_reduce"), f5, 5, name=f"{p}_5x5")
     bp = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{p}_pool")(x)
-    bp = _conv(bp, fp, 1, f"{p}_pool_proj")
+    bp = conv_relu(bp, fp, 1, name=f"{p}_pool_proj")
     return layers.Concatenate(name=f"{p}_concat")([b1, b3, b5, bp])
 
 
@@ -50,11 +45,11 @@ def _maxpool(x, name: str):
 
 def googlenet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     inputs, x = image_input(input_shape)
-    if input_shape[0] < 112:
-        x = _conv(x, 64, 3, "stem_conv1")
+    if input_shape[0] < SMALL_INPUT:
+        x = conv_relu(x, 64, 3, name="stem_conv1")
     else:
-        x = _maxpool(_conv(x, 64, 7, "stem_conv1", strides=2), "stem_pool1")
-    x = _conv(_conv(x, 64, 1, "stem_conv2_reduce"), 192, 3, "stem_conv2")
+        x = _maxpool(conv_relu(x, 64, 7, 2, name="stem_conv1"), "stem_pool1")
+    x = conv_relu(conv_relu(x, 64, 1, name="stem_conv2_reduce"), 192, 3, name="stem_conv2")
     x = _maxpool(x, "stem_pool2")
     x = inception_module(inception_module(x, "3a"), "3b")
     x = _maxpool(x, "pool3")
@@ -62,7 +57,7 @@ def googlenet(input_shape, num_classes, *, pretrain="scratch", pooling="gap", we
         x = inception_module(x, name)
     x = _maxpool(x, "pool4")
     x = inception_module(inception_module(x, "5a"), "5b")
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     x = layers.Dropout(0.4, name="dropout")(x)
     outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="googlenet")

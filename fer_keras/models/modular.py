@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import image_input, softmax_output
+from fer_keras.models._head import features, image_input, softmax_output
 
 FILTERS = (32, 64, 128)
 
@@ -35,7 +35,7 @@ def modular(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", 
     inputs, x = image_input(input_shape)
     local = subnetwork(x, 3, pooling, name="local")
     global_ = subnetwork(x, 7, pooling, name="global")
-    x = layers.Concatenate(name="concat")([local, global_])
+    x = features(layers.Concatenate(name="concat")([local, global_]))
     x = layers.Dense(256, activation="relu", name="dense")(x)
     x = layers.Dropout(0.5, name="dense_dropout")(x)
     outputs = softmax_output(x, num_classes)

@@ -13,31 +13,25 @@ import keras
 import numpy as np
 from keras import layers
 
-from fer_keras.models._blocks import BN_MOMENTUM
-from fer_keras.models._head import image_input, pool, protocol_head
+from fer_keras.models._blocks import BN_MOMENTUM, conv_bn_act
+from fer_keras.models._head import features, image_input, pool, protocol_head
 from fer_keras.registry import PREDICTIONS
 
 #: (blocks, width) per stage for RepVGG-A0; the first block of each stage has stride 2.
 A0_STAGES = ((1, 48), (2, 48), (4, 96), (14, 192), (1, 1280))
 
 
-def _conv(x, filters: int, kernel: int, stride: int, name: str, *, use_bias: bool = False):
+def _branch(x, filters: int, kernel: int, stride: int, name: str):
     # Symmetric padding as in the PyTorch original: TF's "same" pads a strided 3x3 conv
     # bottom/right only, which would shift its centre off the 1x1 branch's sample point.
-    if kernel == 3:
-        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, kernel, strides=stride, use_bias=use_bias, name=name)(x)
-
-
-def _branch(x, filters: int, kernel: int, stride: int, name: str):
-    x = _conv(x, filters, kernel, stride, f"{name}_conv")
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return conv_bn_act(x, filters, kernel, stride, name=name, padding="symmetric", activation=None)
 
 
 def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = False):
     """One RepVGG block; ``deploy`` builds the fused form (a single biased 3x3 conv)."""
     if deploy:
-        y = _conv(x, filters, 3, stride, f"{name}_fused", use_bias=True)
+        y = conv_bn_act(x, filters, 3, stride, name=name, conv_name=f"{name}_fused", padding="symmetric",
+                        use_bias=True, activation=None, batch_norm=False)
     else:
         branches = [
             _branch(x, filters, 3, stride, f"{name}_3x3"),
@@ -56,7 +50,7 @@ def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weigh
             x = repvgg_block(
                 x, width, 2 if b == 0 else 1, name=f"stage{s}_block{b + 1}", deploy=deploy
             )
-    outputs = protocol_head(pool(x, pooling), num_classes)
+    outputs = protocol_head(features(pool(x, pooling)), num_classes)
     return keras.Model(inputs, outputs, name="repvgg")
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._blocks import BN_MOMENTUM, basic_block, conv_bn_relu, resnet_stage, resnet_stem
-from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models._blocks import BN_MOMENTUM, basic_block, conv_bn_act, resnet_stage, resnet_stem
+from fer_keras.models._head import features, image_input, pool, softmax_output
 from fer_keras.models.resnet import STAGE_FILTERS
 
 RESNET34_BLOCKS = (3, 4, 6, 3)
@@ -48,13 +48,11 @@ def _up(x, filters: int, *, name: str):
 
 def _sigmoid_block(x, filters: int, *, name: str):
     """A basic residual block ending in a sigmoid instead of ReLU."""
-    y = conv_bn_relu(x, filters, 3, 1, name=f"{name}_1")
-    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
-    y = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_2_bn")(y)
+    y = conv_bn_act(x, filters, 3, 1, name=f"{name}_1")
+    y = conv_bn_act(y, filters, 3, name=f"{name}_2", activation=None)
     shortcut = x
     if x.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_down_conv")(x)
-        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_down_bn")(shortcut)
+        shortcut = conv_bn_act(x, filters, 1, name=f"{name}_down", padding="valid", activation=None)
     y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.Activation("sigmoid", name=f"{name}_sigmoid")(y)
 
@@ -101,7 +99,7 @@ def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap
         x = resnet_stage(x, filters, blocks, 1 if i == 0 else 2, name=f"stage{i + 1}")
         depth = min(mask_depth(size, nominal) for size in x.shape[1:3])
         x = apply_mask(x, depth, name=f"mask{i + 1}", growth=mask_growth)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="resmasking_net")

@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import resnet_stage, resnet_stem
-from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models._head import features, image_input, pool, softmax_output
 
 STAGE_FILTERS = (64, 128, 256, 512)
 
@@ -22,7 +22,7 @@ def resnet_features(x, res: int, blocks=(2, 2, 2, 2), *, se_ratio: int | None = 
 def resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None):
     inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0])
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     x = layers.Dropout(0.2, name="head_dropout1")(x)
     x = layers.Dense(1024, activation="relu", name="head_dense")(x)
     x = layers.Dropout(0.5, name="head_dropout2")(x)

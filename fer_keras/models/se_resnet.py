@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models._head import features, image_input, pool, softmax_output
 from fer_keras.models.resnet import resnet_features
 
 SE_SCALE = "_se_scale"  # SE-scaled residual branch of a block (its "feature maps")
@@ -23,7 +23,7 @@ def se_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", 
         raise ValueError(f"ratio (SE reduction) must be a positive integer, got {ratio!r}")
     inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0], se_ratio=ratio)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="se_resnet18")
 

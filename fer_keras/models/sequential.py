@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, conv3_relu
-from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models._head import fc_head, features, image_input, pool
 
 
 def _stem(x, dropout: float):
@@ -24,7 +24,7 @@ def sequential_simple(input_shape, num_classes, *, pretrain="scratch", pooling="
     x = layers.MaxPooling2D(2, name="pool2")(x)
     x = conv3_relu(x, 64, "conv4")
     x = layers.MaxPooling2D(2, name="pool3")(x)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (512,), 0.2, num_classes), name="sequential_simple")
 
 
@@ -48,7 +48,7 @@ def _sequential_deep(input_shape, num_classes, pooling: str, *, four: bool, name
         x = conv3_relu(x, 256, "conv6")
         x = layers.MaxPooling2D(2, name="pool3")(x)
     x = _bn_block(x, 512, "block_512", dropout=0.2 if four else 0.0)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (1024,), 0.5, num_classes), name=name)
 
 

@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import conv3_relu
-from fer_keras.models._head import image_input, softmax_output
+from fer_keras.models._head import features, image_input, softmax_output
 
 
 def smmb(
@@ -48,6 +48,6 @@ def smmb(
     b = layers.Dropout(0.5, name="emotion_dropout")(b)
     b = layers.Flatten(name="branch2_features")(b)
 
-    x = layers.Concatenate(name="concat")([a, b])
+    x = features(layers.Concatenate(name="concat")([a, b]))
     outputs = softmax_output(x, num_classes)
     return keras.Model(inputs, outputs, name="smmb")

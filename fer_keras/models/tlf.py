@@ -11,6 +11,9 @@ softmax named ``predictions``. The model's argmax is the classifier's prediction
 ``head="logreg"`` the softmax is the classifier's own probability; for the SVM and LDA it
 is a softmax over decision values, a pseudo-probability that ranks classes correctly but
 is not calibrated (AUC uses it as a score).
+
+The embedding is the model's ``features`` layer, so the triplet phase trains
+``_head.feature_extractor(model)`` like any family's feature extractor.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import check_option, image_input
+from fer_keras.models._head import check_option, features, image_input
 from fer_keras.models.resnet import resnet_features
 from fer_keras.registry import PREDICTIONS
 
@@ -39,12 +42,7 @@ def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap",
     inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0])
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.UnitNormalization(name=EMBEDDING)(x)
+    x = features(layers.UnitNormalization(name=EMBEDDING)(x))
     x = layers.Dense(num_classes, name=DECISION)(x)  # replaced by the fitted linear classifier
     outputs = layers.Softmax(name=PREDICTIONS, dtype="float32")(x)
     return keras.Model(inputs, outputs, name="tlf_resnet18")
-
-
-def embedding_model(model: keras.Model) -> keras.Model:
-    """The same input mapped to the L2-normalised embedding (shares the layers)."""
-    return keras.Model(model.inputs, model.get_layer(EMBEDDING).output, name=f"{model.name}_embedding")

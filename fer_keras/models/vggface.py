@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from fer_keras.models._blocks import conv_bn_act
 from fer_keras.models._head import classifier_on_backbone
 from fer_keras.models.weights import find_weights
 from fer_keras.registry import BACKBONE
@@ -68,16 +69,13 @@ def vggface_vgg16_backbone(input_shape) -> keras.Model:
 def _conv_bn(
     x, filters: int, kernel: int, h5_name: str, *, strides: int = 1, eps: float, relu: bool = True
 ):
-    x = layers.Conv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding="same" if kernel > 1 else "valid",
-        use_bias=False,
-        name=keras_name(h5_name),
-    )(x)
-    x = layers.BatchNormalization(epsilon=eps, name=keras_name(f"{h5_name}/bn"))(x)
-    return layers.ReLU(name=keras_name(f"{h5_name}/relu"))(x) if relu else x
+    """keras-vggface's conv + BN (+ ReLU), named ``h5_name``, ``h5_name/bn``, ``h5_name/relu`` as in its
+    files; BN keeps Keras' default momentum (0.99) that the weights were trained with."""
+    name = keras_name(h5_name)
+    return conv_bn_act(
+        x, filters, kernel, strides, name=name, conv_name=name, padding="same" if kernel > 1 else "valid",
+        activation="relu" if relu else None, bn_momentum=0.99, bn_epsilon=eps,
+    )
 
 
 def _se(x, stage: int, block: int):

@@ -14,8 +14,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._blocks import conv_bn_relu
-from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models._blocks import conv_bn_act
+from fer_keras.models._head import fc_head, features, image_input, pool
 
 
 def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
@@ -24,12 +24,12 @@ def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", wei
     if not isinstance(width, int) or width < 8:
         raise ValueError(f"width must be an integer of at least 8, got {width!r}")
     inputs, x = image_input(input_shape)
-    x = conv_bn_relu(x, width // 2, name="stem")
+    x = conv_bn_act(x, width // 2, name="stem")
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
     for s, filters in enumerate((width, 2 * width, 4 * width), 1):
-        x = conv_bn_relu(x, filters, name=f"block{s}_1")
-        x = conv_bn_relu(x, filters, name=f"block{s}_2")
+        x = conv_bn_act(x, filters, name=f"block{s}_1")
+        x = conv_bn_act(x, filters, name=f"block{s}_2")
         if s < 3:
             x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)
-    x = pool(x, pooling)
+    x = features(pool(x, pooling))
     return keras.Model(inputs, fc_head(x, (256,), dropout, num_classes), name="vgg_lite")

@@ -1,8 +1,8 @@
 """Grad-CAM heatmaps (Selvaraju et al. 2017) for chosen runs: where does the model look?
 
-The only part of the report that loads TensorFlow. The heatmap is taken at the last
-layer with a spatial (4-D) output in the model's top-level graph (a nested pre-trained
-backbone counts as one such layer). Images are picked from the run's per-image
+The only part of the report that loads TensorFlow. The heatmap is taken at the model's
+last spatial feature map (``_head.feature_maps_layer``: a nested pre-trained backbone
+counts as one layer). Images are picked from the run's per-image
 predictions (cross-domain set first, else validation): one per true class, up to ``n_images``.
 """
 
@@ -18,23 +18,14 @@ from fer_keras.report.figures import _save, plt
 from fer_keras.runs import Run
 
 
-def _last_spatial_layer(model):
-    for layer in reversed(model.layers):
-        try:
-            output = layer.output
-        except (AttributeError, ValueError):  # a layer called more than once has no single output
-            continue
-        if len(getattr(output, "shape", ())) == 4:
-            return layer
-    raise ValueError(f"model {model.name} has no layer with a spatial output for Grad-CAM")
-
-
 def heatmap(model, image: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM map in [0, 1] at the image's size, and the class probabilities."""
     import keras
     import tensorflow as tf
 
-    layer = _last_spatial_layer(model)
+    from fer_keras.models._head import feature_maps_layer
+
+    layer = feature_maps_layer(model)
     outputs = model.output[0] if isinstance(model.output, list | tuple) else model.output
     grad_model = keras.Model(model.inputs, [layer.output, outputs])
     x = tf.convert_to_tensor(image[None].astype("float32"))

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
 
 import keras
@@ -38,6 +37,7 @@ import numpy as np
 
 from fer_keras.config import RunConfig
 from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, replacing, score_file, write_json, write_text
+from fer_keras.timing import Stopwatch
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
@@ -192,13 +192,13 @@ class WallClock(keras.callbacks.Callback):
             with self.file.open() as fh:
                 rows = list(csv.DictReader(fh))
             self.offset = float(rows[-1]["elapsed_s"]) if rows else 0.0
-        self.start = time.monotonic()
+        self.clock = Stopwatch()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         row = {**{k: logs.get(k) for k in CURVE_COLUMNS}, "phase": self.phase, "epoch": epoch + 1,
-               "elapsed_s": round(self.offset + time.monotonic() - self.start, 1)}
+               "elapsed_s": round(self.offset + self.clock.seconds, 1)}
         # Rewritten atomically like log.csv (EpochLog): a replayed epoch replaces its row, a full disk
         # never leaves half a row.
         rows = list(csv.DictReader(io.StringIO(self.file.read_text()))) if self.file.is_file() else []

@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -43,9 +42,11 @@ from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
+from fer_keras.models._head import feature_extractor
 from fer_keras.models.preprocessing import preprocessing_mode
-from fer_keras.registry import BACKBONE, build_model, get_spec
+from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text
+from fer_keras.timing import Stopwatch
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
 from fer_keras.train.strategy import describe, is_chief, is_multi_worker, make_strategy, prepare_fit
@@ -104,11 +105,11 @@ class RunContext:
         state = self.read_state()
         if name in state["phases_done"]:
             return False
-        started = time.time()
+        clock = Stopwatch()
         body()
         state = self.read_state()
         state["phases_done"].append(name)
-        state["train_seconds"] = state.get("train_seconds", 0) + round(time.time() - started, 1)
+        state["train_seconds"] = state.get("train_seconds", 0) + round(clock.seconds, 1)
         self.write_state(state)
         return True
 
@@ -269,7 +270,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
 def fit_protocol(ctx: RunContext, model: keras.Model) -> TrainResult:
     """The protocol's fit: one phase from scratch, or frozen-backbone then unfrozen phases."""
     cfg = ctx.cfg
-    two_phase = cfg.pretrain != "scratch" and any(layer.name == BACKBONE for layer in model.layers)
+    two_phase = cfg.pretrain != "scratch"
     phases = [("frozen", cfg.phase1_epochs), ("main", cfg.epochs)] if two_phase else [("main", cfg.epochs)]
     for phase, epochs in phases:
         ctx.run_phase(phase, partial(_protocol_phase, ctx, model, phase, epochs, two_phase))
@@ -282,7 +283,7 @@ def _protocol_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int
         if phase == "main" and two_phase:
             model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
         if two_phase:
-            model.get_layer(BACKBONE).trainable = phase == "main"
+            feature_extractor(model).trainable = phase == "main"
         compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
     print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
           f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")

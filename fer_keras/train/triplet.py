@@ -24,8 +24,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.pipeline import eval_dataset
-from fer_keras.models.tlf import DECISION, HEADS, MININGS, embedding_model
+from fer_keras.models._head import feature_extractor
+from fer_keras.models.tlf import DECISION, HEADS, MININGS
 from fer_keras.runs import replacing, score_file, write_json
 from fer_keras.train.loop import RunContext, TrainResult, fit_phase
 
@@ -85,7 +87,7 @@ class TripletLoss(keras.losses.Loss):
 
 
 def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str,
-                    class_weight: dict[int, float] | None = None, seed: int = 42):
+                    class_weight: dict[int, float] | None = None, seed: int = DEFAULT_SEED):
     """A fitted scikit-learn linear classifier: LinearSVC, LDA or (multinomial) LogisticRegression."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
@@ -129,7 +131,7 @@ def _embed(model: keras.Model, images, res: int, batch: int, pipeline: str) -> n
 def train_triplet(ctx: RunContext, model: keras.Model) -> TrainResult:
     """Two phases: the triplet-loss embedding (``embedding``), then a linear head fitted on the training
     embeddings and stored in ``best.keras`` (``head``)."""
-    embed = embedding_model(model)
+    embed = feature_extractor(model)  # the L2-normalised embedding
     ctx.run_phase("embedding", partial(_fit_embedding, ctx, embed, ctx.options))
     ctx.run_phase("head", partial(_fit_head, ctx, model, embed, ctx.options))
     return TrainResult()
