@@ -30,16 +30,9 @@ def test_schema_matches_the_builders_keywords_and_defaults(name):
     assert spec.resolve_options({}) == {k: o.default for k, o in spec.options.items()}
 
 
-def test_choices_match_the_modules_constants():
-    from fer_keras.models import esr, resmasking, tlf
+def test_resmasking_default_is_the_modules_constant():
+    from fer_keras.models import resmasking
 
-    def choices(model, key):
-        return set(get_spec(model).options[key].type.__args__)
-
-    assert choices("tlf_resnet18", "head") == set(tlf.HEADS)
-    assert choices("tlf_resnet18", "mining") == set(tlf.MININGS)
-    assert choices("esr", "schedule") == set(esr.SCHEDULES)
-    assert choices("esr", "padding") == set(esr.PADDINGS)
     assert get_spec("resmasking_net").options["stage_blocks"].default == resmasking.RESNET34_BLOCKS
 
 

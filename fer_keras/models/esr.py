@@ -21,10 +21,9 @@ from keras import layers, ops
 
 from fer_keras.models._blocks import conv_bn_act
 from fer_keras.models._head import branch_features, check_option, image_input
+from fer_keras.models.catalog import ESR_PADDINGS, ESR_SCHEDULES
 from fer_keras.registry import PREDICTIONS
 
-SCHEDULES = ("joint", "progressive")
-PADDINGS = ("auto", "valid", "same")
 #: The authors' valid (unpadded) convolutions need >= 54 px; below this size 'auto' pads.
 VALID_FROM = 64
 
@@ -111,8 +110,8 @@ def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_
     pads below, where unpadded ones would shrink a 48 px face to nothing."""
     if not isinstance(branches, int) or branches < 1:
         raise ValueError(f"branches must be a positive integer, got {branches!r}")
-    check_option("schedule", schedule, SCHEDULES)
-    check_option("padding", padding, PADDINGS)
+    check_option("schedule", schedule, ESR_SCHEDULES)
+    check_option("padding", padding, ESR_PADDINGS)
     check_option("pooling (esr pools each branch globally)", pooling, ("gap",))
     res = input_shape[0]
     if padding == "auto":

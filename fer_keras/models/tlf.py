@@ -22,11 +22,10 @@ import keras
 from keras import layers
 
 from fer_keras.models._head import check_option, features, image_input
+from fer_keras.models.catalog import TLF_HEADS, TLF_MININGS
 from fer_keras.models.resnet import resnet_features
 from fer_keras.registry import PREDICTIONS
 
-HEADS = ("svm", "lda", "logreg")
-MININGS = ("batch_hard", "batch_all")
 EMBEDDING = "embedding"
 DECISION = "head_decision"
 
@@ -34,8 +33,8 @@ DECISION = "head_decision"
 def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
                  head: str = "svm", margin: float = 0.2, mining: str = "batch_hard") -> keras.Model:
     """``head``, ``margin`` and ``mining`` configure the training procedure; they are checked here."""
-    check_option("head", head, HEADS)
-    check_option("mining", mining, MININGS)
+    check_option("head", head, TLF_HEADS)
+    check_option("mining", mining, TLF_MININGS)
     if not margin > 0:
         raise ValueError(f"margin must be positive, got {margin!r}")
     check_option("pooling (the embedding pools globally)", pooling, ("gap",))
