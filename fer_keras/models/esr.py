@@ -104,8 +104,8 @@ def branch(x, num_classes: int, padding: str, *, name: str):
     return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
 
 
-def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, branches: int = 9,
-        schedule: str = "joint", padding: str = "auto") -> keras.Model:
+def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, branches: int,
+        schedule: str, padding: str) -> keras.Model:
     """``padding='auto'`` keeps the authors' unpadded convolutions from 64 px (they used 96) and
     pads below, where unpadded ones would shrink a 48 px face to nothing."""
     if not isinstance(branches, int) or branches < 1:

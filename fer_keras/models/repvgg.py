@@ -43,7 +43,7 @@ def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = Fals
     return layers.ReLU(name=f"{name}_relu")(y)
 
 
-def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, deploy: bool = False):
+def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, deploy: bool):
     inputs, x = image_input(input_shape)
     for s, (blocks, width) in enumerate(A0_STAGES):
         for b in range(blocks):

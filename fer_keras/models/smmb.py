@@ -25,8 +25,8 @@ def smmb(
     pretrain="scratch",
     pooling="flatten",
     weights_dir=None,
-    num_heads: int = 4,
-    key_dim: int = 64,
+    num_heads: int,
+    key_dim: int,
 ):
     inputs, x = image_input(input_shape)
     for i, filters in enumerate((32, 64, 64), 1):

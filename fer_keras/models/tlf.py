@@ -31,7 +31,7 @@ DECISION = "head_decision"
 
 
 def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-                 head: str = "svm", margin: float = 0.2, mining: str = "batch_hard") -> keras.Model:
+                 head: str, margin: float, mining: str) -> keras.Model:
     """``head``, ``margin`` and ``mining`` configure the training procedure; they are checked here."""
     check_option("head", head, TLF_HEADS)
     check_option("mining", mining, TLF_MININGS)
