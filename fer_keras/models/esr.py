@@ -10,7 +10,7 @@ pool, 256, 512, GAP, Dense. 9 branches for in-the-wild data, 4 for lab data.
 The model is one Keras model with one output, ``predictions`` (the branch mean), so
 evaluation, cross-domain tests and TFLite export treat it like any other model;
 :class:`BranchEnsemble` overrides ``compute_loss`` to sum the branch losses and
-:func:`branch_probs_model` lists the branch softmaxes (``_head.branch_outputs_model`` keys
+:func:`branch_probs_model` lists the branch softmaxes (``features.branch_outputs_model`` keys
 them by name). Training (joint, or the paper's progressive schedule) is in :mod:`fer_keras.train.esr`.
 """
 
@@ -20,8 +20,9 @@ import keras
 from keras import layers, ops
 
 from fer_keras.models._blocks import conv_bn_act
-from fer_keras.models._head import branch_features, check_option, image_input
+from fer_keras.models._head import check_option, image_input
 from fer_keras.models.catalog import ESR_PADDINGS, ESR_SCHEDULES
+from fer_keras.models.features import branch_features
 from fer_keras.registry import PREDICTIONS
 
 #: The authors' valid (unpadded) convolutions need >= 54 px; below this size 'auto' pads.

@@ -24,7 +24,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, basic_block, conv_bn_act, resnet_stage, resnet_stem
-from fer_keras.models._head import features, image_input, pool, softmax_output
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models.features import features
 from fer_keras.models.resnet import STAGE_FILTERS
 
 MASK_DEPTHS = (4, 3, 2, 1)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import keras
 
-from fer_keras.models._head import features, image_input, pool, softmax_output
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models.features import features
 from fer_keras.models.resnet import resnet_features
 
 SE_SCALE = "_se_scale"  # SE-scaled residual branch of a block (its "feature maps")

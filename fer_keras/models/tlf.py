@@ -13,7 +13,7 @@ is a softmax over decision values, a pseudo-probability that ranks classes corre
 is not calibrated (AUC uses it as a score).
 
 The embedding is the model's ``features`` layer, so the triplet phase trains
-``_head.feature_extractor(model)`` like any family's feature extractor.
+``features.feature_extractor(model)`` like any family's feature extractor.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import check_option, features, image_input
+from fer_keras.models._head import check_option, image_input
 from fer_keras.models.catalog import TLF_HEADS, TLF_MININGS
+from fer_keras.models.features import features
 from fer_keras.models.resnet import resnet_features
 from fer_keras.registry import PREDICTIONS
 

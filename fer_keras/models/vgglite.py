@@ -15,7 +15,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import conv_bn_act
-from fer_keras.models._head import fc_head, features, image_input, pool
+from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models.features import features
 
 
 def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,

@@ -42,7 +42,7 @@ from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
-from fer_keras.models._head import feature_extractor
+from fer_keras.models.features import feature_extractor
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text

@@ -26,8 +26,8 @@ from keras import ops
 
 from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.pipeline import eval_dataset
-from fer_keras.models._head import feature_extractor
 from fer_keras.models.catalog import TLF_HEADS, TLF_MININGS
+from fer_keras.models.features import feature_extractor
 from fer_keras.models.tlf import DECISION
 from fer_keras.runs import replacing, score_file, write_json
 from fer_keras.train.loop import RunContext, TrainResult, fit_phase
