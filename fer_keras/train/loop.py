@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import platform
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -210,8 +211,6 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         if is_multi_worker(strategy):
             raise ConfigError(f"--force in a multi-worker run could let a worker resume from the backup the chief "
                               f"deletes; delete {run_dir} instead")
-        import shutil
-
         shutil.rmtree(run_dir)
     _check_same_run(cfg, run_dir)
     if run.is_finished():

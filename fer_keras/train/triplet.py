@@ -23,6 +23,9 @@ from typing import Any
 import keras
 import numpy as np
 from keras import ops
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
 
 from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.pipeline import eval_dataset
@@ -90,10 +93,6 @@ class TripletLoss(keras.losses.Loss):
 def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str,
                     class_weight: dict[int, float] | None = None, seed: int = DEFAULT_SEED):
     """A fitted scikit-learn linear classifier: LinearSVC, LDA or (multinomial) LogisticRegression."""
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
-
     if head == "svm":
         clf = LinearSVC(C=1.0, class_weight=class_weight, random_state=seed, max_iter=10_000)
     elif head == "lda":
