@@ -10,7 +10,7 @@ backbones, whose backbone is a nested model named ``backbone``. The tensor its h
 consumes is the output of a layer named ``features`` (in ensembles whose branches each
 end in a classifier: ``branch1_features``, ``branch2_features``, ...), so freezing,
 Grad-CAM, embeddings and fine-tuning find the feature extractor the same way in every
-family (``fer_keras.models._head.feature_extractor``).
+family (``fer_keras.models.features.feature_extractor``).
 
 The table of models (``fer_keras.models.catalog``) names builders as ``"module:function"``
 strings, so looking a model up never imports TensorFlow; only building one does. Each row

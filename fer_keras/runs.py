@@ -269,18 +269,14 @@ class Run:
     def float32_model(self, trained=None):
         """The best model (``trained``, if already loaded) computing in float32 whatever the run's mixed
         precision: TFLite cannot convert bfloat16 ops, and many CPUs run them slowly. Same weights."""
-        import keras  # here: reading a run's results must not import TensorFlow
+        from fer_keras.train.recipe import dtype_policy  # here: reading a run's results must not import TensorFlow
 
         trained = trained if trained is not None else self.model()
         if all(layer.dtype_policy.compute_dtype == "float32" for layer in trained.layers):
             return trained
         cfg = self.config()
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("float32")
-        try:
+        with dtype_policy("none"):
             model = build_model(cfg.model, cfg.res, len(self.classes()), pooling=cfg.pooling, **cfg.model_options)
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
         model.set_weights(trained.get_weights())
         return model
 

@@ -13,6 +13,7 @@ from skimage import data
 from fer_keras import load_run
 from fer_keras.config import make_config, save_config
 from fer_keras.labels import CANONICAL_CLASSES
+from fer_keras.models.features import feature_extractor
 from fer_keras.predict.builtin import ship
 from fer_keras.predict.predictor import BUILTIN_MODEL_DIR
 from fer_keras.registry import build_model
@@ -26,6 +27,7 @@ def test_the_shipped_model_loads_with_its_class_order_and_preprocessing():
     assert model.layers[1].name == f"preprocess_{shipped.run_info()['preprocessing']}"
     assert all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers)
     assert model.output_shape == (None, len(CANONICAL_CLASSES))
+    assert len(feature_extractor(model).output_shape) == 2  # shipped with the 'features' mark
     cfg, metrics = shipped.config(), shipped.metrics()
     assert (cfg.model, cfg.res, cfg.dataset, cfg.recipe) == ("vgg_lite", 48, "fer2013", "fast")
     assert metrics["test"]["n"] > 7000 and metrics["test"]["accuracy"] > 0.6  # what the README's card quotes

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from conftest import TINY_OPTIONS
 
-from fer_keras.models._head import branch_outputs_model, feature_extractor, feature_maps_layer
+from fer_keras.models.features import branch_outputs_model, feature_extractor, feature_maps_layer
 from fer_keras.models.preprocessing import LAYER_PREFIX, MODES, Preprocess, normalise, preprocessing_mode
 from fer_keras.registry import BACKBONE, FEATURES, PREDICTIONS, build_model, get_spec, list_models
 

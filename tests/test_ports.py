@@ -11,10 +11,10 @@ import tensorflow as tf
 from fer_keras.config import ConfigError, make_config
 from fer_keras.data.pipeline import TrainingData, epoch_order
 from fer_keras.data.readers import ImageSet
-from fer_keras.models.esr import branch_probs_model, esr
-from fer_keras.models.resmasking import apply_mask, mask_depth, mask_model, masking_block, resmasking_net
-from fer_keras.models.se_resnet import se_feature_model, se_resnet18
-from fer_keras.models.tlf import tlf_resnet18
+from fer_keras.models.esr import branch_probs_model
+from fer_keras.models.resmasking import apply_mask, mask_depth, mask_model, masking_block
+from fer_keras.models.se_resnet import se_feature_model
+from fer_keras.registry import build_model
 from fer_keras.train.triplet import TripletLoss, dense_weights, fit_linear_head, triplet_loss
 
 RNG = np.random.default_rng(0)
@@ -32,7 +32,7 @@ def _onehot(labels, k=7):
 
 @pytest.fixture(scope="module")
 def esr3():
-    model = esr((32, 32, 3), 7, branches=3)
+    model = build_model("esr", 32, 7, branches=3)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -59,9 +59,9 @@ def test_esr_loss_is_the_sum_of_branch_losses(esr3):
 
 def test_esr_options_fail_early():
     with pytest.raises(ValueError, match="schedule"):
-        esr((32, 32, 3), 7, schedule="greedy")
+        build_model("esr", 32, 7, schedule="greedy")
     with pytest.raises(ValueError, match="54 px"):
-        esr((48, 48, 3), 7, branches=1, padding="valid")
+        build_model("esr", 48, 7, branches=1, padding="valid")
 
 
 # --- Residual Masking Network ---------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def test_mask_depth_follows_the_feature_size():
 
 
 def test_resmasking_at_48_keeps_a_spatial_extent():
-    model = resmasking_net((48, 48, 3), 7, mask_growth=1)
+    model = build_model("resmasking_net", 48, 7, mask_growth=1)
     masks = mask_model(model)
     sizes = [t.shape[1] for t in masks.outputs]
     assert sizes == [48, 24, 12, 6]
@@ -94,7 +94,7 @@ def test_resmasking_at_48_keeps_a_spatial_extent():
 # --- SE-ResNet --------------------------------------------------------------------------------------------
 
 def test_se_feature_model_returns_every_se_block():
-    model = se_resnet18((32, 32, 3), 7, ratio=8)
+    model = build_model("se_resnet18", 32, 7, ratio=8)
     feats = se_feature_model(model).predict(_images(1), verbose=0)
     assert len(feats) == 8 and feats["stage1_block1"].shape == (1, 32, 32, 64)
     assert feats["stage4_block2"].shape == (1, 4, 4, 512)
@@ -170,7 +170,7 @@ def test_linear_head_classifies_separable_embeddings_and_converts_to_dense(head,
 
 
 def test_tlf_model_carries_the_head_through_save_and_load(tmp_path):
-    model = tlf_resnet18((32, 32, 3), 7)
+    model = build_model("tlf_resnet18", 32, 7)
     kernel = RNG.normal(size=(512, 7)).astype("float32")
     model.get_layer("head_decision").set_weights([kernel, np.zeros(7, "float32")])
     model.save(tmp_path / "m.keras")

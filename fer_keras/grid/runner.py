@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_keras.config import RunConfig
+from fer_keras.console import progress_verbosity
+from fer_keras.data.demo import ensure_demo
+from fer_keras.evaluate.crossdomain import evaluate_crossdomain
 from fer_keras.grid.lock import RunLock
 from fer_keras.grid.spec import Grid, Point
 from fer_keras.runs import DISK_FULL, Run, write_json
@@ -52,15 +55,12 @@ class Outcome:
 
 
 def default_train(cfg: RunConfig) -> object:
-    from fer_keras.console import progress_verbosity
-    from fer_keras.train.loop import train_run
+    from fer_keras.train.loop import train_run  # here: expanding and checking a grid never imports TensorFlow
 
     return train_run(cfg, verbose=progress_verbosity())
 
 
 def default_crossdomain(run_dir: Path, data: Path) -> object:
-    from fer_keras.evaluate.crossdomain import evaluate_crossdomain
-
     return evaluate_crossdomain(run_dir, data)
 
 
@@ -70,8 +70,6 @@ def crossdomain_target(cfg: RunConfig, *, generate: bool = True) -> Path | None:
     if path is None:
         return None
     if generate and not path.is_dir() and path.name in GENERATED_SETS:
-        from fer_keras.data.demo import ensure_demo
-
         ensure_demo(path.parent)
     return path if path.is_dir() else None
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_keras.config import CONFIG_DIR, ConfigError, RunConfig, make_config, read_config_file, read_yaml_mapping
+from fer_keras.registry import get_spec, validate_request
 
 TOP_KEYS = ("base", "fixed", "grid", "exclude", "include", "cv", "unsupported")
 #: Keys already in the default run id; grid keys outside it are appended to the id.
@@ -247,8 +248,6 @@ def _product(grid: dict[str, list]) -> list[dict[str, Any]]:
 
 
 def _check_models(base: dict, fixed: dict, grid: dict, include: list[dict], path: Path) -> None:
-    from fer_keras.registry import get_spec
-
     names = {base.get("model"), fixed.get("model"), *_as_list(grid.get("model", [])),
              *(m for r in include for m in _as_list(r.get("model", [])))} - {None}
     errors = []
@@ -262,8 +261,6 @@ def _check_models(base: dict, fixed: dict, grid: dict, include: list[dict], path
 
 
 def _point(base: dict, fixed: dict, combo: dict, cv: int | None, fold: int | None) -> Point:
-    from fer_keras.registry import validate_request
-
     values = {**base, **fixed, **combo}
     cfg = make_config(values, source="grid point")
     try:

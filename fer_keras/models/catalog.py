@@ -6,7 +6,8 @@ module of this package (the signature in ``fer_keras.registry``) and add a row h
 registry-wide tests pick it up without new test code. A builder's extra keywords (and its
 trainer's settings) are declared in the row's ``options`` schema, the one place their
 defaults live; a training procedure of its own is the row's ``trainer``
-(``fer_keras.train.loop`` describes the contract).
+(``fer_keras.train.loop`` describes the contract). The choices of an option are named here
+once; builders and trainers import them (this module imports no TensorFlow).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from fer_keras.registry import ModelSpec, Option
 
 _Positive = Annotated[int, Field(ge=1)]
 _Dropout = Annotated[float, Field(ge=0, lt=1)]
+
+#: ESR (fer_keras.models.esr, fer_keras.train.esr): how branches train, how convolutions pad.
+ESR_SCHEDULES = ("joint", "progressive")
+ESR_PADDINGS = ("auto", "valid", "same")
+#: TLF (fer_keras.models.tlf, fer_keras.train.triplet): the classifier on the embeddings, triplet mining.
+TLF_HEADS = ("svm", "lda", "logreg")
+TLF_MININGS = ("batch_hard", "batch_all")
 
 
 def _model(builder: str, **meta: Any) -> ModelSpec:
@@ -117,9 +125,9 @@ SPECS: tuple[ModelSpec, ...] = (
         portable=False,  # BranchEnsemble (summed branch losses) and BranchMean are fer_keras classes
         options={
             "branches": Option(_Positive, 9, "number of branches: 9 in the paper, 4 for lab data"),
-            "schedule": Option(Literal["joint", "progressive"], "joint",
+            "schedule": Option(Literal[ESR_SCHEDULES], "joint",
                                "joint: all branches in the protocol's fit; progressive: the authors' one by one"),
-            "padding": Option(Literal["auto", "valid", "same"], "auto",
+            "padding": Option(Literal[ESR_PADDINGS], "auto",
                               "auto: the authors' unpadded convolutions from 64 px, padded below"),
         },
     ),
@@ -248,9 +256,9 @@ SPECS: tuple[ModelSpec, ...] = (
         test_resolutions=(32,),
         trainer="fer_keras.train.triplet:train_triplet",
         options={
-            "head": Option(Literal["svm", "lda", "logreg"], "svm", "linear classifier fitted on the embeddings"),
+            "head": Option(Literal[TLF_HEADS], "svm", "linear classifier fitted on the embeddings"),
             "margin": Option(Annotated[float, Field(gt=0)], 0.2, "triplet loss margin"),
-            "mining": Option(Literal["batch_hard", "batch_all"], "batch_hard", "online triplet mining within a batch"),
+            "mining": Option(Literal[TLF_MININGS], "batch_hard", "online triplet mining within a batch"),
         },
     ),
     _model(

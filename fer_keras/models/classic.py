@@ -12,7 +12,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, SMALL_INPUT
-from fer_keras.models._head import fc_head, features, image_input, pool
+from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models.features import features
 
 
 def lenet5(input_shape, num_classes, *, pretrain="scratch", pooling="flatten", weights_dir=None):

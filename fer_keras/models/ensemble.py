@@ -4,7 +4,7 @@ CNN-1 follows the paper (Conv 32/64/128 3x3 + BN + ReLU, two max pools with Drop
 0.25, GAP, Dense 512 + Dropout 0.25, softmax). The paper only says CNN-2 and CNN-3
 "vary the conv stacks"; the suite makes CNN-2 wider (two convs of 64 and of 128) and
 CNN-3 deeper (three stages of two convs), so the members see different receptive fields.
-The members train jointly on the loss of the average; ``_head.branch_outputs_model``
+The members train jointly on the loss of the average; ``features.branch_outputs_model``
 exposes each member's softmax (``branch1_predictions`` ...).
 """
 
@@ -14,7 +14,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import conv_bn_act
-from fer_keras.models._head import branch_features, image_input
+from fer_keras.models._head import image_input
+from fer_keras.models.features import branch_features
 from fer_keras.registry import PREDICTIONS
 
 #: Conv filters per stage (each stage ends with MaxPool 2 + Dropout 0.25).

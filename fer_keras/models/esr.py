@@ -10,7 +10,7 @@ pool, 256, 512, GAP, Dense. 9 branches for in-the-wild data, 4 for lab data.
 The model is one Keras model with one output, ``predictions`` (the branch mean), so
 evaluation, cross-domain tests and TFLite export treat it like any other model;
 :class:`BranchEnsemble` overrides ``compute_loss`` to sum the branch losses and
-:func:`branch_probs_model` lists the branch softmaxes (``_head.branch_outputs_model`` keys
+:func:`branch_probs_model` lists the branch softmaxes (``features.branch_outputs_model`` keys
 them by name). Training (joint, or the paper's progressive schedule) is in :mod:`fer_keras.train.esr`.
 """
 
@@ -20,11 +20,11 @@ import keras
 from keras import layers, ops
 
 from fer_keras.models._blocks import conv_bn_act
-from fer_keras.models._head import branch_features, check_option, image_input
+from fer_keras.models._head import check_option, image_input
+from fer_keras.models.catalog import ESR_PADDINGS, ESR_SCHEDULES
+from fer_keras.models.features import branch_features
 from fer_keras.registry import PREDICTIONS
 
-SCHEDULES = ("joint", "progressive")
-PADDINGS = ("auto", "valid", "same")
 #: The authors' valid (unpadded) convolutions need >= 54 px; below this size 'auto' pads.
 VALID_FROM = 64
 
@@ -105,14 +105,14 @@ def branch(x, num_classes: int, padding: str, *, name: str):
     return layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
 
 
-def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, branches: int = 9,
-        schedule: str = "joint", padding: str = "auto") -> keras.Model:
+def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, branches: int,
+        schedule: str, padding: str) -> keras.Model:
     """``padding='auto'`` keeps the authors' unpadded convolutions from 64 px (they used 96) and
     pads below, where unpadded ones would shrink a 48 px face to nothing."""
     if not isinstance(branches, int) or branches < 1:
         raise ValueError(f"branches must be a positive integer, got {branches!r}")
-    check_option("schedule", schedule, SCHEDULES)
-    check_option("padding", padding, PADDINGS)
+    check_option("schedule", schedule, ESR_SCHEDULES)
+    check_option("padding", padding, ESR_PADDINGS)
     check_option("pooling (esr pools each branch globally)", pooling, ("gap",))
     res = input_shape[0]
     if padding == "auto":

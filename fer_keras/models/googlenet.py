@@ -12,7 +12,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import SMALL_INPUT, conv_relu
-from fer_keras.models._head import features, image_input, pool, softmax_output
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models.features import features
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), Table 1 of the paper.
 INCEPTION = {

@@ -20,6 +20,7 @@ from typing import Any
 import keras
 
 from fer_keras.models._head import classifier_on_backbone
+from fer_keras.models.vggface import build_vggface_classifier
 from fer_keras.models.weights import find_weights
 from fer_keras.registry import BACKBONE
 
@@ -136,8 +137,6 @@ def _app_builder(key: str) -> Callable[..., keras.Model]:
 
     def builder(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, paper_faithful=False):
         if pretrain == "vggface":
-            from fer_keras.models.vggface import build_vggface_classifier
-
             return build_vggface_classifier(
                 key, input_shape, num_classes, pooling=pooling, weights_dir=weights_dir,
                 paper_faithful=paper_faithful, name=key,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import features, image_input, softmax_output
+from fer_keras.models._head import image_input, softmax_output
+from fer_keras.models.features import features
 
 FILTERS = (32, 64, 128)
 

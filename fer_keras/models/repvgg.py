@@ -14,7 +14,8 @@ import numpy as np
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, conv_bn_act
-from fer_keras.models._head import features, image_input, pool, protocol_head
+from fer_keras.models._head import image_input, pool, protocol_head
+from fer_keras.models.features import features
 from fer_keras.registry import PREDICTIONS
 
 #: (blocks, width) per stage for RepVGG-A0; the first block of each stage has stride 2.
@@ -43,7 +44,7 @@ def repvgg_block(x, filters: int, stride: int, *, name: str, deploy: bool = Fals
     return layers.ReLU(name=f"{name}_relu")(y)
 
 
-def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, deploy: bool = False):
+def repvgg(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None, deploy: bool):
     inputs, x = image_input(input_shape)
     for s, (blocks, width) in enumerate(A0_STAGES):
         for b in range(blocks):

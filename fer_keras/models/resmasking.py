@@ -24,10 +24,10 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, basic_block, conv_bn_act, resnet_stage, resnet_stem
-from fer_keras.models._head import features, image_input, pool, softmax_output
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models.features import features
 from fer_keras.models.resnet import STAGE_FILTERS
 
-RESNET34_BLOCKS = (3, 4, 6, 3)
 MASK_DEPTHS = (4, 3, 2, 1)
 
 
@@ -82,11 +82,10 @@ def apply_mask(x, depth: int, *, name: str, growth: int = 2):
 
 
 def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-                   dropout: float = 0.4, mask_growth: int = 2,
-                   stage_blocks: tuple[int, ...] = RESNET34_BLOCKS) -> keras.Model:
+                   dropout: float, mask_growth: int, stage_blocks: tuple[int, ...]) -> keras.Model:
     """``mask_growth`` 1 keeps the masks' channels constant (~40M parameters instead of ~138M) and
     ``stage_blocks`` (1, 1, 1, 1) shortens the backbone: light variants for CPUs and quick tests;
-    the defaults are the paper's."""
+    the catalog's defaults are the paper's."""
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if mask_growth not in (1, 2):

@@ -6,7 +6,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import resnet_stage, resnet_stem
-from fer_keras.models._head import features, image_input, pool, softmax_output
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models.features import features
 
 STAGE_FILTERS = (64, 128, 256, 512)
 

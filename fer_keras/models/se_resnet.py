@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import keras
 
-from fer_keras.models._head import features, image_input, pool, softmax_output
+from fer_keras.models._head import image_input, pool, softmax_output
+from fer_keras.models.features import features
 from fer_keras.models.resnet import resnet_features
 
 SE_SCALE = "_se_scale"  # SE-scaled residual branch of a block (its "feature maps")
@@ -18,7 +19,7 @@ SE_ATTENTION = "_se_expand"  # the block's channel attention, sigmoid in (0, 1)
 
 
 def se_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-                ratio: int = 16) -> keras.Model:
+                ratio: int) -> keras.Model:
     if not isinstance(ratio, int) or ratio < 1:
         raise ValueError(f"ratio (SE reduction) must be a positive integer, got {ratio!r}")
     inputs, x = image_input(input_shape)

@@ -6,7 +6,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import BN_MOMENTUM, conv3_relu
-from fer_keras.models._head import fc_head, features, image_input, pool
+from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models.features import features
 
 
 def _stem(x, dropout: float):

@@ -6,7 +6,7 @@ positions (MultiHeadAttention, residual + LayerNormalization), Dense 128 + Dropo
 Flatten; the two are concatenated into one softmax. The paper gives no head count: 4
 heads of 64. Attention is quadratic in the (res/2)^2 positions (12,544 at 224 px), so
 the suite caps SMMB at 112 px. The branches have no softmax of their own;
-``_head.branch_outputs_model`` returns their features (``branch1_features`` ...).
+``features.branch_outputs_model`` returns their features (``branch1_features`` ...).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import conv3_relu
-from fer_keras.models._head import features, image_input, softmax_output
+from fer_keras.models._head import image_input, softmax_output
+from fer_keras.models.features import features
 
 
 def smmb(
@@ -25,8 +26,8 @@ def smmb(
     pretrain="scratch",
     pooling="flatten",
     weights_dir=None,
-    num_heads: int = 4,
-    key_dim: int = 64,
+    num_heads: int,
+    key_dim: int,
 ):
     inputs, x = image_input(input_shape)
     for i, filters in enumerate((32, 64, 64), 1):

@@ -13,7 +13,7 @@ is a softmax over decision values, a pseudo-probability that ranks classes corre
 is not calibrated (AUC uses it as a score).
 
 The embedding is the model's ``features`` layer, so the triplet phase trains
-``_head.feature_extractor(model)`` like any family's feature extractor.
+``features.feature_extractor(model)`` like any family's feature extractor.
 """
 
 from __future__ import annotations
@@ -21,21 +21,21 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fer_keras.models._head import check_option, features, image_input
+from fer_keras.models._head import check_option, image_input
+from fer_keras.models.catalog import TLF_HEADS, TLF_MININGS
+from fer_keras.models.features import features
 from fer_keras.models.resnet import resnet_features
 from fer_keras.registry import PREDICTIONS
 
-HEADS = ("svm", "lda", "logreg")
-MININGS = ("batch_hard", "batch_all")
 EMBEDDING = "embedding"
 DECISION = "head_decision"
 
 
 def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-                 head: str = "svm", margin: float = 0.2, mining: str = "batch_hard") -> keras.Model:
+                 head: str, margin: float, mining: str) -> keras.Model:
     """``head``, ``margin`` and ``mining`` configure the training procedure; they are checked here."""
-    check_option("head", head, HEADS)
-    check_option("mining", mining, MININGS)
+    check_option("head", head, TLF_HEADS)
+    check_option("mining", mining, TLF_MININGS)
     if not margin > 0:
         raise ValueError(f"margin must be positive, got {margin!r}")
     check_option("pooling (the embedding pools globally)", pooling, ("gap",))

@@ -15,11 +15,12 @@ import keras
 from keras import layers
 
 from fer_keras.models._blocks import conv_bn_act
-from fer_keras.models._head import fc_head, features, image_input, pool
+from fer_keras.models._head import fc_head, image_input, pool
+from fer_keras.models.features import features
 
 
 def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
-             width: int = 48, dropout: float = 0.3) -> keras.Model:
+             width: int, dropout: float) -> keras.Model:
     """``width``: channels of the first stage (the stem has half, later stages double); 64 is ~2x the cost."""
     if not isinstance(width, int) or width < 8:
         raise ValueError(f"width must be an integer of at least 8, got {width!r}")

@@ -1,7 +1,7 @@
 """Grad-CAM heatmaps (Selvaraju et al. 2017) for chosen runs: where does the model look?
 
 The only part of the report that loads TensorFlow. The heatmap is taken at the model's
-last spatial feature map (``_head.feature_maps_layer``: a nested pre-trained backbone
+last spatial feature map (``features.feature_maps_layer``: a nested pre-trained backbone
 counts as one layer). Images are picked from the run's per-image
 predictions (cross-domain set first, else validation): one per true class, up to ``n_images``.
 """
@@ -10,21 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from PIL import Image
 
+from fer_keras.models.features import feature_maps_layer
 from fer_keras.report.figures import _save, plt
 from fer_keras.runs import Run
 
 
 def heatmap(model, image: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM map in [0, 1] at the image's size, and the class probabilities."""
-    import keras
-    import tensorflow as tf
-
-    from fer_keras.models._head import feature_maps_layer
-
     layer = feature_maps_layer(model)
     outputs = model.output[0] if isinstance(model.output, list | tuple) else model.output
     grad_model = keras.Model(model.inputs, [layer.output, outputs])

@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from fer_keras.config import RunConfig, load_config
 from fer_keras.console import CommandParser, progress_verbosity, quiet_tensorflow
+from fer_keras.evaluate.report_line import print_run_summary
 from fer_keras.runs import check_writable, write_error_line
 
 
@@ -87,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"error: cannot write runs to {cfg.out}: {err.strerror or err}", file=sys.stderr)
         return 2
-    from fer_keras.evaluate.report_line import print_run_summary
-    from fer_keras.train.loop import train_run
+    from fer_keras.train.loop import train_run  # here: a bad config or flag fails without importing TensorFlow
 
     try:
         run_dir = train_run(cfg, force=args.force, verbose=progress_verbosity(args.quiet))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import platform
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -42,7 +43,7 @@ from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
-from fer_keras.models._head import feature_extractor
+from fer_keras.models.features import feature_extractor
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text
@@ -210,8 +211,6 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         if is_multi_worker(strategy):
             raise ConfigError(f"--force in a multi-worker run could let a worker resume from the backup the chief "
                               f"deletes; delete {run_dir} instead")
-        import shutil
-
         shutil.rmtree(run_dir)
     _check_same_run(cfg, run_dir)
     if run.is_finished():

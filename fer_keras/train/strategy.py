@@ -18,6 +18,7 @@ import os
 
 import keras
 import tensorflow as tf
+from keras.src.backend.tensorflow import trainer
 
 
 def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
@@ -69,8 +70,6 @@ def _average_multi_worker_logs() -> None:
     """Keras 3 averages each step's logs across workers with ``strategy.reduce("MEAN", v, axis=0)``, which
     fails on a scalar loss ("Invalid reduction dimension 0 for input with 0 dimensions"): average scalars
     across replicas only (axis None), batched values along the batch as before."""
-    from keras.src.backend.tensorflow import trainer
-
     original = getattr(trainer, "reduce_per_replica", None)
     if original is None or getattr(original, "multi_worker_repair", False):
         return

@@ -23,11 +23,15 @@ from typing import Any
 import keras
 import numpy as np
 from keras import ops
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
 
 from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.pipeline import eval_dataset
-from fer_keras.models._head import feature_extractor
-from fer_keras.models.tlf import DECISION, HEADS, MININGS
+from fer_keras.models.catalog import TLF_HEADS, TLF_MININGS
+from fer_keras.models.features import feature_extractor
+from fer_keras.models.tlf import DECISION
 from fer_keras.runs import replacing, score_file, write_json
 from fer_keras.train.loop import RunContext, TrainResult, fit_phase
 
@@ -48,8 +52,8 @@ def triplet_loss(labels, embeddings, margin: float, mining: str):
     ``batch_hard``: mean over anchors that have a positive and a negative in the batch;
     ``batch_all``: sum over valid triplets / number of triplets with a positive loss.
     """
-    if mining not in MININGS:
-        raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
+    if mining not in TLF_MININGS:
+        raise ValueError(f"mining must be one of {TLF_MININGS}, got {mining!r}")
     d = pairwise_squared_distances(ops.cast(embeddings, "float32"))
     labels = ops.reshape(labels, (-1,))
     n = ops.shape(labels)[0]
@@ -75,8 +79,8 @@ class TripletLoss(keras.losses.Loss):
 
     def __init__(self, margin: float, mining: str, name: str = "triplet_loss", **kwargs):
         super().__init__(name=name, **kwargs)
-        if mining not in MININGS:
-            raise ValueError(f"mining must be one of {MININGS}, got {mining!r}")
+        if mining not in TLF_MININGS:
+            raise ValueError(f"mining must be one of {TLF_MININGS}, got {mining!r}")
         self.margin, self.mining = float(margin), mining
 
     def call(self, y_true, y_pred):
@@ -89,10 +93,6 @@ class TripletLoss(keras.losses.Loss):
 def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str,
                     class_weight: dict[int, float] | None = None, seed: int = DEFAULT_SEED):
     """A fitted scikit-learn linear classifier: LinearSVC, LDA or (multinomial) LogisticRegression."""
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
-
     if head == "svm":
         clf = LinearSVC(C=1.0, class_weight=class_weight, random_state=seed, max_iter=10_000)
     elif head == "lda":
@@ -100,7 +100,7 @@ def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str,
     elif head == "logreg":
         clf = LogisticRegression(C=1.0, class_weight=class_weight, max_iter=5_000)
     else:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        raise ValueError(f"head must be one of {TLF_HEADS}, got {head!r}")
     return clf.fit(embeddings, labels)
 
 
