@@ -21,7 +21,6 @@ from keras import layers, ops
 
 from fer_keras.models._blocks import conv_bn_act
 from fer_keras.models._head import check_option, image_input
-from fer_keras.models.catalog import ESR_PADDINGS, ESR_SCHEDULES
 from fer_keras.models.features import branch_features
 from fer_keras.registry import PREDICTIONS
 
@@ -109,10 +108,6 @@ def esr(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_
         schedule: str, padding: str) -> keras.Model:
     """``padding='auto'`` keeps the authors' unpadded convolutions from 64 px (they used 96) and
     pads below, where unpadded ones would shrink a 48 px face to nothing."""
-    if not isinstance(branches, int) or branches < 1:
-        raise ValueError(f"branches must be a positive integer, got {branches!r}")
-    check_option("schedule", schedule, ESR_SCHEDULES)
-    check_option("padding", padding, ESR_PADDINGS)
     check_option("pooling (esr pools each branch globally)", pooling, ("gap",))
     res = input_shape[0]
     if padding == "auto":

@@ -86,12 +86,6 @@ def resmasking_net(input_shape, num_classes, *, pretrain="scratch", pooling="gap
     """``mask_growth`` 1 keeps the masks' channels constant (~40M parameters instead of ~138M) and
     ``stage_blocks`` (1, 1, 1, 1) shortens the backbone: light variants for CPUs and quick tests;
     the catalog's defaults are the paper's."""
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    if mask_growth not in (1, 2):
-        raise ValueError(f"mask_growth must be 1 or 2, got {mask_growth!r}")
-    if len(stage_blocks) != 4 or min(stage_blocks) < 1:
-        raise ValueError(f"stage_blocks must be four positive block counts, got {stage_blocks!r}")
     inputs, x = image_input(input_shape)
     x = resnet_stem(x, input_shape[0])
     for i, (filters, blocks, nominal) in enumerate(zip(STAGE_FILTERS, stage_blocks, MASK_DEPTHS, strict=True)):

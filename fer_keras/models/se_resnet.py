@@ -20,8 +20,6 @@ SE_ATTENTION = "_se_expand"  # the block's channel attention, sigmoid in (0, 1)
 
 def se_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
                 ratio: int) -> keras.Model:
-    if not isinstance(ratio, int) or ratio < 1:
-        raise ValueError(f"ratio (SE reduction) must be a positive integer, got {ratio!r}")
     inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0], se_ratio=ratio)
     x = features(pool(x, pooling))

@@ -22,7 +22,6 @@ import keras
 from keras import layers
 
 from fer_keras.models._head import check_option, image_input
-from fer_keras.models.catalog import TLF_HEADS, TLF_MININGS
 from fer_keras.models.features import features
 from fer_keras.models.resnet import resnet_features
 from fer_keras.registry import PREDICTIONS
@@ -33,11 +32,8 @@ DECISION = "head_decision"
 
 def tlf_resnet18(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
                  head: str, margin: float, mining: str) -> keras.Model:
-    """``head``, ``margin`` and ``mining`` configure the training procedure; they are checked here."""
-    check_option("head", head, TLF_HEADS)
-    check_option("mining", mining, TLF_MININGS)
-    if not margin > 0:
-        raise ValueError(f"margin must be positive, got {margin!r}")
+    """``head``, ``margin`` and ``mining`` configure the training procedure (checked by the catalog's
+    option schema, like every option)."""
     check_option("pooling (the embedding pools globally)", pooling, ("gap",))
     inputs, x = image_input(input_shape)
     x = resnet_features(x, input_shape[0])

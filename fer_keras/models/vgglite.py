@@ -22,8 +22,6 @@ from fer_keras.models.features import features
 def vgg_lite(input_shape, num_classes, *, pretrain="scratch", pooling="gap", weights_dir=None,
              width: int, dropout: float) -> keras.Model:
     """``width``: channels of the first stage (the stem has half, later stages double); 64 is ~2x the cost."""
-    if not isinstance(width, int) or width < 8:
-        raise ValueError(f"width must be an integer of at least 8, got {width!r}")
     inputs, x = image_input(input_shape)
     x = conv_bn_act(x, width // 2, name="stem")
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
