@@ -38,3 +38,12 @@ def test_fer_keras_never_imports_data_prep():
     offenders = [str(p.relative_to(package.parent)) for p in sorted(package.rglob("*.py"))
                  if "data_prep" in _imported_modules(p)]
     assert not offenders, f"fer_keras modules importing data_prep: {offenders}"
+
+
+def test_model_listing_runs_without_tensorflow():
+    """`make models` answers from the catalog alone: running the command never imports TensorFlow."""
+    code = ("import sys\nfrom fer_keras.models.__main__ import main\nmain([])\n"
+            "assert not {'tensorflow', 'keras'} & set(sys.modules), 'fer-models imported TensorFlow'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| resnet18 " in done.stdout
