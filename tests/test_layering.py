@@ -40,10 +40,20 @@ def test_fer_keras_never_imports_data_prep():
     assert not offenders, f"fer_keras modules importing data_prep: {offenders}"
 
 
-def test_model_listing_runs_without_tensorflow():
-    """`make models` answers from the catalog alone: running the command never imports TensorFlow."""
-    code = ("import sys\nfrom fer_keras.models.__main__ import main\nmain([])\n"
-            "assert not {'tensorflow', 'keras'} & set(sys.modules), 'fer-models imported TensorFlow'\n")
+@pytest.mark.parametrize("what,code", [
+    ("validating a config", "from fer_keras.config import make_config\nmake_config({'model': 'resnet18'})"),
+    ("checking model options", (
+        "from fer_keras.config import ConfigError, make_config\n"
+        "assert make_config({'model': 'esr', 'model_options': {'branches': 2}}).resolved_options()['branches'] == 2\n"
+        "try:\n    make_config({'model': 'esr', 'model_options': {'branch': 2}})\n"
+        "except ConfigError:\n    pass\nelse:\n    raise AssertionError('a misspelt option passed')")),
+    ("listing the models (make models)", (
+        "from fer_keras.models.__main__ import main\nmain([])")),
+])
+def test_runs_without_tensorflow(what, code):
+    """Config and option checks and `make models` read the catalog only (builders load on first build), so
+    they answer in well under a second and never import TensorFlow."""
+    check = f"assert not {{'tensorflow', 'keras'}} & set(sys.modules), '{what} imported TensorFlow'"
+    code = f"import sys\n{code}\n{check}\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "| resnet18 " in done.stdout
