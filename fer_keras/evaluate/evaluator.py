@@ -14,6 +14,7 @@ from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.evaluate.metrics import classification_metrics, collapse_warning
 from fer_keras.evaluate.plots import save_confusion_matrices
+from fer_keras.evaluate.tta import tta_probs
 from fer_keras.labels import output_columns
 from fer_keras.runs import Run
 
@@ -29,12 +30,10 @@ def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[
                   batch: int = 64, tta_flip: bool = False) -> np.ndarray:
     """Probabilities in ``images``' class order, whatever order ``model_classes`` (the model's outputs) is in;
     images loaded as the run's training ``pipeline`` loaded them. ``tta_flip`` (the fast recipe's test-time
-    augmentation): the mean of the probabilities of each image and its left-right mirror image."""
+    augmentation): :func:`fer_keras.evaluate.tta.tta_probs`, which the predictor applies too."""
     columns = output_columns(model_classes, images.class_names, test_name=images.name)
     ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
-    probs = _predict(model, ds)
-    if tta_flip:
-        probs = (probs + _predict(model, ds.map(lambda x: tf.reverse(x, axis=[2])))) / 2
+    probs = tta_probs(lambda d: _predict(model, d), ds, flip=tta_flip)
     if len(probs) != len(images):
         raise RuntimeError(f"model predicted {len(probs)} of {len(images)} images of {images.name}")
     if probs.shape[1] != len(model_classes):

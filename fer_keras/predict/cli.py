@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="write each image with its boxes, labels and probabilities here")
     p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
                    help="find faces with MTCNN first; --no-detect for images that are face crops (default: detect)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each face's probabilities with its mirror image's; --no-tta to turn it off "
+                        "(default: as the run was evaluated, its config's tta_flip)")
     p.add_argument("--batch", type=int, default=32, help="faces classified per model call (default: 32)")
     return p.parse_args(argv)
 
@@ -73,20 +76,21 @@ def table(predictions, root: Path) -> str:
     return "\n".join(lines)
 
 
-def write_results(predictions, classes: tuple[str, ...], path: Path, model: str) -> None:
-    """CSV (one row per face, a column per class) or JSON (with the model and its class order)."""
+def write_results(predictions, classes: tuple[str, ...], path: Path, model: str, tta_flip: bool = False) -> None:
+    """CSV (one row per face, a column per class) or JSON (with the model and its class order); both
+    say whether the probabilities are flip-TTA averages."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps({"model": model, "classes": list(classes),
+        path.write_text(json.dumps({"model": model, "tta_flip": tta_flip, "classes": list(classes),
                                     "predictions": [p.as_dict() for p in predictions]}, indent=2))
         return
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["source", "face", "x", "y", "w", "h", "face_confidence", "label", "probability",
+        w.writerow(["source", "face", "x", "y", "w", "h", "face_confidence", "label", "probability", "tta_flip",
                     *(f"p_{c}" for c in classes), "error"])
         for p in predictions:
             w.writerow([p.source, p.face, *(p.box or ("",) * 4), p.face_confidence, p.label, p.probability,
-                        *(p.probabilities.get(c, "") for c in classes), p.error or ""])
+                        tta_flip, *(p.probabilities.get(c, "") for c in classes), p.error or ""])
 
 
 def annotate(predictions, root: Path, out_dir: Path) -> int:
@@ -123,17 +127,18 @@ def run(args: argparse.Namespace) -> int:
     quiet_tensorflow(args.verbose)
     from fer_keras.predict.predictor import load_run
 
-    predictor = load_run(args.run)
+    predictor = load_run(args.run, tta_flip=args.tta)
     single = not args.photo.is_dir()
     predictions = predictor.predict(files, detect_faces=args.detect, batch_size=args.batch,
                                     errors="raise" if single else "report", progress=not single)
     if single and predictions[0].label is None:
         hint = " (for a face crop, pass --no-detect)" if args.detect else ""
         raise ValueError(f"{args.photo}: {predictions[0].error}{hint}")
-    print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px)")
+    tta = "flip TTA" if predictor.tta_flip else "no TTA"
+    print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px, {tta})")
     print(table(predictions, args.photo))
     if args.out is not None:
-        write_results(predictions, predictor.classes, args.out, str(predictor.source))
+        write_results(predictions, predictor.classes, args.out, str(predictor.source), predictor.tta_flip)
         print(f"results -> {args.out}")
     if args.annotate is not None:
         n = annotate(predictions, args.photo, args.annotate)

@@ -11,6 +11,10 @@ to the model's resolution with antialiasing and rounded to 8 bits (``fer_keras.d
 grey turned into three equal channels; the model normalises them itself. With ``detect_faces``,
 MTCNN finds faces first and each is cropped as BTFER's data preparation crops
 (``fer_keras.data.faces``: box + 20 px margin, clipped, resized to 256 x 256), then resized as above.
+
+A run evaluated with flip test-time augmentation (``tta_flip`` in its config.yaml, the fast recipe)
+predicts with it too, through the evaluator's own function (``fer_keras.evaluate.tta``), so the
+probabilities are those its metrics.json was measured on; ``load_run(path, tta_flip=False)`` turns it off.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tqdm import tqdm
 from fer_keras.data.faces import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
 from fer_keras.data.image_types import list_images
 from fer_keras.data.images import BadImageError, open_rgb
+from fer_keras.evaluate.tta import tta_probs
 from fer_keras.labels import CANONICAL_CLASSES
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import import_zoo
@@ -132,10 +137,13 @@ def count_inputs(images: Any) -> int | None:
 class Predictor:
     """A loaded model with its class names; :meth:`predict` turns images into :class:`Prediction`s."""
 
-    def __init__(self, model: keras.Model, classes: Iterable[str], source: Path | None = None) -> None:
+    def __init__(self, model: keras.Model, classes: Iterable[str], source: Path | None = None, *,
+                 tta_flip: bool = False) -> None:
         self.model = model
         self.classes = tuple(classes)
         self.source = source
+        #: Average each image's probabilities with its mirror image's, as the run's evaluation did.
+        self.tta_flip = tta_flip
         shape = model.input_shape
         if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
             raise ValueError(f"expected a model taking square RGB images, got input shape {shape}")
@@ -150,7 +158,7 @@ class Predictor:
 
     def __repr__(self) -> str:
         return (f"Predictor({self.model.name}, {self.res} px, preprocessing {self.preprocessing}, "
-                f"classes {list(self.classes)}, from {self.source})")
+                f"classes {list(self.classes)}, tta_flip {self.tta_flip}, from {self.source})")
 
     def save(self, path: str | Path) -> Path:
         """Write the model as ``path`` (.keras) and its class names as ``<stem>.classes.json`` beside it."""
@@ -174,8 +182,12 @@ class Predictor:
         return _uint8(resized.numpy()).astype("float32")
 
     def probabilities(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """(n, classes) probabilities of ``crops`` already at the model's resolution (0-255 RGB)."""
-        out = [np.asarray(self.model.predict_on_batch(crops[i:i + batch_size]))
+        """(n, classes) probabilities of ``crops`` already at the model's resolution (0-255 RGB), with the
+        flip test-time augmentation when ``tta_flip``."""
+        def predict(batch) -> np.ndarray:
+            return np.asarray(self.model.predict_on_batch(batch))
+
+        out = [tta_probs(predict, crops[i:i + batch_size], flip=self.tta_flip)
                for i in range(0, len(crops), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), "float32")
 
@@ -251,8 +263,21 @@ def _classes_for(model_file: Path, outputs: int) -> list[str]:
                             f"in {model_file.with_suffix(CLASSES_SUFFIX)}")
 
 
-def load_run(path: str | Path | None = None) -> Predictor:
-    """A :class:`Predictor` for a run folder, a ``.keras`` file, or (no path) the built-in model."""
+def _run_tta_flip(model_file: Path) -> bool:
+    """Whether the run that saved ``model_file`` as its best model was evaluated with flip TTA
+    (read unvalidated, so runs from older versions still load; False for a bare exported file)."""
+    run = Run(model_file.parent)
+    if model_file.resolve() != run.model_file.resolve() or not run.config_file.is_file():
+        return False
+    return bool(run.config_values().get("tta_flip", False))
+
+
+def load_run(path: str | Path | None = None, *, tta_flip: bool | None = None) -> Predictor:
+    """A :class:`Predictor` for a run folder, a ``.keras`` file, or (no path) the built-in model.
+
+    ``tta_flip``: average each image's probabilities with its mirror image's; None (default): as the
+    run was evaluated (its config's ``tta_flip``), so predictions match its metrics.json.
+    """
     if path is None:
         if not Run(BUILTIN_MODEL_DIR).model_file.is_file():
             raise FileNotFoundError(f"no built-in model is installed (looked for {Run(BUILTIN_MODEL_DIR).model_file}); "
@@ -273,4 +298,5 @@ def load_run(path: str | Path | None = None) -> Predictor:
     import_zoo()  # registers the classes of non-portable models (esr) and old runs
 
     model = keras.models.load_model(model_file, safe_mode=True, compile=False)
-    return Predictor(model, _classes_for(model_file, model.output_shape[-1]), source=path)
+    return Predictor(model, _classes_for(model_file, model.output_shape[-1]), source=path,
+                     tta_flip=_run_tta_flip(model_file) if tta_flip is None else tta_flip)
