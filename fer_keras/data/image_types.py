@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-#: The one list of image types: formats the training pipeline (``tf.io.decode_image``) decodes,
+#: The one list of image types: formats the training pipeline (``pipeline.decode_bytes``) decodes,
 #: with their file suffixes. A dataset holds only these; everything else is skipped with a reason.
 DECODABLE_FORMATS: dict[str, tuple[str, ...]] = {
     "JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",), "GIF": (".gif",), "WEBP": (".webp",),

@@ -34,8 +34,17 @@ def _to_uint8(img: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
 
 
+def decode_bytes(data: tf.Tensor) -> tf.Tensor:
+    """8-bit RGB exactly as PIL decodes it (``fer_keras.data.images.open_rgb``, used by the predictor, the
+    paper's loader and data_prep): TensorFlow's default JPEG IDCT is the fast, inexact one (on FER2013's
+    JPEGs 2 grey levels off PIL on average, up to 18), so JPEGs take the accurate integer IDCT."""
+    return tf.cond(tf.io.is_jpeg(data),
+                   lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                   lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+
+
 def _decode(path: tf.Tensor, res: int) -> tf.Tensor:
-    img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    img = decode_bytes(tf.io.read_file(path))
     img = tf.image.resize(img, (res, res), antialias=True)
     return tf.ensure_shape(_to_uint8(img), (res, res, 3))
 
