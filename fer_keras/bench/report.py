@@ -106,18 +106,9 @@ def markdown(results: dict) -> str:
     parts = ["# fer_keras benchmark\n", _machine(results)]
     for note in results.get("notes", []):
         parts.append(f"- {note}\n")
-    if results.get("pipeline"):
-        parts.append(_pipeline(results["pipeline"]))
-    if results.get("input_bound"):
-        parts.append(_bound(results["input_bound"]))
-    if results.get("training"):
-        parts.append(_training(results["training"]))
-    if results.get("train_speed"):
-        parts.append(_train_speed(results["train_speed"]))
-    if results.get("inference"):
-        parts.append(_inference(results["inference"]))
-    if results.get("crop"):
-        parts.append(_crop(results["crop"]))
+    sections = {"pipeline": _pipeline, "input_bound": _bound, "training": _training, "train_speed": _train_speed,
+                "inference": _inference, "crop": _crop}
+    parts += [table(results[key]) for key, table in sections.items() if results.get(key)]
     return "\n".join(parts)
 
 
