@@ -1,5 +1,6 @@
 """The fast recipe (issue 14) and the speed options: each one changes what it should, and only that."""
 
+import csv
 import math
 
 import keras
@@ -198,3 +199,22 @@ def test_train_speed_rows_and_table():
     md = markdown({"machine": {"date_utc": "x", "host": "h", "cpu_model": "c", "cores": 2, "load_average_1m": 0,
                                "tensorflow": "t", "keras": "k", "gpus": []}, "train_speed": rows})
     assert "| sequential_simple | 16 | 4 | bf16 | 1 |" in md
+
+
+def test_learning_curve_of_a_replayed_epoch_counts_its_time_once(tmp_path):
+    """A run killed after writing epoch 3's row but before its backup replays epoch 3: the new row
+    continues from epoch 2's clock, not from the lost epoch's."""
+    from fer_keras.runs import Run
+    from fer_keras.train.callbacks import CURVE_COLUMNS, WallClock
+
+    curve = Run(tmp_path).learning_curve_file
+    rows = [",".join(CURVE_COLUMNS)] + [f"main,{e},{100.0 * e},0.5,0.5,1.0,0.001" for e in (1, 2, 3)]
+    curve.write_text("\n".join(rows) + "\n")
+    clock = WallClock(tmp_path, "main")
+    clock.on_train_begin()
+    clock.on_epoch_begin(2)  # 0-based: epoch 3 again
+    clock.on_epoch_end(2, {"accuracy": 0.6, "val_accuracy": 0.6, "val_loss": 0.9, "learning_rate": 0.001})
+    with curve.open() as fh:
+        written = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in written] == [1, 2, 3]
+    assert 200.0 <= float(written[-1]["elapsed_s"]) < 250.0  # 200 s before it, not the lost epoch's 300 s

@@ -187,22 +187,29 @@ class WallClock(keras.callbacks.Callback):
         self.file, self.phase = Run(run_dir).learning_curve_file, phase
 
     def on_train_begin(self, logs=None):
-        self.offset = 0.0
-        if self.file.is_file():
-            with self.file.open() as fh:
-                rows = list(csv.DictReader(fh))
-            self.offset = float(rows[-1]["elapsed_s"]) if rows else 0.0
-        self.clock = Stopwatch()
+        self.offset: float | None = None
+
+    def _kept(self, epoch: int) -> list[dict]:
+        """The rows before 0-based ``epoch`` of this phase: a replayed epoch's old row (written before the
+        kill, after the last backup) is dropped, so neither its row nor its time counts twice."""
+        rows = list(csv.DictReader(io.StringIO(self.file.read_text()))) if self.file.is_file() else []
+        return [r for r in rows if not (r["phase"] == self.phase and int(r["epoch"]) >= epoch + 1)]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.offset is None:  # the first epoch of this fit (a fresh phase, or where a resumed run restarts)
+            kept = self._kept(epoch)
+            self.offset = float(kept[-1]["elapsed_s"]) if kept else 0.0
+            self.clock = Stopwatch()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        if "learning_rate" not in logs:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row = {**{k: logs.get(k) for k in CURVE_COLUMNS}, "phase": self.phase, "epoch": epoch + 1,
                "elapsed_s": round(self.offset + self.clock.seconds, 1)}
         # Rewritten atomically like log.csv (EpochLog): a replayed epoch replaces its row, a full disk
         # never leaves half a row.
-        rows = list(csv.DictReader(io.StringIO(self.file.read_text()))) if self.file.is_file() else []
-        kept = [r for r in rows if not (r["phase"] == self.phase and int(r["epoch"]) >= epoch + 1)]
+        kept = self._kept(epoch)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=CURVE_COLUMNS)
         writer.writeheader()
