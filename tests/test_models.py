@@ -21,7 +21,12 @@ import pytest
 import tensorflow as tf
 from conftest import TINY_OPTIONS
 
-from fer_keras.models.features import branch_outputs_model, feature_extractor, feature_maps_layer
+from fer_keras.models.features import (
+    branch_outputs_model,
+    feature_extractor,
+    feature_maps_layer,
+    set_features_trainable,
+)
 from fer_keras.models.preprocessing import LAYER_PREFIX, MODES, Preprocess, normalise, preprocessing_mode
 from fer_keras.registry import BACKBONE, FEATURES, PREDICTIONS, build_model, get_spec, list_models
 
@@ -235,12 +240,13 @@ def test_feature_extractor_feeds_the_head(built):
     before = {id(w) for w in model.trainable_weights}
     frozen = {id(w) for w in extractor.trainable_weights}
     assert frozen and frozen < before, name
-    extractor.trainable = False
+    # Each call makes a new wrapper (as the two phases of a fit do): unfreezing must reach the layers.
+    set_features_trainable(model, False)
     try:
         assert {id(w) for w in model.trainable_weights} == before - frozen
     finally:
-        extractor.trainable = True
-    assert {id(w) for w in model.trainable_weights} == before
+        set_features_trainable(model, True)
+    assert {id(w) for w in model.trainable_weights} == before, f"{name}: unfreezing left weights frozen"
     # Fine-tuning a trained model on new classes is a new head on the same extractor.
     new = keras.Model(extractor.input, keras.layers.Dense(3, activation="softmax")(extractor.output))
     assert np.asarray(new(x, training=False)).shape == (2, 3)

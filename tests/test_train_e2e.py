@@ -295,8 +295,13 @@ def test_pretrained_backbone_trains_in_two_phases(demo_root, tmp_path, tiny_pret
     source.get_layer("backbone").save_weights(weights / "tiny.weights.h5")
     cfg = _cfg(demo_root, tmp_path, model="tiny_pretrained", pretrain="imagenet", weights_dir=str(weights),
                phase1_epochs=1, epochs=1)
-    run = train_run(cfg, verbose=0)
+    trainable: list[int] = []  # trainable weights at the start of each phase's fit
+    counter = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: trainable.append(len(counter.model.trainable_weights)))
+    run = train_run(cfg, verbose=0, extra_callbacks=[counter])
     assert read_json(run / "state.json")["phases_done"] == ["frozen", "main"]
+    # The frozen phase trains the head only; the main phase, in the same process, unfreezes the backbone.
+    assert len(trainable) == 2 and trainable[0] < trainable[1], trainable
     assert (run / "log_frozen.csv").is_file() and (run / "log.csv").is_file()
     assert read_json(run / "run_info.json")["preprocessing"] == "tf"
 

@@ -70,6 +70,18 @@ def feature_extractor(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, output, name=f"{model.name}_{FEATURES}")
 
 
+def set_features_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freeze (or unfreeze) everything before the head: the frozen phase of fine-tuning.
+
+    Set on the extractor's layers themselves, never on a wrapper: every ``feature_extractor`` call
+    makes a new wrapper model, which already reads ``trainable=True``, and Keras skips assigning a
+    value an attribute already holds, so ``feature_extractor(m).trainable = True`` would unfreeze
+    nothing.
+    """
+    for layer in feature_extractor(model).layers:
+        layer.trainable = trainable
+
+
 def feature_maps_layer(model: keras.Model) -> keras.layers.Layer:
     """The last layer of the feature extractor with a spatial (4-D) output: where Grad-CAM looks.
 

@@ -43,7 +43,7 @@ from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
 from fer_keras.evaluate.evaluator import evaluate_set
 from fer_keras.labels import check_same_classes
-from fer_keras.models.features import feature_extractor
+from fer_keras.models.features import set_features_trainable
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text
@@ -282,7 +282,7 @@ def _protocol_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int
         if phase == "main" and two_phase:
             model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
         if two_phase:
-            feature_extractor(model).trainable = phase == "main"
+            set_features_trainable(model, phase == "main")
         compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
     print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
           f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
