@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_keras.config import RunConfig, make_config, read_yaml_mapping
-from fer_keras.registry import build_model, import_zoo
+from fer_keras.registry import import_zoo
 
 MODEL_FILE = "best.keras"
 METRICS_FILE = "metrics.json"
@@ -269,16 +269,26 @@ class Run:
     def float32_model(self, trained=None):
         """The best model (``trained``, if already loaded) computing in float32 whatever the run's mixed
         precision: TFLite cannot convert bfloat16 ops, and many CPUs run them slowly. Same weights."""
-        from fer_keras.train.recipe import dtype_policy  # here: reading a run's results must not import TensorFlow
-
         trained = trained if trained is not None else self.model()
         if all(layer.dtype_policy.compute_dtype == "float32" for layer in trained.layers):
             return trained
-        cfg = self.config()
-        with dtype_policy("none"):
-            model = build_model(cfg.model, cfg.res, len(self.classes()), pooling=cfg.pooling, **cfg.model_options)
+        # Rebuilt from the model's own config with every dtype policy set to float32, not from the
+        # registry: the saved graph already holds what the run built (pre-training layout, options,
+        # paper-faithful input), and no weight file has to be found again.
+        model = type(trained).from_config(_float32_policies(trained.get_config()))
         model.set_weights(trained.get_weights())
         return model
+
+
+def _float32_policies(config):
+    """A Keras config with every ``DTypePolicy`` (``mixed_bfloat16``, ``mixed_float16``) made float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy":
+            return {**config, "config": {**config.get("config", {}), "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(value) for value in config]
+    return config
 
 
 def find_runs(root: Path) -> list[Path]:
