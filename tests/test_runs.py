@@ -34,3 +34,22 @@ def test_reading_a_run_never_imports_tensorflow(tmp_path):
             "assert not {'tensorflow', 'keras'} & set(sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_float32_copy_of_a_mixed_precision_model_keeps_graph_and_weights(tmp_path):
+    """Export and the built-in model need float32: the copy is rebuilt from the saved graph itself,
+    so whatever the run built (options, pre-training layout, input) survives, with the same weights."""
+    import numpy as np
+
+    from fer_keras.registry import build_model
+    from fer_keras.runs import Run
+    from fer_keras.train.recipe import dtype_policy
+
+    with dtype_policy("mixed_bfloat16"):
+        mixed = build_model("vgg_lite", 48, 7, width=16)
+    copy = Run(tmp_path).float32_model(mixed)
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    assert [layer.name for layer in copy.layers] == [layer.name for layer in mixed.layers]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    ours, theirs = np.asarray(copy(x)), np.asarray(mixed(x), dtype="float32")
+    assert np.abs(ours - theirs).max() < 0.05  # bfloat16 keeps 8 bits of mantissa
