@@ -336,3 +336,15 @@ def test_bars_carry_the_reports_intervals(tmp_path, monkeypatch):
     lo, hi = sorted({round(float(line.get_ydata()[0]), 6) for line in caps})
     row = summary.iloc[0]
     assert (lo, hi) == (pytest.approx(row["val_accuracy_lo"]), pytest.approx(row["val_accuracy_hi"]))
+
+
+def test_one_run_id_in_two_folders_is_two_experiments(tmp_path):
+    """runs/fast16/<id> and runs/fast36/<id> (other epochs, same id) are two rows, not two folds of one."""
+    c = _cfg("vgg_lite")
+    write_run(tmp_path / "fast16" / _rid(c), c, val=0.5, test=0.6)
+    write_run(tmp_path / "fast36" / _rid(c), c, val=0.5, test=0.7)
+    runs, records = collect(tmp_path)
+    assert sorted(runs["run_id"]) == [f"fast16/{_rid(c)}", f"fast36/{_rid(c)}"]
+    assert runs["group"].nunique() == 2 and len(records) == 2
+    summary = tables.summarize(runs, records)
+    assert sorted(summary["test_accuracy"].round(3)) == [0.6, 0.7]

@@ -9,6 +9,7 @@ no result yet get a row with blank metrics, so partial grids show their holes.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,8 +91,9 @@ def _collapsed(m: dict, classes: list[str]) -> bool | None:
     return bool(collapse_reasons(cm, names))
 
 
-def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
-    """One finished run as a table row plus its record."""
+def read_run(run_dir: Path, run_id: str | None = None) -> tuple[dict, RunRecord]:
+    """One finished run as a table row plus its record, under ``run_id`` (default: its folder name)."""
+    run_id = run_id or run_dir.name
     run = Run(run_dir)
     cfg = run.config_values()
     metrics = run.metrics()
@@ -100,10 +102,10 @@ def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
     cross_set, cross = _cross_result(run, cfg)
     results = {"val": metrics.get("val") or {}, "test": metrics.get("test") or {}, "cross": cross}
     classes = run.classes() if run.classes_file.is_file() else []
-    row = {"run_id": run_dir.name, **_settings(cfg), "params": info.get("params"), "cross_set": cross_set,
+    row = {"run_id": run_id, **_settings(cfg), "params": info.get("params"), "cross_set": cross_set,
            "status": "done" if status.get("state", "done") == "done" else status["state"],
            "run_dir": str(run_dir)}
-    row["group"] = group_of(run_dir.name, row["fold"])
+    row["group"] = group_of(run_id, row["fold"])
     for split, m in results.items():
         for metric in METRICS:
             row[f"{split}_{metric}"] = m.get(metric)
@@ -113,7 +115,7 @@ def read_run(run_dir: Path) -> tuple[dict, RunRecord]:
     preds = {"val": run.predictions_file("val"), "test": run.predictions_file("test")}
     if cross_set:
         preds["cross"] = run.predictions_file(crossdomain_tag(cross_set))
-    record = RunRecord(run_dir.name, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()},
+    record = RunRecord(run_id, run_dir, classes, results, {k: v for k, v in preds.items() if v.is_file()},
                        cross_set=cross_set)
     return row, record
 
@@ -139,9 +141,13 @@ def _missing_points(root: Path, done: set[str]) -> list[dict]:
 
 def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
     """Every run under ``root`` (finished ones and, from grid manifests, missing ones)."""
-    rows, records = [], {}
-    for run_dir in find_runs(Path(root)):
-        row, record = read_run(run_dir)
+    rows, records, root = [], {}, Path(root)
+    found = find_runs(root)
+    # The same run id in two folders (runs/fast16/x and runs/fast36/x: other epochs, other lr) is two
+    # experiments, not two folds of one: such runs are named by their path under ``root``.
+    names = Counter(run_dir.name for run_dir in found)
+    for run_dir in found:
+        row, record = read_run(run_dir, run_dir.relative_to(root).as_posix() if names[run_dir.name] > 1 else None)
         rows.append(row)
         records[record.run_id] = record
     rows += _missing_points(Path(root), {r["run_id"] for r in rows})

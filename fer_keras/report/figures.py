@@ -86,7 +86,8 @@ def _bars(ax, data: pd.DataFrame, factor: str, metric: str) -> None:
         y = mean[level].to_numpy(dtype=float)
         err = np.vstack([y - lo[level].to_numpy(dtype=float), hi[level].to_numpy(dtype=float) - y])
         ax.bar(x - 0.4 + width * (j + 0.5), y, width, label=str(level),
-               yerr=np.where(np.isnan(err), 0, err), capsize=2, error_kw={"elinewidth": 0.8})
+               # a cell averaging several groups can hold a mean outside the mean interval: never < 0
+               yerr=np.clip(np.nan_to_num(err), 0, None), capsize=2, error_kw={"elinewidth": 0.8})
     ax.set_xticks(x, mean.index, rotation=45, ha="right")
 
 
