@@ -83,12 +83,16 @@ def test_predictions_equal_the_evaluators(runs, pixels, expected, run, override,
     np.testing.assert_allclose(predicted(predictor, pixels), expected[flip], atol=1e-5)
 
 
-def test_a_runs_best_keras_reads_its_config_and_a_bare_copy_does_not(runs, pixels, expected, tmp_path):
+def test_a_runs_best_keras_reads_its_config_and_a_saved_copy_keeps_it(runs, pixels, expected, tmp_path):
     assert load_run(Run(runs["tta"]).model_file).tta_flip
-    exported = load_run(runs["tta"]).save(tmp_path / "exported.keras")
-    bare = load_run(exported)
-    assert not bare.tta_flip
-    np.testing.assert_allclose(predicted(bare, pixels), expected[False], atol=1e-5)
+    for run, flip in (("tta", True), ("plain", False)):
+        copy = load_run(load_run(runs[run]).save(tmp_path / run / "exported.keras"))
+        assert copy.tta_flip is flip
+        np.testing.assert_allclose(predicted(copy, pixels), expected[flip], atol=1e-5)
+    bare = tmp_path / "bare.keras"  # a model file with no sidecar and no run: applied plainly
+    Run(runs["tta"]).model().save(bare)
+    (tmp_path / "bare.classes.json").write_text(json.dumps(list(CLASSES)))
+    assert not load_run(bare).tta_flip
 
 
 @pytest.mark.parametrize("flag,flip", [([], True), (["--no-tta"], False)])

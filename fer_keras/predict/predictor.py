@@ -43,6 +43,7 @@ from fer_keras.runs import CLASSES_FILE, MODEL_FILE, Run, read_json, write_json
 BUILTIN_MODEL_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 #: Suffix of the class-name file written beside a bare ``.keras`` file.
 CLASSES_SUFFIX = ".classes.json"
+PREDICTOR_SUFFIX = ".predictor.json"  # how a saved model is to be applied: {"tta_flip": bool}
 NO_FACE = "no face found"
 #: Detector confidence a face needs. Stricter than data preparation's 0.9, which a manual pass
 #: follows: on skimage's astronaut MTCNN scores the face 0.998 and a patch of her suit 0.934.
@@ -161,13 +162,15 @@ class Predictor:
                 f"classes {list(self.classes)}, tta_flip {self.tta_flip}, from {self.source})")
 
     def save(self, path: str | Path) -> Path:
-        """Write the model as ``path`` (.keras) and its class names as ``<stem>.classes.json`` beside it."""
+        """Write the model as ``path`` (.keras), its class names as ``<stem>.classes.json`` and how to
+        apply it (``tta_flip``) as ``<stem>.predictor.json`` beside it, so the copy predicts as this does."""
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"{path}: the model file must end in .keras")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model.save(path)
         write_json(path.with_suffix(CLASSES_SUFFIX), list(self.classes))
+        write_json(path.with_suffix(PREDICTOR_SUFFIX), {"tta_flip": self.tta_flip})
         return path
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
@@ -264,8 +267,12 @@ def _classes_for(model_file: Path, outputs: int) -> list[str]:
 
 
 def _run_tta_flip(model_file: Path) -> bool:
-    """Whether the run that saved ``model_file`` as its best model was evaluated with flip TTA
-    (read unvalidated, so runs from older versions still load; False for a bare exported file)."""
+    """Whether ``model_file`` is to be applied with flip TTA: as :meth:`Predictor.save` recorded it, or
+    as the run that saved it as its best model was evaluated (its config, read unvalidated so runs
+    from older versions still load); False for a bare model file."""
+    sidecar = model_file.with_suffix(PREDICTOR_SUFFIX)
+    if sidecar.is_file():
+        return bool(read_json(sidecar).get("tta_flip", False))
     run = Run(model_file.parent)
     if model_file.resolve() != run.model_file.resolve() or not run.config_file.is_file():
         return False

@@ -29,13 +29,15 @@ from fer_keras.evaluate.bootstrap import bootstrap_ci, fold_interval, holm, mcne
 from fer_keras.report.collect import METRICS, SPLITS, RunRecord
 from fer_keras.report.paper import PAPER_COLUMNS
 
-KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful", "recipe"]
+KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful", "recipe", "epochs", "lr",
+        "model_options"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
-           ("dataset", "dataset"), ("val acc", "val_accuracy"), ("cross set", "cross_set"),
+           ("dataset", "dataset"), ("epochs", "epochs"), ("lr", "lr"), ("options", "model_options"),
+           ("val acc", "val_accuracy"), ("cross set", "cross_set"),
            ("cross acc", "cross_accuracy"),
            ("test acc", "test_accuracy"), ("paper test acc", "paper_test_accuracy"),
            ("test − paper", "test_accuracy_vs_paper"), ("paper cross acc", "paper_cross_accuracy"),
@@ -44,6 +46,8 @@ DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("r
            ("recall weighted", "val_recall_weighted"), ("F1 macro", "val_f1_macro"),
            ("F1 weighted", "val_f1_weighted"), ("balanced acc", "val_balanced_accuracy"),
            ("params (M)", "params"), ("runs", "runs"), ("notes", "notes")]
+#: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths).
+SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options")
 
 
 def _parts(records: dict[str, RunRecord], run_ids: list[str], split: str) -> list[pd.Series]:
@@ -189,7 +193,8 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
-    """Formatted strings for Markdown/HTML; columns that are empty everywhere are dropped."""
+    """Formatted strings for Markdown/HTML; columns that are empty everywhere are dropped, and so are
+    :data:`SHOWN_WHEN_THEY_DIFFER` columns with one value in every row."""
     table = table.copy()
     table["notes"] = [" ".join(word for word, on in (("paper-faithful", str(p) == "True"), ("fast recipe", r == "fast"),
                                                      ("collapsed", c), (s, s != "done")) if on)
@@ -198,7 +203,8 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     best = {col: best_row(table, col) for _, col in DISPLAY if col in SCALARS and col.endswith("_accuracy")}
     out = pd.DataFrame({head: [_cell(r, col, best.get(col) == i) for i, r in table.iterrows()]
                         for head, col in DISPLAY}, index=table.index)
-    keep = [c for c in out if (out[c] != "").any() or c in ("model", "val acc", "cross acc")]
+    keep = [c for c in out if ((out[c] != "").any() or c in ("model", "val acc", "cross acc"))
+            and (c not in SHOWN_WHEN_THEY_DIFFER or out[c].nunique() > 1)]
     return out[keep]
 
 
