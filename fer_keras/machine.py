@@ -35,11 +35,24 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def machine_info() -> dict:
-    """CPU model, cores, load, library versions and the UTC date of this run."""
-    import keras
-    import tensorflow as tf
+def _module_version(module: str) -> str | None:
+    """The installed version of the package that provides ``module`` (tensorflow comes as tensorflow-cpu
+    too), without importing it."""
+    return _version((importlib.metadata.packages_distributions().get(module) or [module])[0])
 
+
+def machine_info(devices: bool = True) -> dict:
+    """CPU model, cores, load, library versions and the UTC date of this run. ``devices=False`` imports
+    no TensorFlow (a section that only reads result files): versions from the installed packages, GPUs
+    not listed (None)."""
+    if devices:
+        import keras
+        import tensorflow as tf
+
+        gpus, tf_version, keras_version = ([d.name for d in tf.config.list_physical_devices("GPU")],
+                                           tf.__version__, keras.__version__)
+    else:
+        gpus, tf_version, keras_version = None, _module_version("tensorflow"), _module_version("keras")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -47,10 +60,10 @@ def machine_info() -> dict:
         "cpu_model": _cpu_model(),
         "cores": cores,
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "gpus": gpus,
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        "tensorflow": tf_version,
+        "keras": keras_version,
         "numpy": np.__version__,
         "ai_edge_litert": _version("ai-edge-litert"),
         "platform": platform.platform(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fer_keras.bench.learning_curve import at_fractions, curves_frame
 from fer_keras.runs import write_json
 
 
@@ -19,9 +20,10 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 def _machine(r: dict) -> str:
     m = r["machine"]
     peak = r.get("matmul_peak")
+    gpus = "not checked" if m["gpus"] is None else ", ".join(m["gpus"]) or "none"
     text = (f"Measured {m['date_utc']} on {m['host']}: {m['cpu_model']}, {m['cores']} cores, "
             f"load average {m['load_average_1m']} at start, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
-            f"GPUs: {', '.join(m['gpus']) or 'none'}.\n")
+            f"GPUs: {gpus}.\n")
     if peak:
         text += (f"Dense float32 matmul peak ({peak['size']}x{peak['size']}, same run): "
                  f"{peak['peak_flops'] / 1e9:,.1f} GFLOP/s best, {peak['median_flops'] / 1e9:,.1f} median.\n")
@@ -102,12 +104,46 @@ def _crop(c: dict) -> str:
         ["workers", "images/s after start-up", "images/s end to end", "start-up s"], body)
 
 
+def _model(r: dict) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in sorted(r["model_options"].items()))
+    return f"{r['model']} ({options})" if options else str(r["model"])
+
+
+def _epoch(p: dict, phases: int) -> str:
+    """An epoch, with its phase where the run had several (epochs count from 1 in each phase)."""
+    return f"{p['phase']} {p['epoch']}" if phases > 1 else str(p["epoch"])
+
+
+def _learning_curves(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        trained, planned = r["epochs_trained"], r["epochs"]
+        epochs = str(trained) if planned in (None, trained) else f"{trained} of {planned}"
+        best = ("-" if r["best_val_accuracy"] is None
+                else f"{r['best_val_accuracy']:.3f} (min {r['minutes_to_best']:.1f})")
+        body.append([r["run"], _model(r), r["recipe"], epochs, _g(r["total_minutes"]), best,
+                     *(_g(r[f"test_{m}"], 3) for m in ("accuracy", "balanced_accuracy", "f1_macro"))])
+    text = ("### Learning curves (validation accuracy vs training wall-clock, from each run's learning_curve.csv; "
+            "figure: learning_curves.png)\n\n"
+            + _table(["run", "model", "recipe", "epochs", "minutes", "best val acc (at min)", "test acc",
+                      "balanced acc", "macro-F1"], body))
+    for r in rows:
+        phases = len({p["phase"] for p in r["points"]})
+        curve = [[f"{100 * p['share']:.0f} %", _g(p["minutes"]), _epoch(p, phases), _g(p["val_accuracy"], 3),
+                  "-" if p["learning_rate"] is None else f"{p['learning_rate']:.2g}"]
+                 for p in at_fractions(r["points"])]
+        where = "" if r["run"] == r["run_dir"] else f" ({r['run_dir']})"
+        text += f"\n#### {r['run']}{where}\n\n" + _table(
+            ["share of run", "minutes", "epoch", "val acc", "learning rate"], curve)
+    return text
+
+
 def markdown(results: dict) -> str:
     parts = ["# fer_keras benchmark\n", _machine(results)]
     for note in results.get("notes", []):
         parts.append(f"- {note}\n")
     sections = {"pipeline": _pipeline, "input_bound": _bound, "training": _training, "train_speed": _train_speed,
-                "inference": _inference, "crop": _crop}
+                "inference": _inference, "crop": _crop, "learning_curve": _learning_curves}
     parts += [table(results[key]) for key, table in sections.items() if results.get(key)]
     return "\n".join(parts)
 
@@ -116,4 +152,8 @@ def write_results(results: dict, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)
     (out / "results.md").write_text(markdown(results))
+    if results.get("learning_curve"):
+        from fer_keras.report.figures import learning_curve  # matplotlib: only when there is a curve to draw
+
+        learning_curve(curves_frame(results["learning_curve"]), out / "learning_curves.png")
     return out / "results.json", out / "results.md"

@@ -13,15 +13,19 @@ from pathlib import Path
 
 from fer_keras.bench.crop import crop_throughput
 from fer_keras.bench.inference import inference_benchmark
+from fer_keras.bench.learning_curve import learning_curve_section
 from fer_keras.bench.train_speed import add_ratios, train_speed
 from fer_keras.data.demo import ensure_demo
 from fer_keras.export.tflite import QUANTS
 from fer_keras.machine import machine_info, matmul_peak
 from fer_keras.registry import get_spec, list_models
 
-SECTIONS = ("pipeline", "training", "inference", "crop", "train-speed")
-#: What runs without --only: train-speed (fit per speed option, minutes per model) is asked for by name.
+SECTIONS = ("pipeline", "training", "inference", "crop", "train-speed", "learning-curve")
+#: What runs without --only: train-speed (fit per speed option, minutes per model) and learning-curve
+#: (run folders to read) are asked for by name.
 DEFAULT_SECTIONS = SECTIONS[:4]
+#: Sections that only read result files: alone, they import no TensorFlow and measure nothing.
+FILE_SECTIONS = ("learning-curve",)
 DEFAULT_MODELS = ("sequential_simple", "resnet18", "mobilenet_v2")
 SPEED_MODELS = ("sequential_simple", "resnet18", "vgg_lite")
 INPUT_BOUND_MODELS = ("sequential_simple", "resnet18")
@@ -50,6 +54,8 @@ class BenchOptions:
     speed_variants: tuple[str, ...] = ("fp32", "bf16", "fp32+xla")
     speed_batches: tuple[int, ...] = (64, 128)
     steps_per_execution: tuple[int, ...] = (1,)
+    #: learning-curve: finished (or running) run folders whose learning_curve.csv to show.
+    learning_curves: tuple[Path, ...] = ()
 
 
 def resolve_models(names: list[str] | None) -> list[str]:
@@ -73,19 +79,31 @@ def _log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def measures(sections: tuple[str, ...] | list[str]) -> bool:
+    """Whether any of ``sections`` times something (and so needs TensorFlow and the matmul peak)."""
+    return any(s not in FILE_SECTIONS for s in sections)
+
+
 def run_benchmark(opts: BenchOptions) -> dict:
+    models = resolve_models(opts.models)
+    timed = measures(opts.sections)
+    needs_images = {"pipeline", "crop"} & set(opts.sections)  # train-speed makes its own
+    folder = data_folder(opts.data) if needs_images else opts.data
+    results: dict = {"machine": machine_info(devices=timed), "notes": [], "settings": {
+        "models": models, "res": opts.res, "batch": opts.batch, "repeats": opts.repeats, "steps": opts.steps,
+        "latency_repeats": opts.latency_repeats, "data": str(folder) if folder else None, "max_images": opts.max_images,
+        "sections": list(opts.sections), "speed_variants": list(opts.speed_variants),
+        "speed_batches": list(opts.speed_batches), "steps_per_execution": list(opts.steps_per_execution),
+        "learning_curves": [str(d) for d in opts.learning_curves]}}
+    if "learning-curve" in opts.sections:  # files only: a missing curve fails now, not after minutes of timing
+        _log(f"learning curves of {len(opts.learning_curves)} run(s)")
+        results["learning_curve"] = learning_curve_section(list(opts.learning_curves))
+    if not timed:
+        return results
     # Both import TensorFlow at module level; the CLI parses its arguments (and quiets TF) first.
     from fer_keras.bench.pipeline import input_bound, load_images, pipeline_throughput
     from fer_keras.bench.training import training_throughput
 
-    models = resolve_models(opts.models)
-    needs_images = {"pipeline", "crop"} & set(opts.sections)  # train-speed makes its own
-    folder = data_folder(opts.data) if needs_images else opts.data
-    results: dict = {"machine": machine_info(), "notes": [], "settings": {
-        "models": models, "res": opts.res, "batch": opts.batch, "repeats": opts.repeats, "steps": opts.steps,
-        "latency_repeats": opts.latency_repeats, "data": str(folder) if folder else None, "max_images": opts.max_images,
-        "sections": list(opts.sections), "speed_variants": list(opts.speed_variants),
-        "speed_batches": list(opts.speed_batches), "steps_per_execution": list(opts.steps_per_execution)}}
     if results["machine"]["cores"] and results["machine"]["cores"] <= 4:
         results["notes"].append("few cores: other processes on this machine may have shared them; "
                                 "compare ratios within this run, not absolute numbers across runs")

@@ -159,21 +159,29 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
     return df.sort_values("run_id", ignore_index=True), records
 
 
+#: The columns of :func:`run_curve` (and of :func:`learning_curves`, which stacks them).
+CURVE_COLUMNS = ["run_id", "phase", "epoch", "minutes", "val_accuracy", "learning_rate"]
+
+
+def run_curve(run_dir: Path, run_id: str | None = None) -> pd.DataFrame | None:
+    """One run's per-epoch rows (:data:`CURVE_COLUMNS`) from its ``learning_curve.csv`` (training
+    wall-clock per epoch, written since the fast recipe was added), in training order, under ``run_id``
+    (default: the folder name); None when the run has no such file. An epoch trained twice around a
+    restart counts with its last row. The one reader of that file: the report and the bench use it."""
+    path = Run(run_dir).learning_curve_file
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path).drop_duplicates(["phase", "epoch"], keep="last")
+    curve = pd.DataFrame({
+        "run_id": run_id or Path(run_dir).name, "phase": frame["phase"], "epoch": frame["epoch"],
+        "minutes": frame["elapsed_s"] / 60, "val_accuracy": frame["val_accuracy"],
+        "learning_rate": frame["learning_rate"]}, columns=CURVE_COLUMNS)
+    return curve.sort_values("minutes", kind="stable", ignore_index=True)
+
+
 def learning_curves(records: dict[str, RunRecord]) -> pd.DataFrame:
-    """Per-epoch rows (run_id, phase, epoch, minutes, val_accuracy, learning_rate) of every run with a
-    ``learning_curve.csv`` (training wall-clock per epoch, written since the fast recipe was added); an
-    epoch trained twice around a restart counts with its last row."""
-    frames = []
-    for rec in records.values():
-        path = Run(rec.run_dir).learning_curve_file
-        if not path.is_file():
-            continue
-        frame = pd.read_csv(path).drop_duplicates(["phase", "epoch"], keep="last")
-        frames.append(pd.DataFrame({
-            "run_id": rec.run_id, "phase": frame["phase"], "epoch": frame["epoch"],
-            "minutes": frame["elapsed_s"] / 60, "val_accuracy": frame["val_accuracy"],
-            "learning_rate": frame["learning_rate"]}))
-    columns = ["run_id", "phase", "epoch", "minutes", "val_accuracy", "learning_rate"]
+    """:func:`run_curve` of every run that has a ``learning_curve.csv``, stacked, sorted by run and minutes."""
+    frames = [c for rec in records.values() if (c := run_curve(rec.run_dir, rec.run_id)) is not None]
     if not frames:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=CURVE_COLUMNS)
     return pd.concat(frames, ignore_index=True).sort_values(["run_id", "minutes"], ignore_index=True)
