@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -289,6 +290,14 @@ def _float32_policies(config):
     if isinstance(config, list):
         return [_float32_policies(value) for value in config]
     return config
+
+
+def run_names(run_dirs: list[Path], root: Path | None = None) -> list[str]:
+    """How runs are named in tables: the folder name (the run id), or, where two folders share one
+    (runs/fast16/<id> and runs/fast36/<id>: other epochs, other lr), the path, relative to ``root`` if given."""
+    counts = Counter(Path(d).name for d in run_dirs)
+    return [Path(d).name if counts[Path(d).name] == 1
+            else (Path(d).relative_to(root) if root is not None else Path(d)).as_posix() for d in run_dirs]
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -9,13 +9,12 @@ machine buy" sits in the same results as "how many images per second". No Tensor
 from __future__ import annotations
 
 import math
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
 from fer_keras.report.collect import CURVE_COLUMNS, run_curve
-from fer_keras.runs import Run
+from fer_keras.runs import Run, run_names
 
 #: The test metrics quoted per run (``metrics.json`` ``test``), as ``test_<name>``.
 TEST_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
@@ -32,13 +31,6 @@ def curve_problem(run_dir: Path) -> str | None:
         return (f"{run_dir} {what} {Run(run_dir).learning_curve_file.name}: the run predates learning curves "
                 "or never trained an epoch")
     return None
-
-
-def run_labels(run_dirs: list[Path]) -> list[str]:
-    """How each run is named in the tables and the figure: its folder name, or the path as given
-    when two runs share a folder name (runs/fast16/x and runs/fast36/x)."""
-    names = Counter(Path(d).name for d in run_dirs)
-    return [Path(d).name if names[Path(d).name] == 1 else Path(d).as_posix() for d in run_dirs]
 
 
 def _number(x) -> float | None:
@@ -78,7 +70,7 @@ def run_summary(run_dir: Path, label: str | None = None) -> dict:
 
 def learning_curve_section(run_dirs: list[Path]) -> list[dict]:
     """:func:`run_summary` of every run folder, in the order given."""
-    return [run_summary(d, label) for d, label in zip(run_dirs, run_labels(run_dirs), strict=True)]
+    return [run_summary(d, label) for d, label in zip(run_dirs, run_names(run_dirs), strict=True)]
 
 
 def curves_frame(rows: list[dict]) -> pd.DataFrame:

@@ -9,7 +9,6 @@ no result yet get a row with blank metrics, so partial grids show their holes.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pandas as pd
 
 from fer_keras.evaluate.bootstrap import correct_from_confusion
 from fer_keras.evaluate.metrics import collapse_reasons
-from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json
+from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful", "recipe",
             "epochs", "lr", "model_options")
@@ -147,9 +146,8 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
     found = find_runs(root)
     # The same run id in two folders (runs/fast16/x and runs/fast36/x: other epochs, other lr) is two
     # experiments, not two folds of one: such runs are named by their path under ``root``.
-    names = Counter(run_dir.name for run_dir in found)
-    for run_dir in found:
-        row, record = read_run(run_dir, run_dir.relative_to(root).as_posix() if names[run_dir.name] > 1 else None)
+    for run_dir, name in zip(found, run_names(found, root), strict=True):
+        row, record = read_run(run_dir, name)
         rows.append(row)
         records[record.run_id] = record
     rows += _missing_points(Path(root), {r["run_id"] for r in rows})
