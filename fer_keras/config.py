@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from fer_keras.evaluate.tta import TTA
 from fer_keras.registry import get_spec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -82,6 +83,9 @@ class RunConfig(BaseModel):
     ema: bool = Field(False, description="validate, checkpoint and evaluate an EMA of the weights")
     ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA decay per step")
     tta_flip: bool = Field(False, description="evaluation: average the probabilities of image and mirror image")
+    tta_zoom: bool = Field(False, description="evaluation: also average those of 10 % zooms in and out of each")
+    random_erasing: float = Field(0.0, ge=0, le=1, description="training augmentation: probability of erasing "
+                                  "a random rectangle of each image (Zhong et al. 2020); needs pipeline tfdata")
     # speed: same recipe, different arithmetic or compilation (allowed in protocol runs)
     mixed_precision: Literal["none", "mixed_bfloat16", "mixed_float16"] = Field(
         "none", description="Keras dtype policy; the softmax stays float32, float16 gets loss scaling")
@@ -122,6 +126,8 @@ class RunConfig(BaseModel):
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
         if self.warmup_epochs and self.lr_schedule != "cosine":
             raise ValueError("warmup_epochs needs lr_schedule 'cosine'")
+        if self.random_erasing and self.pipeline != "tfdata":
+            raise ValueError("random_erasing needs pipeline 'tfdata' (the legacy generator has no such option)")
         if self.weight_decay and self.optimizer != "adamw":
             raise ValueError(f"weight_decay {self.weight_decay} needs optimizer 'adamw' (got {self.optimizer!r})")
         if self.recipe == "protocol":
@@ -131,9 +137,14 @@ class RunConfig(BaseModel):
                                  "is labelled as ours")
         return self
 
+    def tta(self) -> TTA:
+        """The test-time augmentation this run is evaluated (and its model applied) with."""
+        return TTA.of(self.model_dump())
+
     def fast_options(self) -> dict[str, Any]:
         """The fast recipe's options that change what is learned or measured (protocol runs leave them off)."""
-        keys = ("optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "ema", "tta_flip")
+        keys = ("optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "ema", "tta_flip",
+                "tta_zoom", "random_erasing")
         return {k: getattr(self, k) for k in keys}
 
     @field_validator("model")

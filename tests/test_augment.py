@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_keras.data.augment import ROTATION_DEGREES, SHIFT, ZOOM, affine_params, idg_transform
+from fer_keras.data.augment import (
+    ERASE_AREA,
+    ERASE_RATIO,
+    ROTATION_DEGREES,
+    SHIFT,
+    ZOOM,
+    affine_params,
+    augment_batch,
+    erase_batch,
+    idg_transform,
+)
 
 IDG = pytest.importorskip("keras.src.legacy.preprocessing.image")
 
@@ -73,3 +83,41 @@ def test_random_transforms_are_the_generators_composition_within_its_ranges():
     assert np.all((zx >= 1 - ZOOM - tol) & (zx <= 1 + ZOOM + tol) & (zy >= 1 - ZOOM - tol) & (zy <= 1 + ZOOM + tol))
     assert np.all(np.abs(shift) <= SHIFT * size + tol)
     assert np.abs(rotated_shift).max() > SHIFT * size + 0.5  # the shift really is rotated
+
+
+def _erased_boxes(probability: float, n: int = 400, side: int = 24) -> tuple[np.ndarray, list]:
+    """Erase a batch of constant 300-valued images (noise is drawn in [0, 255], so erased pixels show)."""
+    images = tf.fill((n, side, side, 3), 300.0)
+    out = erase_batch(images, tf.constant([7, 1], tf.int64), probability).numpy()
+    return out, [np.argwhere(img[..., 0] < 300) for img in out]
+
+
+def test_random_erasing_fills_one_rectangle_of_the_papers_size_and_shape_per_image():
+    side = 24
+    out, boxes = _erased_boxes(1.0, side=side)
+    assert all(len(b) for b in boxes), "probability 1 erases every image"
+    areas, ratios = [], []
+    for img, b in zip(out, boxes, strict=True):
+        (r0, c0), (r1, c1) = b.min(0), b.max(0) + 1
+        assert len(b) == (r1 - r0) * (c1 - c0), "the erased pixels form one filled rectangle"
+        assert (img[r0:r1, c0:c1] <= 255).all()
+        assert not np.allclose(img[r0:r1, c0:c1, 0], img[r0, c0, 0]), "filled with noise, not one value"
+        areas.append(len(b) / side**2)
+        ratios.append((r1 - r0) / (c1 - c0))
+    # rounding to whole pixels and clipping at the border widen the drawn ranges a little
+    assert ERASE_AREA[0] / 2 <= min(areas) and max(areas) <= ERASE_AREA[1] * 1.3
+    assert np.median(areas) > 0.1 and min(ratios) < 1 < max(ratios)
+    assert ERASE_RATIO[0] / 2 <= min(ratios) and max(ratios) <= ERASE_RATIO[1] * 2
+
+
+def test_random_erasing_probability_and_off_by_default():
+    _, half = _erased_boxes(0.5)
+    assert 0.4 < np.mean([len(b) > 0 for b in half]) < 0.6
+    _, none = _erased_boxes(0.0)
+    assert not any(len(b) for b in none)
+    images = tf.random.uniform((8, 16, 16, 3), 0, 255, seed=1)
+    key = tf.constant([3, 0], tf.int64)
+    plain, erased = augment_batch(images, key), augment_batch(images, key, erasing=1.0)
+    assert np.array_equal(plain.numpy(), augment_batch(images, key, erasing=0.0).numpy()), "0 is the protocol"
+    assert not np.array_equal(plain.numpy(), erased.numpy())
+    assert np.array_equal(erased.numpy(), augment_batch(images, key, erasing=1.0).numpy()), "keyed, repeatable"

@@ -12,8 +12,10 @@ import tensorflow as tf
 from fer_keras.bench.report import markdown
 from fer_keras.bench.train_speed import add_ratios, train_speed
 from fer_keras.config import ConfigError, load_config, make_config
+from fer_keras.data import augment
 from fer_keras.data.readers import ImageSet
 from fer_keras.evaluate.evaluator import evaluate_set, predict_probs
+from fer_keras.evaluate.tta import NAMES, TTA, ZOOMS, zoomed
 from fer_keras.registry import build_model
 from fer_keras.report.collect import collect, learning_curves
 from fer_keras.runs import read_json
@@ -45,6 +47,7 @@ def test_cosine_with_reduce_lr_on_plateau_is_refused():
     ({"optimizer": "adam"}, "weight_decay 0.05 needs optimizer 'adamw'"),
     ({"lr_schedule": "plateau", "reduce_lr_patience": 10}, "warmup_epochs needs lr_schedule 'cosine'"),
     ({"warmup_epochs": 5}, "must be below epochs"),
+    ({"random_erasing": 0.5, "pipeline": "legacy"}, "random_erasing needs pipeline 'tfdata'"),
 ])
 def test_inconsistent_recipe_options_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -54,6 +57,8 @@ def test_inconsistent_recipe_options_are_refused(change, message):
 def test_protocol_runs_cannot_carry_the_recipes_options():
     with pytest.raises(ConfigError, match="label_smoothing, tta_flip are not the protocol's; set recipe to 'fast'"):
         make_config({"label_smoothing": 0.1, "tta_flip": True})
+    with pytest.raises(ConfigError, match="random_erasing are not the protocol's"):
+        make_config({"random_erasing": 0.5})
     # speed options change no result: protocol runs may use them
     cfg = make_config({"mixed_precision": "mixed_bfloat16", "jit_compile": True, "steps_per_execution": 4})
     assert cfg.recipe == "protocol" and not cfg.resolved_run_id().endswith("_fast")
@@ -127,6 +132,21 @@ def test_ema_weights_are_validated_checkpointed_and_left_in_the_model(tmp_path):
 
 # --- evaluation and precision ------------------------------------------------------------------------
 
+def test_zoom_views_are_bilinear_centre_zooms_with_edge_fill():
+    from scipy.ndimage import affine_transform
+
+    x = np.random.default_rng(2).uniform(0, 255, (2, 9, 9, 3)).astype("float32")
+    c = np.array([4.0, 4.0])
+    for factor in ZOOMS:
+        s = 1 / factor  # input coordinate = s * (output - c) + c, per axis
+        want = np.stack([np.stack([affine_transform(img[..., ch], np.diag([s, s]), offset=c - s * c, order=1,
+                                                    mode="nearest") for ch in range(3)], -1) for img in x])
+        np.testing.assert_allclose(np.asarray(zoomed(x, factor)), want, atol=1e-3)
+    assert [TTA.named(n).name for n in NAMES] == list(NAMES) and len(TTA(flip=True, zoom=True).views()) == 6
+    with pytest.raises(ValueError, match="choose one of none, flip, zoom, flip\\+zoom"):
+        TTA.named("flips")
+
+
 def test_tta_flip_averages_the_mirror_images_probabilities():
     keras.utils.set_random_seed(1)
     inputs = keras.Input((8, 8, 3))
@@ -138,11 +158,18 @@ def test_tta_flip_averages_the_mirror_images_probabilities():
     x = pixels.astype("float32")
     plain, mirror = np.asarray(model(x)), np.asarray(model(x[:, :, ::-1]))
     assert not np.allclose(plain, mirror, atol=1e-3)
-    got = predict_probs(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata", tta_flip=True)
+    flip = TTA(flip=True)
+    got = predict_probs(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata", tta=flip)
     np.testing.assert_allclose(got, (plain + mirror) / 2, atol=1e-5)
     np.testing.assert_allclose(predict_probs(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata"),
                                plain, atol=1e-5)
-    assert evaluate_set(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata", tta_flip=True)["tta_flip"]
+    views = [model(np.asarray(zoomed(v, z))) for v in (x, x[:, :, ::-1]) for z in ZOOMS]
+    both = predict_probs(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata",
+                         tta=TTA(flip=True, zoom=True))
+    np.testing.assert_allclose(both, np.mean([plain, mirror, *map(np.asarray, views)], axis=0), atol=1e-5)
+    assert not np.allclose(both, got, atol=1e-3)
+    metrics = evaluate_set(model, images, 8, model_classes=("a", "b", "c"), pipeline="tfdata", tta=flip)
+    assert metrics["tta_flip"] and not metrics["tta_zoom"]
 
 
 @pytest.mark.parametrize("name", ["vgg_lite", "ensemble", "tlf_resnet18"])
@@ -168,12 +195,15 @@ def test_float16_gets_loss_scaling_and_speed_options_reach_compile():
 
 # --- a run records its recipe and its learning curve ---------------------------------------------------
 
-def test_fast_run_records_recipe_tta_and_learning_curve(demo_root, tmp_path):
+def test_fast_run_records_recipe_tta_and_learning_curve(demo_root, tmp_path, monkeypatch):
+    erased = []  # the probabilities the training pipeline was built with (traced once per pipeline)
+    monkeypatch.setattr(augment, "erase_batch", lambda x, key, p: erased.append(p) or x)
     cfg = make_config({**FAST, "model": "sequential_simple", "res": 32, "epochs": 2, "batch": 16,
-                       "mixed_precision": "mixed_bfloat16",
+                       "mixed_precision": "mixed_bfloat16", "random_erasing": 0.5,
                        "limit_per_class": 6, "data_root": str(demo_root), "out": str(tmp_path / "runs")})
     run = train_run(cfg, verbose=0)
     assert run.name == "sequential_simple_32_demo_conservative_scratch_s42_lim6_fast"
+    assert erased and set(erased) == {0.5}
     metrics = read_json(run / "metrics.json")
     assert metrics["recipe"] == "fast" and metrics["test"]["tta_flip"] and metrics["val"]["tta_flip"]
     assert read_json(run / "run_info.json")["recipe"] == "fast"
@@ -184,7 +214,7 @@ def test_fast_run_records_recipe_tta_and_learning_curve(demo_root, tmp_path):
     assert list(curve["epoch"]) == [1, 2] and (curve["elapsed_s"].diff().dropna() > 0).all()
     assert (curve["learning_rate"] > 0).all() and curve["val_accuracy"].tolist() == log["val_accuracy"].tolist()
     df, records = collect(tmp_path / "runs")
-    assert df["recipe"].tolist() == ["fast"]
+    assert df["recipe"].tolist() == ["fast"] and df["random_erasing"].tolist() == [0.5]
     curves = learning_curves(records)
     assert curves["epoch"].tolist() == [1, 2] and curves["minutes"].is_monotonic_increasing
 

@@ -142,10 +142,12 @@ class TrainingData:
     """
 
     def __init__(self, images: ImageSet, res: int, batch: int, *, seed: int = DEFAULT_SEED, cache: bool = True,
-                 augment: bool = True, sampling: str = "shuffle"):
+                 augment: bool = True, sampling: str = "shuffle", erasing: float = 0.0):
+        """``erasing``: random-erasing probability of the augmentation (:func:`augment_batch`; 0: off)."""
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         self.labels, self.seed, self.sampling, self.batch, self.augment = images.labels, seed, sampling, batch, augment
+        self.erasing = erasing
         self.steps_per_epoch = math.ceil(len(images) / batch)
         self._onehot = np.eye(len(images.class_names), dtype=np.float32)[images.labels]
         self._load = _batch_loader(images, res, cache)
@@ -158,7 +160,7 @@ class TrainingData:
         x = tf.cast(self._load(index), tf.float32)
         if self.augment:
             fold = tf.random.experimental.stateless_fold_in
-            x = augment_batch(x, fold(fold(phase_key, epoch), step))
+            x = augment_batch(x, fold(fold(phase_key, epoch), step), erasing=self.erasing)
         return x, _gather(self._onehot, index)
 
     def epochs(self, first: int = 0, count: int | None = 1, *, phase: int = 0) -> tf.data.Dataset:

@@ -45,7 +45,7 @@ def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> d
     images = evaluation_set(data)
     model = run.model()
     m = evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline, out_dir=run_dir,
-                     tag=crossdomain_tag(data.name), tta_flip=cfg.tta_flip)
+                     tag=crossdomain_tag(data.name), tta=cfg.tta())
     m["skipped"] = images.summary()["skipped_files"]
     m["set"] = str(data)
     write_json(out, m)

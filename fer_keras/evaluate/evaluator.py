@@ -14,7 +14,7 @@ from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.evaluate.metrics import classification_metrics, collapse_warning
 from fer_keras.evaluate.plots import save_confusion_matrices
-from fer_keras.evaluate.tta import tta_probs
+from fer_keras.evaluate.tta import NO_TTA, TTA, tta_probs
 from fer_keras.labels import output_columns
 from fer_keras.runs import Run
 
@@ -27,13 +27,13 @@ def _predict(model, ds: tf.data.Dataset) -> np.ndarray:
 
 
 def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
-                  batch: int = 64, tta_flip: bool = False) -> np.ndarray:
+                  batch: int = 64, tta: TTA = NO_TTA) -> np.ndarray:
     """Probabilities in ``images``' class order, whatever order ``model_classes`` (the model's outputs) is in;
-    images loaded as the run's training ``pipeline`` loaded them. ``tta_flip`` (the fast recipe's test-time
+    images loaded as the run's training ``pipeline`` loaded them. ``tta`` (the fast recipe's test-time
     augmentation): :func:`fer_keras.evaluate.tta.tta_probs`, which the predictor applies too."""
     columns = output_columns(model_classes, images.class_names, test_name=images.name)
     ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
-    probs = tta_probs(lambda d: _predict(model, d), ds, flip=tta_flip)
+    probs = tta_probs(lambda d: _predict(model, d), ds, tta)
     if len(probs) != len(images):
         raise RuntimeError(f"model predicted {len(probs)} of {len(images)} images of {images.name}")
     if probs.shape[1] != len(model_classes):
@@ -43,15 +43,15 @@ def predict_probs(model, images: ImageSet, res: int, *, model_classes: Sequence[
 
 
 def evaluate_set(model, images: ImageSet, res: int, *, model_classes: Sequence[str], pipeline: str,
-                 out_dir: Path | None = None, tag: str = "test", batch: int = 64, tta_flip: bool = False) -> dict:
+                 out_dir: Path | None = None, tag: str = "test", batch: int = 64, tta: TTA = NO_TTA) -> dict:
     """Metrics of ``model`` (outputs in ``model_classes`` order) on ``images``; confusion matrices and
     per-image predictions written to ``out_dir`` if given (the report's paired significance tests
     need the per-image predictions)."""
     probs = predict_probs(model, images, res, model_classes=model_classes, pipeline=pipeline, batch=batch,
-                          tta_flip=tta_flip)
+                          tta=tta)
     m = classification_metrics(images.labels, probs, images.class_names)
     m["dataset"] = images.name
-    m["tta_flip"] = tta_flip
+    m.update(tta.settings())
     warning = collapse_warning(m, f"{tag} ({images.name})")
     if warning:
         print(warning)

@@ -19,6 +19,8 @@ from PIL import ImageDraw, ImageFont
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.data.image_types import is_image, list_images
 from fer_keras.data.images import BadImageError, open_rgb
+from fer_keras.evaluate.tta import NAMES as TTA_NAMES
+from fer_keras.evaluate.tta import TTA
 
 PROG = "fer-predict"
 OUT_FORMATS = (".csv", ".json")
@@ -34,9 +36,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="write each image with its boxes, labels and probabilities here")
     p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
                    help="find faces with MTCNN first; --no-detect for images that are face crops (default: detect)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average each face's probabilities with its mirror image's; --no-tta to turn it off "
-                        "(default: as the run was evaluated, its config's tta_flip)")
+    p.add_argument("--tta", choices=TTA_NAMES, default=None,
+                   help="average each face's probabilities over test-time views: its mirror image (flip), 10%% "
+                        "zooms (zoom) or both (default: as the run was evaluated, its config's tta_flip / tta_zoom)")
+    p.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
     p.add_argument("--batch", type=int, default=32, help="faces classified per model call (default: 32)")
     return p.parse_args(argv)
 
@@ -76,21 +79,21 @@ def table(predictions, root: Path) -> str:
     return "\n".join(lines)
 
 
-def write_results(predictions, classes: tuple[str, ...], path: Path, model: str, tta_flip: bool = False) -> None:
+def write_results(predictions, classes: tuple[str, ...], path: Path, model: str, tta: str = "none") -> None:
     """CSV (one row per face, a column per class) or JSON (with the model and its class order); both
-    say whether the probabilities are flip-TTA averages."""
+    name the test-time augmentation (``tta``: none, flip, zoom or flip+zoom) the probabilities average."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps({"model": model, "tta_flip": tta_flip, "classes": list(classes),
+        path.write_text(json.dumps({"model": model, "tta": tta, "classes": list(classes),
                                     "predictions": [p.as_dict() for p in predictions]}, indent=2))
         return
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["source", "face", "x", "y", "w", "h", "face_confidence", "label", "probability", "tta_flip",
+        w.writerow(["source", "face", "x", "y", "w", "h", "face_confidence", "label", "probability", "tta",
                     *(f"p_{c}" for c in classes), "error"])
         for p in predictions:
             w.writerow([p.source, p.face, *(p.box or ("",) * 4), p.face_confidence, p.label, p.probability,
-                        tta_flip, *(p.probabilities.get(c, "") for c in classes), p.error or ""])
+                        tta, *(p.probabilities.get(c, "") for c in classes), p.error or ""])
 
 
 def annotate(predictions, root: Path, out_dir: Path) -> int:
@@ -127,18 +130,18 @@ def run(args: argparse.Namespace) -> int:
     quiet_tensorflow(args.verbose)
     from fer_keras.predict.predictor import load_run
 
-    predictor = load_run(args.run, tta_flip=args.tta)
+    predictor = load_run(args.run, tta=None if args.tta is None else TTA.named(args.tta))
     single = not args.photo.is_dir()
     predictions = predictor.predict(files, detect_faces=args.detect, batch_size=args.batch,
                                     errors="raise" if single else "report", progress=not single)
     if single and predictions[0].label is None:
         hint = " (for a face crop, pass --no-detect)" if args.detect else ""
         raise ValueError(f"{args.photo}: {predictions[0].error}{hint}")
-    tta = "flip TTA" if predictor.tta_flip else "no TTA"
-    print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px, {tta})")
+    print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px, "
+          f"TTA {predictor.tta.name})")
     print(table(predictions, args.photo))
     if args.out is not None:
-        write_results(predictions, predictor.classes, args.out, str(predictor.source), predictor.tta_flip)
+        write_results(predictions, predictor.classes, args.out, str(predictor.source), predictor.tta.name)
         print(f"results -> {args.out}")
     if args.annotate is not None:
         n = annotate(predictions, args.photo, args.annotate)

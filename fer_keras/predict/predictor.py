@@ -12,9 +12,9 @@ grey turned into three equal channels; the model normalises them itself. With ``
 MTCNN finds faces first and each is cropped as BTFER's data preparation crops
 (``fer_keras.data.faces``: box + 20 px margin, clipped, resized to 256 x 256), then resized as above.
 
-A run evaluated with flip test-time augmentation (``tta_flip`` in its config.yaml, the fast recipe)
-predicts with it too, through the evaluator's own function (``fer_keras.evaluate.tta``), so the
-probabilities are those its metrics.json was measured on; ``load_run(path, tta_flip=False)`` turns it off.
+A run evaluated with test-time augmentation (``tta_flip`` / ``tta_zoom`` in its config.yaml, the fast
+recipe) predicts with it too, through the evaluator's own function (``fer_keras.evaluate.tta``), so the
+probabilities are those its metrics.json was measured on; ``load_run(path, tta=NO_TTA)`` turns it off.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tqdm import tqdm
 from fer_keras.data.faces import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
 from fer_keras.data.image_types import list_images
 from fer_keras.data.images import BadImageError, open_rgb
-from fer_keras.evaluate.tta import tta_probs
+from fer_keras.evaluate.tta import NO_TTA, TTA, tta_probs
 from fer_keras.labels import CANONICAL_CLASSES
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import import_zoo
@@ -43,7 +43,7 @@ from fer_keras.runs import CLASSES_FILE, MODEL_FILE, Run, read_json, write_json
 BUILTIN_MODEL_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 #: Suffix of the class-name file written beside a bare ``.keras`` file.
 CLASSES_SUFFIX = ".classes.json"
-PREDICTOR_SUFFIX = ".predictor.json"  # how a saved model is to be applied: {"tta_flip": bool}
+PREDICTOR_SUFFIX = ".predictor.json"  # how a saved model is to be applied: {"tta_flip": bool, "tta_zoom": bool}
 NO_FACE = "no face found"
 #: Detector confidence a face needs. Stricter than data preparation's 0.9, which a manual pass
 #: follows: on skimage's astronaut MTCNN scores the face 0.998 and a patch of her suit 0.934.
@@ -139,12 +139,12 @@ class Predictor:
     """A loaded model with its class names; :meth:`predict` turns images into :class:`Prediction`s."""
 
     def __init__(self, model: keras.Model, classes: Iterable[str], source: Path | None = None, *,
-                 tta_flip: bool = False) -> None:
+                 tta: TTA = NO_TTA) -> None:
         self.model = model
         self.classes = tuple(classes)
         self.source = source
-        #: Average each image's probabilities with its mirror image's, as the run's evaluation did.
-        self.tta_flip = tta_flip
+        #: The test-time views whose probabilities are averaged, as the run's evaluation did.
+        self.tta = tta
         shape = model.input_shape
         if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
             raise ValueError(f"expected a model taking square RGB images, got input shape {shape}")
@@ -159,18 +159,18 @@ class Predictor:
 
     def __repr__(self) -> str:
         return (f"Predictor({self.model.name}, {self.res} px, preprocessing {self.preprocessing}, "
-                f"classes {list(self.classes)}, tta_flip {self.tta_flip}, from {self.source})")
+                f"classes {list(self.classes)}, TTA {self.tta.name}, from {self.source})")
 
     def save(self, path: str | Path) -> Path:
         """Write the model as ``path`` (.keras), its class names as ``<stem>.classes.json`` and how to
-        apply it (``tta_flip``) as ``<stem>.predictor.json`` beside it, so the copy predicts as this does."""
+        apply it (its TTA) as ``<stem>.predictor.json`` beside it, so the copy predicts as this does."""
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"{path}: the model file must end in .keras")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model.save(path)
         write_json(path.with_suffix(CLASSES_SUFFIX), list(self.classes))
-        write_json(path.with_suffix(PREDICTOR_SUFFIX), {"tta_flip": self.tta_flip})
+        write_json(path.with_suffix(PREDICTOR_SUFFIX), self.tta.settings())
         return path
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
@@ -185,12 +185,12 @@ class Predictor:
         return _uint8(resized.numpy()).astype("float32")
 
     def probabilities(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """(n, classes) probabilities of ``crops`` already at the model's resolution (0-255 RGB), with the
-        flip test-time augmentation when ``tta_flip``."""
+        """(n, classes) probabilities of ``crops`` already at the model's resolution (0-255 RGB), averaged
+        over the predictor's test-time views."""
         def predict(batch) -> np.ndarray:
             return np.asarray(self.model.predict_on_batch(batch))
 
-        out = [tta_probs(predict, crops[i:i + batch_size], flip=self.tta_flip)
+        out = [tta_probs(predict, crops[i:i + batch_size], self.tta)
                for i in range(0, len(crops), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), "float32")
 
@@ -266,24 +266,24 @@ def _classes_for(model_file: Path, outputs: int) -> list[str]:
                             f"in {model_file.with_suffix(CLASSES_SUFFIX)}")
 
 
-def _run_tta_flip(model_file: Path) -> bool:
-    """Whether ``model_file`` is to be applied with flip TTA: as :meth:`Predictor.save` recorded it, or
-    as the run that saved it as its best model was evaluated (its config, read unvalidated so runs
-    from older versions still load); False for a bare model file."""
+def _run_tta(model_file: Path) -> TTA:
+    """The TTA ``model_file`` is to be applied with: as :meth:`Predictor.save` recorded it, or as the
+    run that saved it as its best model was evaluated (its config, read unvalidated so runs from
+    older versions still load); none for a bare model file."""
     sidecar = model_file.with_suffix(PREDICTOR_SUFFIX)
     if sidecar.is_file():
-        return bool(read_json(sidecar).get("tta_flip", False))
+        return TTA.of(read_json(sidecar))
     run = Run(model_file.parent)
     if model_file.resolve() != run.model_file.resolve() or not run.config_file.is_file():
-        return False
-    return bool(run.config_values().get("tta_flip", False))
+        return NO_TTA
+    return TTA.of(run.config_values())
 
 
-def load_run(path: str | Path | None = None, *, tta_flip: bool | None = None) -> Predictor:
+def load_run(path: str | Path | None = None, *, tta: TTA | None = None) -> Predictor:
     """A :class:`Predictor` for a run folder, a ``.keras`` file, or (no path) the built-in model.
 
-    ``tta_flip``: average each image's probabilities with its mirror image's; None (default): as the
-    run was evaluated (its config's ``tta_flip``), so predictions match its metrics.json.
+    ``tta``: the test-time views to average (``fer_keras.evaluate.tta.TTA``); None (default): as the
+    run was evaluated (its config's ``tta_flip`` / ``tta_zoom``), so predictions match its metrics.json.
     """
     if path is None:
         if not Run(BUILTIN_MODEL_DIR).model_file.is_file():
@@ -306,4 +306,4 @@ def load_run(path: str | Path | None = None, *, tta_flip: bool | None = None) ->
 
     model = keras.models.load_model(model_file, safe_mode=True, compile=False)
     return Predictor(model, _classes_for(model_file, model.output_shape[-1]), source=path,
-                     tta_flip=_run_tta_flip(model_file) if tta_flip is None else tta_flip)
+                     tta=_run_tta(model_file) if tta is None else tta)

@@ -30,13 +30,14 @@ from fer_keras.report.collect import METRICS, SPLITS, RunRecord
 from fer_keras.report.paper import PAPER_COLUMNS
 
 KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful", "recipe", "epochs", "lr",
-        "model_options"]
+        "model_options", "random_erasing"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
            ("dataset", "dataset"), ("epochs", "epochs"), ("lr", "lr"), ("options", "model_options"),
+           ("erasing", "random_erasing"),
            ("val acc", "val_accuracy"), ("cross set", "cross_set"),
            ("cross acc", "cross_accuracy"),
            ("test acc", "test_accuracy"), ("paper test acc", "paper_test_accuracy"),
@@ -46,8 +47,9 @@ DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("r
            ("recall weighted", "val_recall_weighted"), ("F1 macro", "val_f1_macro"),
            ("F1 weighted", "val_f1_weighted"), ("balanced acc", "val_balanced_accuracy"),
            ("params (M)", "params"), ("runs", "runs"), ("notes", "notes")]
-#: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths).
-SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options")
+#: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths,
+#: with and without random erasing).
+SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options", "erasing")
 
 
 def _parts(records: dict[str, RunRecord], run_ids: list[str], split: str) -> list[pd.Series]:

@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
             metavar = "{true,false}"
         else:
             metavar = None if choices else name.upper()
-        text = f"{field.description} " if field.description else ""
+        text = f"{field.description} ".replace("%", "%%") if field.description else ""  # argparse formats help
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=metavar, choices=choices,
                        help=f"{text}(default: {_default_text(field)})")
     return p

@@ -159,7 +159,8 @@ def _datasets(cfg: RunConfig, splits: Splits, global_batch: int
                                        phase=phase, first_epoch=first, epochs=None)
 
         return train, math.ceil(len(splits.train) / global_batch), val
-    data = TrainingData(splits.train, cfg.res, global_batch, seed=cfg.seed, cache=cfg.cache, sampling=cfg.sampling)
+    data = TrainingData(splits.train, cfg.res, global_batch, seed=cfg.seed, cache=cfg.cache, sampling=cfg.sampling,
+                        erasing=cfg.random_erasing)
     return lambda phase, first: data.epochs(first, None, phase=phase), data.steps_per_epoch, val
 
 
@@ -320,7 +321,7 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
     results = {tag: evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline,
-                                 out_dir=run_dir, tag=tag, batch=batch, tta_flip=cfg.tta_flip)
+                                 out_dir=run_dir, tag=tag, batch=batch, tta=cfg.tta())
                for tag, images in sets.items()}
     if extra is not None:
         for tag, images in sets.items():
