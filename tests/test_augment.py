@@ -102,6 +102,7 @@ def test_random_erasing_fills_one_rectangle_of_the_papers_size_and_shape_per_ima
         assert len(b) == (r1 - r0) * (c1 - c0), "the erased pixels form one filled rectangle"
         assert (img[r0:r1, c0:c1] <= 255).all()
         assert not np.allclose(img[r0:r1, c0:c1, 0], img[r0, c0, 0]), "filled with noise, not one value"
+        assert np.array_equal(img[r0:r1, c0:c1, 0], img[r0:r1, c0:c1, 2]), "grey noise, as the faces are grey"
         areas.append(len(b) / side**2)
         ratios.append((r1 - r0) / (c1 - c0))
     # rounding to whole pixels and clipping at the border widen the drawn ranges a little

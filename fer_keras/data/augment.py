@@ -13,7 +13,8 @@ as the rotation and shift ranges are symmetric.
 Random erasing (Zhong et al. 2020, "Random Erasing Data Augmentation", AAAI; ``erasing`` > 0)
 is the fast recipe's, not the protocol's: after the warp, with that probability per image, one
 rectangle covering 2-33 % of the image at an aspect ratio in [0.3, 3.3] is filled with uniform
-noise, so the model cannot lean on any one region (an eye, the mouth) alone.
+grey noise (one value per pixel for all channels: the faces are grey, and it costs a third), so
+the model cannot lean on any one region (an eye, the mouth) alone.
 
 Every draw is a stateless random op keyed by ``key`` (the training pipeline derives it
 from the run's seed, the epoch and the batch's position), so a batch's augmentation is
@@ -76,7 +77,7 @@ ERASE_RATIO = (0.3, 3.3)
 
 
 def erase_batch(images: tf.Tensor, key: tf.Tensor, probability: float) -> tf.Tensor:
-    """With ``probability`` per image, fill one random rectangle of a float [0, 255] batch with noise."""
+    """With ``probability`` per image, fill one random rectangle of a float [0, 255] batch with grey noise."""
     shape = tf.shape(images)
     b, h, w = shape[0], images.shape[1], images.shape[2]
     u = lambda s, lo=0.0, hi=1.0: tf.random.stateless_uniform([b], draw_key(key, s), lo, hi)  # noqa: E731
@@ -89,7 +90,7 @@ def erase_batch(images: tf.Tensor, key: tf.Tensor, probability: float) -> tf.Ten
     inside_rows = (rows[None] >= top[:, None]) & (rows[None] < (top + eh)[:, None])
     inside_cols = (cols[None] >= left[:, None]) & (cols[None] < (left + ew)[:, None])
     erased = (u(15) < probability)[:, None, None] & inside_rows[:, :, None] & inside_cols[:, None, :]
-    noise = tf.random.stateless_uniform(tf.shape(images), draw_key(key, 16), 0.0, 255.0)
+    noise = tf.random.stateless_uniform(tf.concat([shape[:3], [1]], 0), draw_key(key, 16), 0.0, 255.0)
     return tf.where(erased[..., None], noise, images)
 
 
