@@ -349,7 +349,7 @@ def test_one_run_id_in_two_folders_is_two_experiments(tmp_path):
     summary = tables.summarize(runs, records)
     assert sorted(summary["test_accuracy"].round(3)) == [0.6, 0.7]
     shown = tables.display(summary)
-    assert not {"epochs", "lr", "erasing"} & set(shown)  # both runs say nothing of them: nothing to tell apart
+    assert not {"epochs", "lr", "erasing", "TTA"} & set(shown)  # both runs say nothing of them: nothing to tell apart
 
 
 def test_rows_that_differ_only_in_schedule_or_options_say_so(tmp_path):
@@ -360,9 +360,11 @@ def test_rows_that_differ_only_in_schedule_or_options_say_so(tmp_path):
     write_run(tmp_path / "fast70" / _rid(c), {**c, "epochs": 70, "lr": 0.002, "model_options": {"width": 64}},
               val=0.5, test=0.7)
     write_run(tmp_path / "fast70re" / _rid(c), {**c, "epochs": 70, "lr": 0.002, "model_options": {"width": 64},
-                                                "random_erasing": 0.5}, val=0.5, test=0.7)
+                                                "random_erasing": 0.5, "tta_flip": True, "tta_zoom": True},
+              val=0.5, test=0.7)
     (table, shown, _), = _tables(tmp_path).values()
     assert "lr" not in shown  # the same in every row
-    rows = {tuple(r) for r in shown[["epochs", "options", "erasing"]].itertuples(index=False)}
-    assert rows == {("16", "", ""), ("36", "", ""), ("70", "width=64", ""), ("70", "width=64", "0.5")}
+    rows = {tuple(r) for r in shown[["epochs", "options", "erasing", "TTA"]].itertuples(index=False)}
+    assert rows == {("16", "", "", "none"), ("36", "", "", "none"), ("70", "width=64", "", "none"),
+                    ("70", "width=64", "0.5", "flip+zoom")}
     assert set(tables.csv_frame(table)["epochs"]) == {16, 36, 70}

@@ -72,12 +72,21 @@ def idg_transform(theta: Param, tx: Param, ty: Param, zx: Param, zy: Param, heig
     return tf.stack([a00, a01, off_x, a10, a11, off_y, zeros, zeros], axis=-1)
 
 
+def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """Resample a float batch (b, h, w, c) once through (b, 8) transforms: bilinear, nearest-edge fill."""
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
+    )
+
+
 ERASE_AREA = (0.02, 0.33)
 ERASE_RATIO = (0.3, 3.3)
 
 
 def erase_batch(images: tf.Tensor, key: tf.Tensor, probability: float) -> tf.Tensor:
-    """With ``probability`` per image, fill one random rectangle of a float [0, 255] batch with grey noise."""
+    """With ``probability`` per image, fill one random rectangle of a float [0, 255] batch with grey noise
+    (height and width must be static, as every pipeline of the suite makes them)."""
     shape = tf.shape(images)
     b, h, w = shape[0], images.shape[1], images.shape[2]
     u = lambda s, lo=0.0, hi=1.0: tf.random.stateless_uniform([b], draw_key(key, s), lo, hi)  # noqa: E731
@@ -101,8 +110,5 @@ def augment_batch(images: tf.Tensor, key: tf.Tensor, *, erasing: float = 0.0) ->
     b, h, w = shape[0], images.shape[1], images.shape[2]
     flip = tf.random.stateless_uniform([b, 1, 1, 1], draw_key(key, 6)) < 0.5
     images = tf.where(flip, tf.reverse(images, axis=[2]), images)
-    images = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=affine_params(b, h, w, key), output_shape=tf.stack([h, w]),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
-    )
+    images = warp(images, affine_params(b, h, w, key))
     return erase_batch(images, key, erasing) if erasing > 0 else images

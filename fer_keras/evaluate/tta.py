@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -53,12 +54,17 @@ class TTA:
 
     def views(self) -> list[Callable[[Any], Any]]:
         """Functions of an N x H x W x C batch, one per view (the identity first)."""
-        flips = [lambda x: x] + ([mirror] if self.flip else [])
-        zooms = [lambda x: x] + ([lambda x, z=z: zoomed(x, z) for z in ZOOMS] if self.zoom else [])
-        return [lambda x, f=f, z=z: z(f(x)) for z in zooms for f in flips]
+        flips = [None, mirror] if self.flip else [None]
+        zooms = [None, *ZOOMS] if self.zoom else [None]
+        return [partial(_view, flip=f, zoom=z) for z in zooms for f in flips]
 
 
 NO_TTA = TTA()
+
+
+def _view(images: Any, *, flip: Callable[[Any], Any] | None, zoom: float | None) -> Any:
+    images = images if flip is None else flip(images)
+    return images if zoom is None else zoomed(images, zoom)
 
 
 def mirror(images: Any) -> Any:
@@ -69,17 +75,18 @@ def mirror(images: Any) -> Any:
 
 
 def zoomed(images: Any, factor: float) -> Any:
-    """An N x H x W x C float batch zoomed by ``factor`` (> 1: in) about the centre, same size."""
+    """An N x H x W x C batch of square images zoomed by ``factor`` (> 1: in) about the centre, same size,
+    as a float32 tensor: the training warp's transform (:func:`fer_keras.data.augment.idg_transform`)
+    and resampling (:func:`fer_keras.data.augment.warp`) with only the zoom set."""
     import tensorflow as tf
 
-    images = tf.convert_to_tensor(images, tf.float32)
+    from fer_keras.data.augment import idg_transform, warp
+
+    images = tf.cast(images, tf.float32)
     h, w = images.shape[1], images.shape[2]
-    cy, cx = (h - 1) / 2, (w - 1) / 2
     s = 1 / factor  # output pixel -> input pixel
-    transform = tf.constant([[s, 0, cx - s * cx, 0, s, cy - s * cy, 0, 0]], tf.float32)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=tf.tile(transform, [tf.shape(images)[0], 1]), output_shape=tf.stack([h, w]),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+    transform = idg_transform(0.0, 0.0, 0.0, s, s, h, w)
+    return warp(images, tf.tile(transform[None], [tf.shape(images)[0], 1]))
 
 
 def tta_probs(predict: Callable[[Any], np.ndarray], images: Any, tta: TTA) -> np.ndarray:

@@ -17,10 +17,11 @@ import pandas as pd
 
 from fer_keras.evaluate.bootstrap import correct_from_confusion
 from fer_keras.evaluate.metrics import collapse_reasons
+from fer_keras.evaluate.tta import TTA
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful", "recipe",
-            "epochs", "lr", "model_options", "random_erasing")
+            "epochs", "lr", "model_options", "random_erasing", "tta")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted")
 SPLITS = ("val", "test", "cross")
@@ -70,6 +71,7 @@ def _settings(cfg: dict) -> dict:
     row["dataset"] = Path(str(row["dataset"] or "")).name
     row["recipe"] = row["recipe"] or "protocol"  # runs from before recipes were the protocol's
     row["random_erasing"] = row["random_erasing"] or None  # 0 and runs from before the option: off
+    row["tta"] = TTA.of(cfg).name  # how its metrics were measured
     row["model_options"] = ", ".join(f"{k}={v}" for k, v in sorted((row["model_options"] or {}).items())) or None
     return row
 

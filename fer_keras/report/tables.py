@@ -30,14 +30,14 @@ from fer_keras.report.collect import METRICS, SPLITS, RunRecord
 from fer_keras.report.paper import PAPER_COLUMNS
 
 KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful", "recipe", "epochs", "lr",
-        "model_options", "random_erasing"]
+        "model_options", "random_erasing", "tta"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
            ("dataset", "dataset"), ("epochs", "epochs"), ("lr", "lr"), ("options", "model_options"),
-           ("erasing", "random_erasing"),
+           ("erasing", "random_erasing"), ("TTA", "tta"),
            ("val acc", "val_accuracy"), ("cross set", "cross_set"),
            ("cross acc", "cross_accuracy"),
            ("test acc", "test_accuracy"), ("paper test acc", "paper_test_accuracy"),
@@ -48,8 +48,8 @@ DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("r
            ("F1 weighted", "val_f1_weighted"), ("balanced acc", "val_balanced_accuracy"),
            ("params (M)", "params"), ("runs", "runs"), ("notes", "notes")]
 #: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths,
-#: with and without random erasing).
-SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options", "erasing")
+#: with and without random erasing, evaluated with other test-time augmentation).
+SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options", "erasing", "TTA")
 
 
 def _parts(records: dict[str, RunRecord], run_ids: list[str], split: str) -> list[pd.Series]:
