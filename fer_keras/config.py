@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from fer_keras.evaluate.tta import TTA
+from fer_keras.evaluate.tta import TTA, ZOOM_TEXT
 from fer_keras.registry import get_spec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -83,7 +83,7 @@ class RunConfig(BaseModel):
     ema: bool = Field(False, description="validate, checkpoint and evaluate an EMA of the weights")
     ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA decay per step")
     tta_flip: bool = Field(False, description="evaluation: average the probabilities of image and mirror image")
-    tta_zoom: bool = Field(False, description="evaluation: also average those of 10 % zooms in and out of each")
+    tta_zoom: bool = Field(False, description=f"evaluation: also average those of {ZOOM_TEXT} of each")
     random_erasing: float = Field(0.0, ge=0, le=1, description="training augmentation: probability of erasing "
                                   "a random rectangle of each image (Zhong et al. 2020); needs pipeline tfdata")
     # speed: same recipe, different arithmetic or compilation (allowed in protocol runs)

@@ -25,6 +25,16 @@ def test_train_help_lists_choices_and_real_defaults(capsys):
     assert "--data-root DATA_ROOT folder holding the datasets (default: data)" in text
     assert "(default: {})" in text and "--verbose" in text
     assert "PydanticUndefined" not in text and "PosixPath" not in text
+    assert "--tta-zoom {true,false} evaluation: also average those of 10% zooms in and out" in text  # % escaped
+
+
+def test_predict_help_names_the_test_time_views(capsys):
+    from fer_keras.predict import cli as predict_cli
+
+    with pytest.raises(SystemExit):
+        predict_cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--tta {none,flip,zoom,flip+zoom}" in text and "10% zooms in and out (zoom)" in text
 
 
 @pytest.mark.parametrize(("argv", "hint"), [

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 ZOOMS = (1.1, 1 / 1.1)  # zoom in, zoom out
+ZOOM_TEXT = f"{ZOOMS[0] - 1:.0%} zooms in and out"  # for help texts
 NAMES = ("none", "flip", "zoom", "flip+zoom")
 
 

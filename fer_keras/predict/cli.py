@@ -20,7 +20,7 @@ from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.data.image_types import is_image, list_images
 from fer_keras.data.images import BadImageError, open_rgb
 from fer_keras.evaluate.tta import NAMES as TTA_NAMES
-from fer_keras.evaluate.tta import TTA
+from fer_keras.evaluate.tta import TTA, ZOOM_TEXT
 
 PROG = "fer-predict"
 OUT_FORMATS = (".csv", ".json")
@@ -37,8 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
                    help="find faces with MTCNN first; --no-detect for images that are face crops (default: detect)")
     p.add_argument("--tta", choices=TTA_NAMES, default=None,
-                   help="average each face's probabilities over test-time views: its mirror image (flip), 10%% "
-                        "zooms (zoom) or both (default: as the run was evaluated, its config's tta_flip / tta_zoom)")
+                   help="average each face's probabilities over test-time views: its mirror image (flip), "
+                        f"{ZOOM_TEXT.replace('%', '%%')} (zoom) or both "
+                        "(default: as the run was evaluated, its config's tta_flip / tta_zoom)")
     p.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
     p.add_argument("--batch", type=int, default=32, help="faces classified per model call (default: 32)")
     return p.parse_args(argv)
