@@ -1,6 +1,7 @@
 """Shared test setup: quiet TensorFlow, few threads, data the tests generate themselves."""
 
 import os
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -33,11 +34,16 @@ def write_image(path: Path, seed: int = 0, size: int = 24, mode: str = "L") -> P
     return path
 
 
+def stable_seed(*parts: object) -> int:
+    """A seed that is the same in every process (``hash`` of a str is salted per interpreter)."""
+    return zlib.crc32(repr(parts).encode())
+
+
 def make_folder_dataset(root: Path, counts: dict[str, int], size: int = 24) -> Path:
     """``root/<class>/<i>.png`` with ``counts[class]`` random images each."""
     for c, n in counts.items():
         for i in range(n):
-            write_image(root / c / f"{i}.png", seed=hash((c, i)) % 2**32, size=size)
+            write_image(root / c / f"{i}.png", seed=stable_seed(c, i), size=size)
     return root
 
 
