@@ -16,6 +16,7 @@ from fer_keras.data.augment import (
     augment_batch,
     erase_batch,
     idg_transform,
+    warp,
 )
 
 IDG = pytest.importorskip("keras.src.legacy.preprocessing.image")
@@ -27,13 +28,6 @@ def smooth_image(h: int, w: int) -> np.ndarray:
     return np.stack([127.5 + 100 * np.sin(2 * np.pi * (r / 40 + c / 60)),
                      127.5 + 100 * np.cos(2 * np.pi * (r / 50 - c / 35)),
                      255 * (r + 2 * c) / (h - 1 + 2 * (w - 1))], -1).astype(np.float32)
-
-
-def warp(img: np.ndarray, transform: tf.Tensor) -> np.ndarray:
-    h, w = img.shape[:2]
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=img[None], transforms=transform[None], output_shape=[h, w], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="NEAREST")[0].numpy()
 
 
 S = SHIFT * 48
@@ -51,12 +45,44 @@ CASES = [
 def test_transform_equals_image_data_generator(params, shape):
     # Shifts of 0.2 and zooms of 0.8 sample outside the image, so the nearest-edge fill is
     # compared too; scipy (mode nearest, order 1) and TF (NEAREST, BILINEAR) both clamp the
-    # coordinate and interpolate, so borders agree to float32 rounding (about 1e-4).
+    # coordinate and interpolate, so borders agree to float32 rounding (about 1e-4): the README's
+    # "within 1e-3 grey levels" is checked on the warp the pipeline runs.
     img = smooth_image(*shape)
     want = IDG.ImageDataGenerator().apply_transform(img, params)  # fill nearest, order 1 by default
     full = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "zx": 1.0, "zy": 1.0, **params}
-    got = warp(img, idg_transform(**full, height=shape[0], width=shape[1], degrees=True))
-    assert np.abs(got - want).max() < 0.01
+    transform = idg_transform(**full, height=shape[0], width=shape[1], degrees=True)
+    got = warp(tf.constant(img[None]), transform[None])[0].numpy()
+    assert np.abs(got - want).max() < 1e-3
+
+
+def _idg_params(t: np.ndarray, size: int) -> list[dict]:
+    """ImageDataGenerator's (theta in degrees, tx, ty, zx, zy) of (n, 8) square-image transforms."""
+    a = t[:, [0, 1, 3, 4]].reshape(-1, 2, 2)
+    theta = np.arctan2(a[:, 1, 0], a[:, 0, 0])
+    zx, zy = np.hypot(a[:, 0, 0], a[:, 1, 0]), np.hypot(a[:, 0, 1], a[:, 1, 1])
+    centre = np.full(2, (size - 1) / 2)
+    rotated = t[:, [2, 5]] - (centre - a @ centre)
+    cos, sin = np.cos(theta), np.sin(theta)
+    tx, ty = cos * rotated[:, 0] + sin * rotated[:, 1], -sin * rotated[:, 0] + cos * rotated[:, 1]
+    return [{"theta": float(np.degrees(theta[i])), "tx": float(tx[i]), "ty": float(ty[i]),
+             "zx": float(zx[i]), "zy": float(zy[i])} for i in range(len(t))]
+
+
+def test_augment_batch_is_a_flip_then_the_generators_transform_of_its_drawn_parameters():
+    """The pipeline's batch augmentation, keyed: each image equals ImageDataGenerator.apply_transform of
+    the (possibly mirrored) image with the parameters drawn for it, within the README's 1e-3 grey levels."""
+    n, size, key = 12, 48, tf.constant([9, 4], tf.int64)
+    img = smooth_image(size, size)
+    got = augment_batch(tf.constant(np.repeat(img[None], n, 0)), key).numpy()
+    params = _idg_params(affine_params(n, size, size, key).numpy().astype(np.float64), size)
+    idg, flipped = IDG.ImageDataGenerator(), []
+    for i, p in enumerate(params):
+        errors = [np.abs(got[i] - idg.apply_transform(src, p)).max() for src in (img, img[:, ::-1])]
+        assert min(errors) < 1e-3, (i, p, errors)
+        assert max(errors) > 1, "the mirrored and plain views differ, so the flip is identified"
+        flipped.append(errors[1] < errors[0])
+    assert 0 < sum(flipped) < n, "some images are mirrored, some not"
+    assert max(abs(p["theta"]) for p in params) > 5 and max(abs(p["tx"]) for p in params) > 2
 
 
 def test_radians_and_degrees_agree():

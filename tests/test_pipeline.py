@@ -45,11 +45,19 @@ def test_training_pipeline_shuffles_and_augments(folder):
     assert not np.allclose(np.sort(x.reshape(10, -1).sum(1)), np.sort(plain.reshape(10, -1).sum(1)))
 
 
-def test_augmentation_identity_geometry_and_range():
-    img = tf.random.uniform((6, 24, 24, 3), 0, 255, seed=0)
-    out = augment_batch(img, tf.constant([3, 0], tf.int64))
+def test_augmentation_moves_every_image_keeps_its_shape_and_range_and_fills_from_the_edge():
+    """Not a no-op: each image changes; bilinear resampling stays within the input's range; nearest-edge
+    fill (not black) keeps a constant image constant; the same key gives the same batch."""
+    img = tf.random.uniform((6, 24, 24, 3), 10, 250, seed=0)
+    key = tf.constant([3, 0], tf.int64)
+    out = augment_batch(img, key).numpy()
     assert out.shape == img.shape
-    assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 255.0
+    assert all(np.abs(out[i] - img[i].numpy()).mean() > 5 for i in range(6)), "every image is transformed"
+    assert out.min() >= float(tf.reduce_min(img)) - 1e-3 and out.max() <= float(tf.reduce_max(img)) + 1e-3
+    assert np.array_equal(out, augment_batch(img, key).numpy())
+    assert not np.array_equal(out, augment_batch(img, tf.constant([4, 0], tf.int64)).numpy())
+    flat = augment_batch(tf.fill((6, 24, 24, 3), 200.0), key).numpy()
+    assert np.abs(flat - 200).max() < 1e-3
 
 
 def test_legacy_pipeline_matches_shapes_and_order(folder):
