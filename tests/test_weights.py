@@ -57,7 +57,7 @@ def _imagenet_cases():
 
 
 @pytest.mark.parametrize("key", list(_imagenet_cases()))
-def test_imagenet_weights_load_from_the_cache(key, tmp_path):
+def test_imagenet_weights_load_from_the_cache(key, tmp_path, no_downloads):
     res = min(get_spec(key).test_resolutions)
     # Fresh name counters before each build: unnamed layers (Xception's residual BNs) are
     # named by a session counter, and the check below compares names.
@@ -97,9 +97,30 @@ def test_missing_imagenet_weights_name_the_file_and_url(key, tmp_path):
     assert APPS[key].url in message and APPS[key].url.startswith("https://storage.googleapis.com/")
 
 
-def test_imagenet_never_downloads(monkeypatch, tmp_path):
-    """No keras.utils.get_file: a missing file is an error, not a download."""
-    monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: pytest.fail("download tried"))
+class DownloadTried(BaseException):
+    """Raised by the download guard (a BaseException, so no ``except Exception`` swallows it)."""
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """Every download keras.applications could start fails the test: it calls
+    ``keras.src.utils.file_utils.get_file``, not the public ``keras.utils.get_file`` alias."""
+    from keras.src.utils import file_utils
+
+    def refuse(*args, **kwargs):
+        raise DownloadTried(f"download tried: {args} {kwargs}")
+
+    monkeypatch.setattr(file_utils, "get_file", refuse)
+    monkeypatch.setattr(keras.utils, "get_file", refuse)
+
+
+def test_the_download_guard_is_on_the_path_keras_applications_download_through(no_downloads):
+    with pytest.raises(DownloadTried):
+        keras.applications.MobileNet(include_top=False, weights="imagenet", input_shape=(32, 32, 3))
+
+
+def test_imagenet_never_downloads(no_downloads, tmp_path):
+    """A missing file is an error, not a download."""
     with pytest.raises(MissingWeightsError):
         build_model("mobilenet", 32, pretrain="imagenet", weights_dir=tmp_path)
 
