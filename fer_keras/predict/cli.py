@@ -3,6 +3,9 @@
 Finds faces with MTCNN (``--no-detect`` for images that already are face crops), classifies
 each with a trained run (``--run``; default: the built-in model) and prints a table.
 ``--out`` writes CSV or JSON, ``--annotate`` writes copies of the images with boxes and labels.
+A video (clip.mp4, .avi, .mov, .mkv, ...) gives a row per face per sampled frame (``--every N``,
+``--fps F``), faces followed across frames, a plot of their expressions over time (``--plot``)
+and with ``--annotate`` an annotated copy of the video.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ OUT_FORMATS = (".csv", ".json")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = CommandParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("photo", type=Path, metavar="PHOTO_OR_FOLDER", help="an image, or a folder of images")
+    p.add_argument("photo", type=Path, metavar="PHOTO_FOLDER_OR_VIDEO",
+                   help="an image, a folder of images, or a video file (.mp4, .avi, .mov, .mkv, .webm, ...)")
     p.add_argument("--run", type=Path, default=None,
                    help="a run folder or a .keras file (default: the built-in model)")
     p.add_argument("--out", type=Path, default=None, help="also write the results to results.csv or results.json")
@@ -42,6 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: as the run was evaluated, its config's tta_flip / tta_zoom)")
     p.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
     p.add_argument("--batch", type=int, default=32, help="faces classified per model call (default: 32)")
+    video = p.add_argument_group("videos")
+    sampling = video.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, default=None, metavar="N",
+                          help="analyse every N-th frame (default: every frame)")
+    sampling.add_argument("--fps", type=float, default=None, metavar="F", help="analyse about F frames a second")
+    video.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                       help="each face's expression probabilities over time, as PNG and PDF "
+                            "(default: beside --out, e.g. results.png)")
     return p.parse_args(argv)
 
 
@@ -58,6 +70,14 @@ def _check(args: argparse.Namespace) -> list[Path]:
         if not files:
             raise FileNotFoundError(f"{args.photo}: no images in this folder")
         return files
+    from fer_keras.predict.video_io import is_video
+
+    if is_video(args.photo):
+        from fer_keras.predict.video_cli import check
+        check(args)
+        return [args.photo]
+    if args.every is not None or args.fps is not None or args.plot is not None:
+        raise ValueError("--every, --fps and --plot are for videos")
     if not is_image(args.photo):
         raise ValueError(f"{args.photo}: not an image file (expected one of .jpg .png .bmp .gif .tif .webp)")
     return [args.photo]
@@ -132,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
     from fer_keras.predict.predictor import load_run
 
     predictor = load_run(args.run, tta=None if args.tta is None else TTA.named(args.tta))
+    if args.photo.is_file() and not is_image(args.photo):  # a video: _check lets no other file through
+        from fer_keras.predict.video_cli import run_video
+        return run_video(args, predictor)
     single = not args.photo.is_dir()
     predictions = predictor.predict(files, detect_faces=args.detect, batch_size=args.batch,
                                     errors="raise" if single else "report", progress=not single)

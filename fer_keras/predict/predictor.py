@@ -253,6 +253,14 @@ class Predictor:
         flush()
         return results
 
+    def predict_video(self, path: str | Path, **options: Any) -> Any:
+        """Faces found, followed (a stable ``face`` id) and classified in a video file's frames, every
+        ``every``-th or ``fps`` a second: a ``VideoResult`` of rows with frame and time. The options and
+        errors are :func:`fer_keras.predict.video.predict_video`'s."""
+        from fer_keras.predict.video import predict_video
+
+        return predict_video(self, path, **options)
+
 
 def _classes_for(model_file: Path, outputs: int) -> list[str]:
     for candidate in (model_file.with_suffix(CLASSES_SUFFIX), Run(model_file.parent).classes_file):
