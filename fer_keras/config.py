@@ -87,8 +87,9 @@ class RunConfig(BaseModel):
     random_erasing: float = Field(0.0, ge=0, le=1, description="training augmentation: probability of erasing "
                                   "a random rectangle of each image (Zhong et al. 2020); needs pipeline tfdata")
     # speed: same recipe, different arithmetic or compilation (allowed in protocol runs)
-    mixed_precision: Literal["none", "mixed_bfloat16", "mixed_float16"] = Field(
-        "none", description="Keras dtype policy; the softmax stays float32, float16 gets loss scaling")
+    mixed_precision: Literal["none", "auto", "mixed_bfloat16", "mixed_float16"] = Field(
+        "none", description="Keras dtype policy; auto: mixed_float16 on a GPU with tensor cores, mixed_bfloat16 on "
+        "a CPU with native bfloat16, else none (float32); the softmax stays float32, float16 gets loss scaling")
     jit_compile: bool | Literal["auto"] = Field("auto", description="XLA; auto: Keras' choice (on for GPUs)")
     steps_per_execution: int = Field(1, ge=1)
     seed: int = DEFAULT_SEED

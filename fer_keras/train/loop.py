@@ -41,14 +41,17 @@ from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.pipeline import TrainingData, eval_dataset
 from fer_keras.data.readers import ImageSet, folder_classes
 from fer_keras.data.splits import Splits, splits_for
-from fer_keras.evaluate.evaluator import evaluate_set
+from fer_keras.evaluate import prior as prior_correction
+from fer_keras.evaluate.dedup import dedup_entry, dedup_line, reference_of
+from fer_keras.evaluate.evaluator import evaluate_set, predict_probs
 from fer_keras.labels import check_same_classes
 from fer_keras.models.features import set_features_trainable
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import build_model, get_spec
-from fer_keras.runs import Run, read_json, remove_partial_writes, write_json, write_text
+from fer_keras.runs import LEGACY_VALUES, Run, read_json, remove_partial_writes, write_json, write_text
 from fer_keras.timing import Stopwatch
 from fer_keras.train.callbacks import protocol_callbacks
+from fer_keras.train.precision import precision_line, precision_record, resolve_precision
 from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
 from fer_keras.train.strategy import describe, is_chief, is_multi_worker, make_strategy, prepare_fit
 
@@ -190,8 +193,9 @@ def _check_same_run(cfg: RunConfig, run_dir: Path) -> None:
     if not saved:
         return
     new = cfg.model_dump(mode="json")
-    # Keys added to RunConfig after the run was saved (e.g. ``deterministic``) count as their defaults.
-    old = {**RunConfig().model_dump(mode="json"), **saved}
+    # Keys added to RunConfig after the run was saved (e.g. ``deterministic``) count as their defaults, or as
+    # LEGACY_VALUES says where a run saved before them did otherwise.
+    old = {**RunConfig().model_dump(mode="json"), **LEGACY_VALUES, **saved}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if differ:
         raise ConfigError(
@@ -217,6 +221,8 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     if run.is_finished():
         print(f"{run_dir} is already finished; pass --force to train it again")
         return run_dir
+    precision, facts = resolve_precision(cfg.mixed_precision, allow_probe=not is_multi_worker(strategy))
+    print(f"[{cfg.resolved_run_id()}] {precision_line(precision, cfg.mixed_precision)}")
     splits = prepare_data(cfg)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -241,19 +247,21 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         write_text(run.versions_file, _versions())
 
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
-    with strategy.scope(), dtype_policy(cfg.mixed_precision):
+    policy = precision.mixed_precision
+    with strategy.scope(), dtype_policy(policy):
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
                             **cfg.model_options)
-    if cfg.mixed_precision != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
-        raise ConfigError(f"{cfg.model} does not end in a float32 layer under {cfg.mixed_precision}; "
+    if policy != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
+        raise ConfigError(f"{cfg.model} does not end in a float32 layer under {policy}; "
                           "its probabilities would lose precision (use mixed_precision: none)")
     if chief:
         write_json(run.run_info_file, {
             **describe(strategy), "global_batch": global_batch, "params": int(model.count_params()),
             "preprocessing": preprocessing_mode(model), "paper_faithful": cfg.paper_faithful,
             "val_source": splits.val_source, "pipeline": cfg.pipeline, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "recipe": cfg.recipe, "mixed_precision": cfg.mixed_precision,
+            "keras": keras.__version__, "recipe": cfg.recipe, "mixed_precision": policy,
+            "precision": precision_record(precision, cfg.mixed_precision, facts),
             "jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution,
         })
     ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
@@ -320,12 +328,21 @@ def evaluate_run(cfg: RunConfig, run_dir: Path, splits: Splits, batch: int, *,
     sets: dict[str, ImageSet] = {"val": splits.val}
     if splits.test is not None and not cfg.paper_faithful:
         sets["test"] = splits.test
+    # The prior correction's tau is chosen on the validation predictions, before any test image is seen.
+    val_probs = predict_probs(model, splits.val, cfg.res, model_classes=classes, pipeline=cfg.pipeline,
+                              batch=batch, tta=cfg.tta())
+    prior = prior_correction.choose(splits.train.counts(), splits.val.labels, val_probs, splits.val.class_names)
+    prior_correction.save(run_dir, prior)
     results = {tag: evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline,
-                                 out_dir=run_dir, tag=tag, batch=batch, tta=cfg.tta())
+                                 out_dir=run_dir, tag=tag, batch=batch, tta=cfg.tta(), prior=prior,
+                                 probs=val_probs if tag == "val" else None)
                for tag, images in sets.items()}
     if extra is not None:
         for tag, images in sets.items():
             results[tag].update(extra(model, images))
+    if "test" in results:  # the score on test images with no exact or near copy in train or val (issue 24)
+        results["test"]["dedup"] = dedup_entry(reference_of(splits), splits.test, run.predictions_file("test"))
+        print(dedup_line(results["test"]["dedup"], f"[{cfg.resolved_run_id()}] test"))
     results["run_id"] = cfg.resolved_run_id()
     results["recipe"] = cfg.recipe
     results["best_epoch"] = read_json(run.best_score_file).get("epoch") if run.best_score_file.is_file() else None
