@@ -50,6 +50,10 @@ class RunConfig(BaseModel):
         "(test untouched); part of the run id"
     )
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share carved from train when there is no val/")
+    val_grouping: Literal["content", "none"] = Field(
+        "content", description="carving validation from train: content keeps exact and near duplicate images "
+        "(SHA-256, perceptual hash) on one side, so no validation image is a copy of a training one; none: "
+        "plain stratified (the split of runs saved before this option)")
     folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of stratified folds")
     fold: int | None = Field(None, ge=0, description="which fold is the test split (0 .. folds-1)")
     pipeline: Literal["tfdata", "legacy"] = Field("tfdata", description="legacy: Keras' ImageDataGenerator")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_keras.timing import summarise, time_calls
+from fer_keras.train.precision import cpu_flags, onednn_enabled, speed_flags
 
 
 def _cpu_model() -> str:
@@ -42,7 +43,8 @@ def _module_version(module: str) -> str | None:
 
 
 def machine_info(devices: bool = True) -> dict:
-    """CPU model, cores, load, library versions and the UTC date of this run. ``devices=False`` imports
+    """CPU model, its speed-relevant flags (AVX-512, bfloat16, AMX) and whether oneDNN is on, cores, load,
+    library versions and the UTC date of this run. ``devices=False`` imports
     no TensorFlow (a section that only reads result files): versions from the installed packages, GPUs
     not listed (None)."""
     if devices:
@@ -58,6 +60,8 @@ def machine_info(devices: bool = True) -> dict:
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "host": platform.node(),
         "cpu_model": _cpu_model(),
+        "cpu_flags": speed_flags(cpu_flags()),
+        "onednn": onednn_enabled(),
         "cores": cores,
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "gpus": gpus,

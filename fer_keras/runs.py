@@ -27,6 +27,10 @@ METRICS_FILE = "metrics.json"
 CLASSES_FILE = "classes.json"
 #: Inside a phase's backup folder: the epoch backup's commit point.
 RESUME_FILE = "resume.json"
+#: What a key added to RunConfig later meant for runs saved before it, where that is not its new default:
+#: their validation split was carved without grouping duplicates. Rebuilding such a run's splits (evaluation,
+#: export, resuming) must give the split it trained with.
+LEGACY_VALUES: dict[str, Any] = {"val_grouping": "none"}
 
 
 def check_writable(folder: Path) -> None:
@@ -233,7 +237,7 @@ class Run:
 
     def config(self, *, data_root: Path | None = None) -> RunConfig:
         """The saved config, validated, with ``data_root`` replaced when the data moved since training."""
-        values = read_yaml_mapping(self.config_file, "run config")
+        values = {**LEGACY_VALUES, **read_yaml_mapping(self.config_file, "run config")}
         if data_root is not None:
             values["data_root"] = str(data_root)
         return make_config(values, source=str(self.config_file))

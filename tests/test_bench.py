@@ -48,6 +48,7 @@ def test_tiny_benchmark_writes_json_and_markdown(demo_root, tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert "| model | res | batch | ms/step | images/s |" in md and "| sequential_simple | 32 | 16 |" in md
     assert "tf.data / legacy" in md and "| tflite_int8 |" in md
+    assert md.count("CPU flags: ") == 4 and "cpu_flags" in m and "onednn" in m  # pipeline, bound, training, inference
     table_rows = [ln for ln in md.splitlines() if ln.startswith("|")]
     assert all(ln.endswith("|") for ln in table_rows)
     assert "wrote" in capsys.readouterr().out
@@ -222,3 +223,23 @@ def test_learning_curve_reader_is_shared_with_the_report(curve_runs):
     assert set(stacked["run_id"]) == {"fast"}
     pd.testing.assert_frame_equal(stacked, run_curve(fast, "fast"))
     assert run_curve(old) is None
+
+
+def test_every_speed_table_carries_the_cpu_flags_and_train_speed_says_what_auto_picks():
+    """Issue 26: a speed number means little without the CPU's bfloat16/AVX-512 flags beside it."""
+    from fer_keras.bench.report import markdown
+
+    machine = {"date_utc": "x", "host": "h", "cpu_model": "AMD EPYC", "cores": 2, "load_average_1m": 0,
+               "tensorflow": "t", "keras": "k", "gpus": [], "cpu_flags": ["avx2", "fma"], "onednn": False}
+    speed = {"model": "vgg_lite", "res": 48, "batch": 128, "variant": "fp32", "steps_per_execution": 1,
+             "images_per_s": 50.0, "ratio_to_fp32": 1.0, "first_epoch_s": 3.0}
+    training = {"model": "vgg_lite", "res": 48, "error": "x"}
+    auto = {"setting": "auto", "mixed_precision": "none", "reason": "oneDNN is off"}
+    md = markdown({"machine": machine, "training": [training], "train_speed": [speed], "precision_auto": auto})
+    flags = "CPU flags: avx2 fma; oneDNN off.\n"
+    assert md.count(flags) == 2
+    assert md.index("### Training throughput") < md.index(flags) < md.index("### Training speed per option")
+    assert md.endswith(flags + "\n`mixed_precision: auto` picks **float32** on this machine: oneDNN is off.\n")
+    # results written before the flags were recorded say so, rather than printing nothing
+    old = {k: v for k, v in machine.items() if k not in ("cpu_flags", "onednn")}
+    assert "CPU flags: not recorded." in markdown({"machine": old, "train_speed": [speed]})

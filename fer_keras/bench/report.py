@@ -30,6 +30,20 @@ def _machine(r: dict) -> str:
     return text
 
 
+def _flags(machine: dict) -> str:
+    """The CPU flags that decide training speed, for the line under every speed table (old results lack them)."""
+    if "cpu_flags" not in machine:
+        return "CPU flags: not recorded.\n"
+    flags = "unreadable" if machine["cpu_flags"] is None else " ".join(machine["cpu_flags"]) or "none of note"
+    onednn = {True: "on", False: "off", None: "platform default"}[machine.get("onednn")]
+    return f"CPU flags: {flags}; oneDNN {onednn}.\n"
+
+
+def _auto(record: dict) -> str:
+    policy = "float32" if record["mixed_precision"] == "none" else record["mixed_precision"]
+    return f"`mixed_precision: auto` picks **{policy}** on this machine: {record['reason']}.\n"
+
+
 def _pipeline(p: dict) -> str:
     rows = [[name, _g(p[name]["images_per_s"]), _g(p[name]["first_epoch_images_per_s"])]
             for name in ("tfdata", "legacy")]
@@ -144,7 +158,13 @@ def markdown(results: dict) -> str:
         parts.append(f"- {note}\n")
     sections = {"pipeline": _pipeline, "input_bound": _bound, "training": _training, "train_speed": _train_speed,
                 "inference": _inference, "crop": _crop, "learning_curve": _learning_curves}
-    parts += [table(results[key]) for key, table in sections.items() if results.get(key)]
+    for key, table in sections.items():
+        if results.get(key):
+            parts.append(table(results[key]))
+            if key != "learning_curve":  # a speed table: the flags it depends on go with it
+                parts.append(_flags(results["machine"]))
+            if key == "train_speed" and results.get("precision_auto"):
+                parts.append(_auto(results["precision_auto"]))
     return "\n".join(parts)
 
 

@@ -19,6 +19,7 @@ from fer_keras.data.demo import ensure_demo
 from fer_keras.export.tflite import QUANTS
 from fer_keras.machine import machine_info, matmul_peak
 from fer_keras.registry import get_spec, list_models
+from fer_keras.train.precision import precision_record, resolve_precision
 
 SECTIONS = ("pipeline", "training", "inference", "crop", "train-speed", "learning-curve")
 #: What runs without --only: train-speed (fit per speed option, minutes per model) and learning-curve
@@ -145,6 +146,9 @@ def run_benchmark(opts: BenchOptions) -> dict:
                     results["inference"].append({"model": model, "res": res, "format": "keras_float32",
                                                  "error": f"{type(err).__name__}: {err}"})
     if "train-speed" in opts.sections:
+        _log("what mixed_precision: auto picks here")
+        choice, facts = resolve_precision("auto")
+        results["precision_auto"] = precision_record(choice, "auto", facts)
         results["train_speed"] = train_speed_section(opts)
     if "crop" in opts.sections:
         _log("face crop")
