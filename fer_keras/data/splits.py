@@ -8,7 +8,9 @@ explicitly ``paper_faithful`` (the paper's notebooks validated on their test fol
 Cross-validation (``folds``/``fold``) pools every image of the dataset, whatever
 split it came in, and cuts ``folds`` stratified, seeded folds: fold ``fold`` is the
 test split and a stratified ``val_fraction`` of *all* images is carved from the rest
-as validation, so ``folds=10`` gives El Cheikh et al.'s 80/10/10.
+as validation, so ``folds=10`` gives El Cheikh et al.'s 80/10/10. With ``val_grouping``
+content (the default of new runs) a validation split carved from train holds no exact or near
+copy of a training image (duplicates.py): checkpoint selection must not reward memorising.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fer_keras.config import DEFAULT_SEED, RunConfig
+from fer_keras.data.duplicates import carve_unique, content_keys, copies_note, duplicate_groups
 from fer_keras.data.readers import DatasetError, ImageSet, read_dataset, reason_counts
 from fer_keras.labels import CANONICAL_CLASSES, check_same_classes
 
@@ -105,7 +108,7 @@ def fold_splits(images: ImageSet, folds: int, fold: int, *, val_fraction: float,
 
 def make_splits(path: Path, *, val_fraction: float = RunConfig.model_fields["val_fraction"].default,
                 seed: int = DEFAULT_SEED, limit: int | None = None, paper_faithful: bool = False,
-                folds: int | None = None, fold: int | None = None) -> Splits:
+                folds: int | None = None, fold: int | None = None, val_grouping: str = "none") -> Splits:
     parts = read_dataset(path)
     if folds is not None:
         if paper_faithful:
@@ -127,14 +130,21 @@ def make_splits(path: Path, *, val_fraction: float = RunConfig.model_fields["val
         val, source = parts["val"], "dataset"
     else:
         idx = np.arange(len(train))
+        # Exact and near duplicates (duplicates.py) never straddle train and validation.
+        copies = duplicate_groups(content_keys(train)) if val_grouping == "content" else None
+        carved = carve_unique(idx, train.labels, copies, val_fraction, seed) if copies is not None else None
         try:
-            tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=train.labels)
+            if carved is not None:
+                tr, va = carved
+            else:
+                tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=train.labels)
         except ValueError as err:
             raise DatasetError(f"cannot carve a stratified validation split from {path}: {err}") from None
         skipped = train.skipped
         train, val = train.subset(np.sort(tr), f"{train.name}"), train.subset(np.sort(va), f"{train.name}[val]")
         train.skipped = skipped
-        source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
+        source = (f"carved from train ({val_fraction:.0%}, stratified, seed {seed}"
+                  f"{copies_note(copies, carved is not None)})")
     return _limited(Splits(train=train, val=val, test=test, val_source=source), limit, seed)
 
 
@@ -154,4 +164,4 @@ def splits_for(cfg: RunConfig) -> Splits:
     """
     return make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
                        limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
-                       folds=cfg.folds, fold=cfg.fold)
+                       folds=cfg.folds, fold=cfg.fold, val_grouping=cfg.val_grouping)
