@@ -1,5 +1,6 @@
 """The report from result files the test writes: numbers, marks, figures, HTML, no TensorFlow."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 from grid_fakes import write_run
 
-from fer_keras.evaluate.bootstrap import bootstrap_ci, correct_from_confusion, fold_interval, holm, mcnemar_p
+from fer_keras.evaluate.bootstrap import bootstrap_ci, correct_from_confusion, holm, mcnemar_p
 from fer_keras.report import tables
 from fer_keras.report.__main__ import main as report_main
 from fer_keras.report.collect import collect
@@ -123,7 +124,12 @@ def test_figures_and_self_contained_html(report):
     assert len(confusions) == 10 and all(p.stat().st_size > 1000 for p in confusions)
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 14 and "src=\"figures" not in html
-    assert "big_48_demo_conservative_imagenet_s42" not in html or "<table" in html
+    # Every Markdown table is in the page as an HTML table, the best cell bold as in the .md files.
+    assert html.count("<table") == len(list(report.glob("*.md"))) == 5
+    for stem in ("table_demo_48", "table_demo_224"):
+        assert re.search(rf"<h2>[^<]*\({stem}\)</h2><table", html), stem
+    demo_48 = html.split("(table_demo_48)</h2>")[1].split("</table>")[0]
+    assert "<td>big</td>" in demo_48 and "<b>0.850 [" in demo_48 and "**" not in demo_48
 
 
 def test_tables_name_the_cross_domain_set(report):
@@ -253,8 +259,11 @@ def test_cross_validation_intervals_count_each_image_once(tmp_path):
     assert width("cv", "val") == pytest.approx(width("single", "val"))
     # Disjoint test folds are 900 different images: about 1/sqrt(3) of one run's width.
     assert width("cv", "test") == pytest.approx(width("single", "test") / np.sqrt(3), rel=0.2)
+    # Student-t interval of the fold means, computed here: mean 0.6, sd 0.1, 3 folds,
+    # t(0.975, 2 degrees of freedom) = 4.302652729911275 (tables of the t distribution).
+    half = 4.302652729911275 * 0.1 / np.sqrt(3)
     assert t.loc["nofiles", ["cross_accuracy_lo", "cross_accuracy_hi"]].tolist() == pytest.approx(
-        list(fold_interval([0.5, 0.6, 0.7])))
+        [0.6 - half, 0.6 + half], abs=1e-9)
 
 
 PAPER_CSV = """config,dataset,model,best_val_acc,btfer_acc_pct
