@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from fer_keras.data.groups import compile_pattern
 from fer_keras.evaluate.tta import TTA, ZOOM_TEXT
 from fer_keras.registry import get_spec
 
@@ -56,6 +57,9 @@ class RunConfig(BaseModel):
         "plain stratified (the split of runs saved before this option)")
     folds: int | None = Field(None, ge=2, description="k-fold cross-validation: number of stratified folds")
     fold: int | None = Field(None, ge=0, description="which fold is the test split (0 .. folds-1)")
+    cv_group: str | None = Field(
+        None, description="regex with one group read from each file name, e.g. '^(S\\d+)_' (the CK+ subject): "
+        "folds and the carved validation split keep each group whole; run ids get _grouped")
     pipeline: Literal["tfdata", "legacy"] = Field("tfdata", description="legacy: Keras' ImageDataGenerator")
     sampling: Literal["shuffle", "weighted"] = Field(
         "shuffle", description="weighted: draw training classes uniformly (instead of class weights; tfdata only)"
@@ -186,17 +190,20 @@ class RunConfig(BaseModel):
             raise ValueError(f"fold must be below folds={self.folds}, got {self.fold}")
         if self.folds is not None and self.paper_faithful:
             raise ValueError("cross-validation folds cannot be combined with paper_faithful")
+        if self.cv_group is not None:
+            compile_pattern(self.cv_group)
         return self
 
     def resolved_run_id(self) -> str:
         """Readable, stable id: model_res_dataset_balance_pretrain_seed, plus _lim<n> for a limited run (so a
-        quick run never overwrites or blocks the full one), _paper, _f<fold> in cross-validation and _fast
-        for the fast recipe."""
+        quick run never overwrites or blocks the full one), _paper, _grouped with cv_group, _f<fold> in
+        cross-validation and _fast for the fast recipe."""
         if self.run_id:
             return self.run_id
         dataset = Path(self.dataset).name or "data"
         tag = f"_lim{self.limit_per_class}" if self.limit_per_class else ""
         tag += "_paper" if self.paper_faithful else ""
+        tag += "_grouped" if self.cv_group else ""
         tag += f"_f{self.fold}" if self.folds is not None else ""
         tag += "_fast" if self.recipe == "fast" else ""
         return f"{self.model}_{self.res}_{dataset}_{self.balance}_{self.pretrain}_s{self.seed}{tag}"

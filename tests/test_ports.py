@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import stable_seed
 
 from fer_keras.config import ConfigError, make_config
 from fer_keras.data.pipeline import TrainingData, epoch_order
@@ -17,7 +18,15 @@ from fer_keras.models.se_resnet import se_feature_model
 from fer_keras.registry import build_model
 from fer_keras.train.triplet import TripletLoss, dense_weights, fit_linear_head, triplet_loss
 
-RNG = np.random.default_rng(0)
+RNG = np.random.default_rng(0)  # replaced before every test: see fresh_rng
+
+
+@pytest.fixture(autouse=True)
+def fresh_rng(request) -> None:
+    """Each test draws from its own generator, seeded by its name: its data does not depend on which
+    tests ran before it (``-k``, reordering, a new test)."""
+    global RNG
+    RNG = np.random.default_rng(stable_seed(request.node.name))
 
 
 def _images(n, res=32):
