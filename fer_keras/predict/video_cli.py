@@ -9,10 +9,12 @@ for the frames read before the one error line.
 from __future__ import annotations
 
 import argparse
+import os
 
 from fer_keras.predict.video_io import VIDEO_EXTENSIONS, WRITER_CODECS
 
 PLOT_FORMAT = ".png"
+AV_LOG_QUIET = -8
 
 
 def check(args: argparse.Namespace) -> None:
@@ -67,16 +69,14 @@ def report(args: argparse.Namespace, result) -> None:
 
 def run_video(args: argparse.Namespace, predictor) -> int:
     """Analyse ``args.photo`` (a video) with a loaded predictor; errors end as one line in cli.main."""
-    import cv2
-
     from fer_keras.predict.video import predict_video
     from fer_keras.predict.video_io import VideoError
 
     prior = getattr(predictor, "prior", None)
     print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px, "
           f"TTA {predictor.tta.name}{f', prior correction tau {prior.tau:g}' if prior else ''})")
-    if not args.verbose:  # FFmpeg's own complaints ("moov atom not found") go through OpenCV's log
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    if not args.verbose:  # FFmpeg's own complaints ("moov atom not found"); read when OpenCV first opens a video
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", str(AV_LOG_QUIET))
     try:
         result = predict_video(predictor, args.photo, every=args.every, fps=args.fps, detect_faces=args.detect,
                                batch_size=args.batch, out=args.out, annotate=args.annotate, progress=True)

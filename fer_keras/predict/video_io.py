@@ -69,7 +69,7 @@ def _mp4_problem(data: bytes, size: int) -> str | None:
         elif length == 0:
             length = size - pos
         if length < 8 or pos + length > size:
-            return f"truncated: its '{kind.decode('latin-1')}' box runs past the end of the file"
+            return f"truncated: the file ends inside its '{kind.decode('latin-1')}' box"
         boxes.add(kind)
         pos += length
     return None if b"moov" in boxes else "truncated: the MP4 index (moov box) is missing, the file was cut short"
@@ -160,7 +160,7 @@ def sampler(every: int | None, fps: float | None, video_fps: float) -> Callable[
     """``wanted(index)``: every ``every``-th frame from the first, or about ``fps`` frames a second
     (the first frame at or after each 1/fps step; every frame when ``fps`` is the video's or more)."""
     if fps is None:
-        step = every or 1
+        step = 1 if every is None else every
         if step < 1:
             raise ValueError(f"every must be >= 1, got {step}")
         return lambda index: index % step == 0
