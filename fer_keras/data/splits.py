@@ -8,7 +8,8 @@ explicitly ``paper_faithful`` (the paper's notebooks validated on their test fol
 Cross-validation (``folds``/``fold``) pools every image of the dataset, whatever
 split it came in, and cuts ``folds`` stratified, seeded folds: fold ``fold`` is the
 test split and a stratified ``val_fraction`` of *all* images is carved from the rest
-as validation, so ``folds=10`` gives El Cheikh et al.'s 80/10/10. With ``val_grouping``
+as validation, so ``folds=10`` gives El Cheikh et al.'s 80/10/10. With ``cv_group`` (groups.py)
+folds and carved validation splits keep every group (a CK+ subject) whole. With ``val_grouping``
 content (the default of new runs) a validation split carved from train holds no exact or near
 copy of a training image (duplicates.py): checkpoint selection must not reward memorising.
 """
@@ -22,7 +23,8 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fer_keras.config import DEFAULT_SEED, RunConfig
-from fer_keras.data.duplicates import carve_unique, content_keys, copies_note, duplicate_groups
+from fer_keras.data.duplicates import carve_unique, content_keys, copies_note, duplicate_groups, merge_groups
+from fer_keras.data.groups import group_ids, grouped_carve, grouped_folds
 from fer_keras.data.readers import DatasetError, ImageSet, read_dataset, reason_counts
 from fer_keras.labels import CANONICAL_CLASSES, check_same_classes
 
@@ -87,15 +89,24 @@ def pool(parts: dict[str, ImageSet], name: str) -> ImageSet:
     )
 
 
-def fold_splits(images: ImageSet, folds: int, fold: int, *, val_fraction: float, seed: int) -> Splits:
-    """Stratified k-fold: test is fold ``fold``; validation is carved from the other folds."""
+def fold_splits(images: ImageSet, folds: int, fold: int, *, val_fraction: float, seed: int,
+                group: str | None = None) -> Splits:
+    """Stratified k-fold: test is fold ``fold``; validation is carved from the other folds (both by whole
+    groups when ``group`` is a cv_group pattern)."""
     if not 0 <= fold < folds:
         raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
+    groups = group_ids(images.paths, group, where=images.name) if group else None
     try:
-        kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        rest, test = list(kfold.split(np.zeros(len(images)), images.labels))[fold]
+        if groups is None:
+            kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+            rest, test = list(kfold.split(np.zeros(len(images)), images.labels))[fold]
+        else:
+            rest, test = grouped_folds(images.labels, groups, folds, seed)[fold]
         share = min(val_fraction * len(images) / len(rest), 0.5)
-        tr, va = train_test_split(rest, test_size=share, random_state=seed, stratify=images.labels[rest])
+        if groups is None:
+            tr, va = train_test_split(rest, test_size=share, random_state=seed, stratify=images.labels[rest])
+        else:
+            tr, va = grouped_carve(rest, images.labels, groups, share, seed)
     except ValueError as err:
         raise DatasetError(f"cannot cut {folds} stratified folds from {images.name}: {err}") from None
     name = f"{images.name}[fold {fold}/{folds}]"
@@ -103,17 +114,24 @@ def fold_splits(images: ImageSet, folds: int, fold: int, *, val_fraction: float,
     train.skipped = images.skipped
     return Splits(train=train, val=images.subset(np.sort(va), f"{name}[val]"),
                   test=images.subset(np.sort(test), f"{name}[test]"),
-                  val_source=f"fold {fold} of {folds} (stratified, seed {seed}); val {val_fraction:.0%} of all")
+                  val_source=f"fold {fold} of {folds} (stratified{_grouped(group)}, seed {seed}); "
+                             f"val {val_fraction:.0%} of all")
+
+
+def _grouped(group: str | None) -> str:
+    return f", whole groups of cv_group {group!r}" if group else ""
 
 
 def make_splits(path: Path, *, val_fraction: float = RunConfig.model_fields["val_fraction"].default,
                 seed: int = DEFAULT_SEED, limit: int | None = None, paper_faithful: bool = False,
-                folds: int | None = None, fold: int | None = None, val_grouping: str = "none") -> Splits:
+                folds: int | None = None, fold: int | None = None, group: str | None = None,
+                val_grouping: str = "none") -> Splits:
     parts = read_dataset(path)
     if folds is not None:
         if paper_faithful:
             raise ValueError("cross-validation folds cannot be combined with paper_faithful")
-        splits = fold_splits(pool(parts, Path(path).name), folds, fold or 0, val_fraction=val_fraction, seed=seed)
+        splits = fold_splits(pool(parts, Path(path).name), folds, fold or 0, val_fraction=val_fraction, seed=seed,
+                             group=group)
         return _limited(splits, limit, seed)
     train = parts.get("train") or parts.get("all")
     if train is None:
@@ -130,21 +148,26 @@ def make_splits(path: Path, *, val_fraction: float = RunConfig.model_fields["val
         val, source = parts["val"], "dataset"
     else:
         idx = np.arange(len(train))
+        groups = group_ids(train.paths, group, where=str(path)) if group else None
         # Exact and near duplicates (duplicates.py) never straddle train and validation.
         copies = duplicate_groups(content_keys(train)) if val_grouping == "content" else None
-        carved = carve_unique(idx, train.labels, copies, val_fraction, seed) if copies is not None else None
+        carved = (carve_unique(idx, train.labels, copies, val_fraction, seed)
+                  if copies is not None and groups is None else None)
+        groups = merge_groups(groups, copies) if groups is not None and copies is not None else groups
         try:
             if carved is not None:
                 tr, va = carved
-            else:
+            elif groups is None:
                 tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=train.labels)
+            else:
+                tr, va = grouped_carve(idx, train.labels, groups, val_fraction, seed)
         except ValueError as err:
             raise DatasetError(f"cannot carve a stratified validation split from {path}: {err}") from None
         skipped = train.skipped
         train, val = train.subset(np.sort(tr), f"{train.name}"), train.subset(np.sort(va), f"{train.name}[val]")
         train.skipped = skipped
-        source = (f"carved from train ({val_fraction:.0%}, stratified, seed {seed}"
-                  f"{copies_note(copies, carved is not None)})")
+        source = (f"carved from train ({val_fraction:.0%}, stratified{_grouped(group)}, seed {seed}"
+                  f"{copies_note(copies, carved is not None or groups is not None)})")
     return _limited(Splits(train=train, val=val, test=test, val_source=source), limit, seed)
 
 
@@ -164,4 +187,4 @@ def splits_for(cfg: RunConfig) -> Splits:
     """
     return make_splits(cfg.dataset_dir(), val_fraction=cfg.val_fraction, seed=cfg.seed,
                        limit=cfg.limit_per_class, paper_faithful=cfg.paper_faithful,
-                       folds=cfg.folds, fold=cfg.fold, val_grouping=cfg.val_grouping)
+                       folds=cfg.folds, fold=cfg.fold, group=cfg.cv_group, val_grouping=cfg.val_grouping)

@@ -12,6 +12,7 @@ A grid file is YAML (``yaml.safe_load`` only)::
     include:                       # extra sub-grids: the grid with these keys pinned (never excluded)
       - {model: resnet50, pretrain: vggface, res: 224}
     cv: 5                          # optional: k stratified folds per point, run ids get _f<i>
+                                   # (grid: {cv_group: [null, '^(S\\d+)_']} adds subject-grouped folds: _grouped)
     unsupported: skip              # skip (default) or error: combinations the registry rejects
 
 Everything is checked before any run starts: unknown keys and model names (with the
@@ -37,7 +38,7 @@ from fer_keras.registry import get_spec, validate_request
 TOP_KEYS = ("base", "fixed", "grid", "exclude", "include", "cv", "unsupported")
 #: Keys already in the default run id; grid keys outside it are appended to the id.
 ID_KEYS = {"model", "res", "dataset", "balance", "pretrain", "seed", "limit_per_class", "paper_faithful", "folds",
-           "fold"}
+           "fold", "cv_group"}
 #: Keys a grid may not vary: they name where results go, not what is trained.
 NOT_GRIDDABLE = {"run_id", "out", "folds", "fold"}
 MAX_LISTED = 25

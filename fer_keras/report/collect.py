@@ -20,8 +20,8 @@ from fer_keras.evaluate.metrics import collapse_reasons
 from fer_keras.evaluate.tta import TTA
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 
-SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "paper_faithful", "recipe",
-            "epochs", "lr", "model_options", "random_erasing", "tta")
+SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "cv_group", "paper_faithful",
+            "recipe", "epochs", "lr", "model_options", "random_erasing", "tta")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted")
 SPLITS = ("val", "test", "cross")
@@ -72,6 +72,8 @@ def _settings(cfg: dict) -> dict:
     row["recipe"] = row["recipe"] or "protocol"  # runs from before recipes were the protocol's
     row["random_erasing"] = row["random_erasing"] or None  # 0 and runs from before the option: off
     row["tta"] = TTA.of(cfg).name  # how its metrics were measured
+    # What cross-validation folds keep whole: the cv_group pattern's groups, or single images.
+    row["cv_group"] = row["cv_group"] or ("image" if row["folds"] else None)
     row["model_options"] = ", ".join(f"{k}={v}" for k, v in sorted((row["model_options"] or {}).items())) or None
     return row
 

@@ -29,18 +29,19 @@ from fer_keras.evaluate.bootstrap import bootstrap_ci, fold_interval, holm, mcne
 from fer_keras.report.collect import METRICS, SPLITS, RunRecord
 from fer_keras.report.paper import PAPER_COLUMNS
 
-KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "paper_faithful", "recipe", "epochs", "lr",
-        "model_options", "random_erasing", "tta"]
+KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "cv_group", "paper_faithful", "recipe", "epochs",
+        "lr", "model_options", "random_erasing", "tta"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
            ("dataset", "dataset"), ("epochs", "epochs"), ("lr", "lr"), ("options", "model_options"),
-           ("erasing", "random_erasing"), ("TTA", "tta"),
+           ("erasing", "random_erasing"), ("TTA", "tta"), ("CV folds by", "cv_group"),
            ("val acc", "val_accuracy"), ("cross set", "cross_set"),
            ("cross acc", "cross_accuracy"),
-           ("test acc", "test_accuracy"), ("paper test acc", "paper_test_accuracy"),
+           ("test acc", "test_accuracy"), ("test balanced acc", "test_balanced_accuracy"),
+           ("test F1 macro", "test_f1_macro"), ("paper test acc", "paper_test_accuracy"),
            ("test − paper", "test_accuracy_vs_paper"), ("paper cross acc", "paper_cross_accuracy"),
            ("cross − paper", "cross_accuracy_vs_paper"), ("precision macro", "val_precision_macro"),
            ("precision weighted", "val_precision_weighted"), ("recall macro", "val_recall_macro"),
@@ -50,6 +51,10 @@ DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("r
 #: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths,
 #: with and without random erasing, evaluated with other test-time augmentation).
 SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options", "erasing", "TTA")
+#: Shown only in tables with cross-validated rows, whose test folds are the result (El Cheikh et al.'s metrics).
+CV_ONLY = ("test balanced acc", "test F1 macro")
+#: Shown only in tables with a grouped (cv_group) row: "image" (ungrouped folds) or the pattern.
+GROUPED_ONLY = "CV folds by"
 
 
 def _parts(records: dict[str, RunRecord], run_ids: list[str], split: str) -> list[pd.Series]:
@@ -186,7 +191,7 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
         text += f" [{lo:.3f}, {hi:.3f}]"
     split = col.split("_")[0]
     p = row.get(f"{split}_p_vs_best_holm")
-    if col.endswith("_accuracy") and col != "val_balanced_accuracy":
+    if col.endswith("_accuracy") and not col.endswith("_balanced_accuracy"):
         if best:
             text = f"**{text}**"
         elif p is not None and not pd.isna(p) and p >= ALPHA:
@@ -205,8 +210,11 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     best = {col: best_row(table, col) for _, col in DISPLAY if col in SCALARS and col.endswith("_accuracy")}
     out = pd.DataFrame({head: [_cell(r, col, best.get(col) == i) for i, r in table.iterrows()]
                         for head, col in DISPLAY}, index=table.index)
+    cross_validated = "folds" in table and table["folds"].notna().any()
+    grouped = (~out[GROUPED_ONLY].isin(["", "image"])).any()
     keep = [c for c in out if ((out[c] != "").any() or c in ("model", "val acc", "cross acc"))
-            and (c not in SHOWN_WHEN_THEY_DIFFER or out[c].nunique() > 1)]
+            and (c not in SHOWN_WHEN_THEY_DIFFER or out[c].nunique() > 1)
+            and (c not in CV_ONLY or cross_validated) and (c != GROUPED_ONLY or grouped)]
     return out[keep]
 
 
