@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tracemalloc
 from pathlib import Path
 
 import cv2
@@ -233,3 +234,17 @@ def test_bad_videos_fail_in_one_line(run_dir, tmp_path, capsys):
     cv2.imwrite(str(photo), np.zeros((8, 8, 3), np.uint8))
     assert cli.main([str(photo), "--every", "2"]) == 1
     assert "--every, --fps and --plot are for videos" in capsys.readouterr().err
+
+
+def test_memory_stays_flat(predictor, tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (SIZE[1], SIZE[0], 3), np.uint8)
+    clip = write_clip(tmp_path / "long.avi", [np.roll(base, i, axis=1) for i in range(300)])  # 13.8 MB decoded
+    tracemalloc.start()
+    try:
+        result = predict_video(predictor, clip, every=100, detect_faces=False, annotate=tmp_path / "a.avi")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A few frames at a time take 1.2 MB; holding all 300 would take 14 MB.
+    assert result.summary.frames_read == 300 and peak < 4_000_000

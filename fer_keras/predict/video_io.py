@@ -175,21 +175,27 @@ def sampler(every: int | None, fps: float | None, video_fps: float) -> Callable[
     return wanted
 
 class AnnotatedWriter:
-    """An output video at the input's frame rate and size, codec chosen by the file's suffix."""
+    """An output video at the input's frame rate, codec chosen by the file's suffix. It opens on the
+    first frame, at that frame's size (OpenCV turns phone videos upright, so the header's size can be
+    the wrong way round)."""
 
     def __init__(self, path: Path, info: VideoInfo) -> None:
-        codec = WRITER_CODECS.get(path.suffix.lower())
-        if codec is None:
+        self.codec = WRITER_CODECS.get(path.suffix.lower())
+        if self.codec is None:
             raise VideoError(f"--annotate {path}: write a {', '.join(WRITER_CODECS)} file")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), info.fps,
-                                       (info.width, info.height))
-        if not self._writer.isOpened():
-            raise VideoError(f"--annotate {path}: OpenCV has no usable '{codec}' encoder for {path.suffix}")
+        self.path, self.fps = path, info.fps
+        self._writer: cv2.VideoWriter | None = None
 
     def write(self, bgr: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps,
+                                           (bgr.shape[1], bgr.shape[0]))
+            if not self._writer.isOpened():
+                raise VideoError(f"--annotate {self.path}: OpenCV has no usable '{self.codec}' encoder "
+                                 f"for {self.path.suffix}")
         self._writer.write(bgr)
 
     def close(self) -> None:
-        self._writer.release()
+        if self._writer is not None:
+            self._writer.release()
