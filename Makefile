@@ -23,9 +23,11 @@ train:                 ## one run: make train MODEL=resnet18 RES=48 [DATA=.. BAL
 
 FAST_OUT  ?= runs/fast
 FAST_REAL  = $(or $(REAL),../shared/data/fer2013)
-fast:                  ## the fast recipe (ours, not the protocol) on FER2013: make fast EPOCHS=30 [FAST_OUT=runs/fast REAL=..]
+fast:                  ## the fast recipe (ours, not the protocol) on FER2013: make fast EPOCHS=30 [FAST_OUT=runs/fast REAL=.. CROSS=btfer_dir]
 	$(PY) -m fer_keras.train --config configs/fast.yaml --data-root $(dir $(FAST_REAL)) --dataset $(notdir $(FAST_REAL)) \
-	  --crossdomain null --out $(FAST_OUT) $(call opt,--epochs,$(EPOCHS)) $(call opt,--model,$(MODEL)) $(ARGS)
+	  --crossdomain $(if $(CROSS),$(abspath $(CROSS)),null) --out $(FAST_OUT) $(call opt,--epochs,$(EPOCHS)) \
+	  $(call opt,--model,$(MODEL)) $(ARGS)
+	$(if $(CROSS),$(PY) -m fer_keras.evaluate.crossdomain --runs $(FAST_OUT))
 
 crossdomain:           ## evaluate every finished run lacking a cross-domain result [TEST=folder]
 	$(PY) -m fer_keras.evaluate.crossdomain $(call opt,--runs,$(OUT)) $(call opt,--data,$(TEST)) $(ARGS)

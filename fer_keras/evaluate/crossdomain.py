@@ -5,7 +5,11 @@ Every finished run under ``--runs`` is evaluated on the set ITS config names
 when that is given; never on another run's set. A run whose set does not exist is
 skipped with a message naming the run and the path, not scored on some other set.
 Each run is evaluated once (``--force`` again), on every image of the set, with the
-class order its classes.json gives the model's outputs. Results go to
+class order its classes.json gives the model's outputs. A set holding only some of the
+model's classes (CK+ has no neutral) is scored on those (``classes_evaluated``,
+``fer_keras.evaluate.subset``); one with a class the model does not know is refused, naming
+it. The set's images that duplicate a training image are counted (``dedup``,
+``fer_keras.evaluate.dedup``), with the accuracy on the others. Results go to
 ``crossdomain_<set>.json`` in the run folder; a table of all runs, naming each run's
 set, is printed.
 
@@ -23,7 +27,11 @@ from pathlib import Path
 from fer_keras.config import DEFAULT_RUNS
 from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.data.demo import ensure_demo
-from fer_keras.data.readers import evaluation_set
+from fer_keras.data.readers import evaluation_set, skipped_lines
+from fer_keras.evaluate import prior as prior_correction
+from fer_keras.evaluate.dedup import crossdomain_dedup, dedup_line
+from fer_keras.evaluate.subset import subset_line
+from fer_keras.labels import check_known_classes
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, write_json
 
 #: Cross-domain sets generated on demand (the synthetic demo).
@@ -43,13 +51,26 @@ def evaluate_crossdomain(run_dir: Path, data: Path, *, force: bool = False) -> d
     cfg = run.config()
     classes = run.classes()
     images = evaluation_set(data)
+    check_known_classes(classes, images.class_names, test_name=str(data))  # before the model loads
     model = run.model()
     m = evaluate_set(model, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline, out_dir=run_dir,
-                     tag=crossdomain_tag(data.name), tta=cfg.tta())
+                     tag=crossdomain_tag(data.name), tta=cfg.tta(), prior=prior_correction.load(run_dir))
     m["skipped"] = images.summary()["skipped_files"]
+    for line in skipped_lines(images.skipped, out, head=f"{run_dir.name} on {data.name}: skipped"):
+        print(line)
     m["set"] = str(data)
+    m["dedup"] = crossdomain_dedup(cfg, images, run.predictions_file(crossdomain_tag(data.name)),
+                                   m.get("classes_evaluated"))
     write_json(out, m)
     return m
+
+
+def result_notes(m: dict, classes: list[str]) -> list[str]:
+    """What the console says beside 'evaluated': the classes scored when the set lacks some, its duplicates."""
+    notes = [subset_line(m["classes_evaluated"], classes)] if m.get("classes_evaluated") else []
+    dedup = m.get("dedup", {})
+    notes.append(dedup_line(dedup, "duplicates") if "images" in dedup else f"duplicates: {dedup.get('error')}")
+    return notes
 
 
 def _generate(path: Path) -> None:
@@ -74,18 +95,22 @@ def handle_run(run: Path, data: Path | None, *, force: bool = False) -> tuple[st
               file=sys.stderr)
         return "skipped (set missing)", target
     try:
-        if evaluate_crossdomain(run, target, force=force) is None:
+        m = evaluate_crossdomain(run, target, force=force)
+        if m is None:
             return "already evaluated", target
     except ValueError as err:
         print(f"error: {run.name} on {target}: {err}", file=sys.stderr)
         return "failed", target
     print(f"evaluated {run.name} on {target}")
+    for note in result_notes(m, Run(run).classes()):
+        print(f"  {note}")
     return "evaluated", target
 
 
 def table(targets: dict[Path, Path | None]) -> str:
     """Each run's validation, test and cross-domain results, with the cross-domain set named."""
-    head = f"{'run':<58}{'val acc':>9}{'test acc':>10}  {'cross set':<14}{'cross acc':>10}{'cross F1m':>11}"
+    head = (f"{'run':<58}{'val acc':>9}{'test acc':>10}  {'cross set':<14}{'cross acc':>10}{'cross F1m':>11}"
+            f"{'prior acc':>11}{'prior tau':>11}")
     lines = [head, "-" * len(head)]
     for run, target in targets.items():
         m = Run(run).metrics()
@@ -94,7 +119,9 @@ def table(targets: dict[Path, Path | None]) -> str:
         f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
         lines.append(f"{run.name:<58}{f(m.get('val', {}).get('accuracy')):>9}"
                      f"{f(m.get('test', {}).get('accuracy')):>10}  {target.name if target else '-':<14}"
-                     f"{f(c.get('accuracy')):>10}{f(c.get('f1_macro')):>11}")
+                     f"{f(c.get('accuracy')):>10}{f(c.get('f1_macro')):>11}"
+                     f"{f(c.get('prior_corrected', {}).get('accuracy')):>11}"
+                     f"{f(c.get('prior_corrected', {}).get('tau')):>11}")
     return "\n".join(lines)
 
 

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from PIL import ImageDraw, ImageFont
 
-from fer_keras.console import CommandParser, quiet_tensorflow
+from fer_keras.console import CommandParser, notices, quiet_tensorflow
 from fer_keras.data.image_types import is_image, list_images
 from fer_keras.data.images import BadImageError, open_rgb
 from fer_keras.evaluate.tta import NAMES as TTA_NAMES
 from fer_keras.evaluate.tta import TTA, ZOOM_TEXT
+from fer_keras.runs import check_writable
 
 PROG = "fer-predict"
 OUT_FORMATS = (".csv", ".json")
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: as the run was evaluated, its config's tta_flip / tta_zoom)")
     p.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
     p.add_argument("--batch", type=int, default=32, help="faces classified per model call (default: 32)")
+    p.add_argument("--prior-correction", action="store_true",
+                   help="correct the probabilities for the training set's class mix (logit adjustment with the "
+                        "run's tau, chosen on its validation split): for a balanced mix of expressions")
     video = p.add_argument_group("videos")
     sampling = video.add_mutually_exclusive_group()
     sampling.add_argument("--every", type=int, default=None, metavar="N",
@@ -63,6 +67,10 @@ def _check(args: argparse.Namespace) -> list[Path]:
         raise FileNotFoundError(f"{args.photo}: no such file or folder")
     if args.out is not None and args.out.suffix.lower() not in OUT_FORMATS:
         raise ValueError(f"--out {args.out}: the file must end in .csv or .json")
+    if args.out is not None:
+        _writable(args.out.parent, f"--out {args.out}")
+    if args.annotate is not None:
+        _writable(args.annotate, f"--annotate {args.annotate}")
     if args.run is not None and not args.run.exists():
         raise FileNotFoundError(f"--run {args.run}: no such run folder or model file")
     if args.photo.is_dir():
@@ -81,6 +89,17 @@ def _check(args: argparse.Namespace) -> list[Path]:
     if not is_image(args.photo):
         raise ValueError(f"{args.photo}: not an image file (expected one of .jpg .png .bmp .gif .tif .webp)")
     return [args.photo]
+
+
+def _writable(folder: Path, what: str) -> None:
+    """Fail now, not after inference, when ``folder`` cannot be created or written."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"{what}: {blocker} is a file, not a folder")
+    try:
+        check_writable(folder)
+    except OSError as err:
+        raise ValueError(f"{what}: cannot write in {folder} ({err.strerror or err})") from None
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -151,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_tensorflow(args.verbose)
     from fer_keras.predict.predictor import load_run
 
-    predictor = load_run(args.run, tta=None if args.tta is None else TTA.named(args.tta))
+    predictor = load_run(args.run, tta=None if args.tta is None else TTA.named(args.tta),
+                         prior=args.prior_correction)
     if args.photo.is_file() and not is_image(args.photo):  # a video: _check lets no other file through
         from fer_keras.predict.video_cli import run_video
         return run_video(args, predictor)
@@ -162,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         hint = " (for a face crop, pass --no-detect)" if args.detect else ""
         raise ValueError(f"{args.photo}: {predictions[0].error}{hint}")
     print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px, "
-          f"TTA {predictor.tta.name})")
+          f"TTA {predictor.tta.name}{f', prior correction tau {predictor.prior.tau:g}' if predictor.prior else ''})")
     print(table(predictions, args.photo))
     if args.out is not None:
         write_results(predictions, predictor.classes, args.out, str(predictor.source), predictor.tta.name)
@@ -176,9 +196,13 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        return run(args)
+        with notices(PROG):  # a model without class names: one note line, not a Python warning
+            return run(args)
     except (FileNotFoundError, ValueError, BadImageError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a write that failed after all (disk full): the file and the cause
+        print(f"{PROG}: error: {f'{e.filename}: ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 1
 
 

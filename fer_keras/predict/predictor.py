@@ -30,14 +30,17 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from fer_keras.console import Notice
 from fer_keras.data.faces import CropOptions, Face, MTCNNDetector, crop_faces, select_faces
-from fer_keras.data.image_types import list_images
+from fer_keras.data.image_types import list_images, too_small
 from fer_keras.data.images import BadImageError, open_rgb
+from fer_keras.evaluate import prior as prior_correction
+from fer_keras.evaluate.prior import PriorCorrection
 from fer_keras.evaluate.tta import NO_TTA, TTA, tta_probs
 from fer_keras.labels import CANONICAL_CLASSES
 from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import import_zoo
-from fer_keras.runs import CLASSES_FILE, MODEL_FILE, Run, read_json, write_json
+from fer_keras.runs import CLASSES_FILE, MODEL_FILE, Run, load_model_file, read_json, write_json
 
 #: Where the built-in model lives: a run folder's files (best.keras, classes.json, ...).
 BUILTIN_MODEL_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -139,12 +142,16 @@ class Predictor:
     """A loaded model with its class names; :meth:`predict` turns images into :class:`Prediction`s."""
 
     def __init__(self, model: keras.Model, classes: Iterable[str], source: Path | None = None, *,
-                 tta: TTA = NO_TTA) -> None:
+                 tta: TTA = NO_TTA, prior: PriorCorrection | None = None) -> None:
         self.model = model
         self.classes = tuple(classes)
         self.source = source
         #: The test-time views whose probabilities are averaged, as the run's evaluation did.
         self.tta = tta
+        #: The run's class-prior correction (logit adjustment for a balanced target), or None: plain probabilities.
+        self.prior = prior
+        if prior is not None:
+            prior.log_prior(self.classes)  # fails now, naming the class, if the prior does not cover the model
         shape = model.input_shape
         if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
             raise ValueError(f"expected a model taking square RGB images, got input shape {shape}")
@@ -159,7 +166,8 @@ class Predictor:
 
     def __repr__(self) -> str:
         return (f"Predictor({self.model.name}, {self.res} px, preprocessing {self.preprocessing}, "
-                f"classes {list(self.classes)}, TTA {self.tta.name}, from {self.source})")
+                f"classes {list(self.classes)}, TTA {self.tta.name}, "
+                f"prior correction {f'tau {self.prior.tau:g}' if self.prior else 'off'}, from {self.source})")
 
     def save(self, path: str | Path) -> Path:
         """Write the model as ``path`` (.keras), its class names as ``<stem>.classes.json`` and how to
@@ -170,7 +178,10 @@ class Predictor:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model.save(path)
         write_json(path.with_suffix(CLASSES_SUFFIX), list(self.classes))
-        write_json(path.with_suffix(PREDICTOR_SUFFIX), self.tta.settings())
+        settings: dict[str, Any] = dict(self.tta.settings())
+        if self.prior is not None:
+            settings["prior_correction"] = self.prior.to_json()
+        write_json(path.with_suffix(PREDICTOR_SUFFIX), settings)
         return path
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
@@ -186,19 +197,23 @@ class Predictor:
 
     def probabilities(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """(n, classes) probabilities of ``crops`` already at the model's resolution (0-255 RGB), averaged
-        over the predictor's test-time views."""
+        over the predictor's test-time views, then prior-corrected if the predictor has a correction."""
         def predict(batch) -> np.ndarray:
             return np.asarray(self.model.predict_on_batch(batch))
 
         out = [tta_probs(predict, crops[i:i + batch_size], self.tta)
                for i in range(0, len(crops), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), "float32")
+        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), "float32")
+        return self.prior.apply(probs, self.classes) if self.prior is not None and len(probs) else probs
 
     def _crops(self, name: str, item: Path | np.ndarray, detect_faces: bool,
                min_face_confidence: float) -> list[dict[str, Any]]:
         """Each face (or the whole image) of one input as {'crop', 'face', 'box', 'face_confidence'},
         or one entry with only an 'error'."""
         rgb = np.asarray(open_rgb(item), dtype="float32") if isinstance(item, Path) else _rgb(item, name)
+        small = too_small(rgb.shape[1], rgb.shape[0])
+        if small:  # skipped and reported, as training and evaluation skip such an image
+            raise BadImageError(f"{name}: {small}")
         if not detect_faces:
             return [{"crop": self.model_input(rgb)}]
         image = _uint8(rgb)
@@ -268,7 +283,7 @@ def _classes_for(model_file: Path, outputs: int) -> list[str]:
             return list(read_json(candidate))
     if outputs == len(CANONICAL_CLASSES):
         warnings.warn(f"no {model_file.with_suffix(CLASSES_SUFFIX).name} or {CLASSES_FILE} beside {model_file}; "
-                      f"assuming the canonical order {list(CANONICAL_CLASSES)}", stacklevel=3)
+                      f"assuming the canonical order {list(CANONICAL_CLASSES)}", Notice, stacklevel=3)
         return list(CANONICAL_CLASSES)
     raise FileNotFoundError(f"{model_file} has {outputs} outputs and no class names: put them, as a JSON list, "
                             f"in {model_file.with_suffix(CLASSES_SUFFIX)}")
@@ -287,11 +302,23 @@ def _run_tta(model_file: Path) -> TTA:
     return TTA.of(run.config_values())
 
 
-def load_run(path: str | Path | None = None, *, tta: TTA | None = None) -> Predictor:
+def _run_prior(model_file: Path) -> PriorCorrection | None:
+    """The prior correction saved with ``model_file`` (by :meth:`Predictor.save`) or with the run whose best
+    model it is (``prior_correction.json``, chosen on its validation split); None if there is none."""
+    sidecar = model_file.with_suffix(PREDICTOR_SUFFIX)
+    if sidecar.is_file() and "prior_correction" in (saved := read_json(sidecar)):
+        return PriorCorrection.from_json(saved["prior_correction"])
+    run = Run(model_file.parent)
+    return prior_correction.load(run.dir) if model_file.resolve() == run.model_file.resolve() else None
+
+
+def load_run(path: str | Path | None = None, *, tta: TTA | None = None, prior: bool = False) -> Predictor:
     """A :class:`Predictor` for a run folder, a ``.keras`` file, or (no path) the built-in model.
 
     ``tta``: the test-time views to average (``fer_keras.evaluate.tta.TTA``); None (default): as the
     run was evaluated (its config's ``tta_flip`` / ``tta_zoom``), so predictions match its metrics.json.
+    ``prior``: apply the run's class-prior correction (logit adjustment, tau chosen on its validation split;
+    ``fer_keras.evaluate.prior``): for a balanced target rather than the training set's class mix.
     """
     if path is None:
         if not Run(BUILTIN_MODEL_DIR).model_file.is_file():
@@ -312,6 +339,11 @@ def load_run(path: str | Path | None = None, *, tta: TTA | None = None) -> Predi
         raise FileNotFoundError(f"{path}: no such run folder or model file")
     import_zoo()  # registers the classes of non-portable models (esr) and old runs
 
-    model = keras.models.load_model(model_file, safe_mode=True, compile=False)
+    model = load_model_file(model_file)  # a truncated or corrupt file says so, with its size
+    correction = _run_prior(model_file) if prior else None
+    if prior and correction is None:
+        raise FileNotFoundError(f"{path} has no prior correction ({prior_correction.FILE_NAME} beside "
+                                f"{model_file.name}): choose one with `python -m fer_keras.evaluate.prior "
+                                f"{model_file.parent}`")
     return Predictor(model, _classes_for(model_file, model.output_shape[-1]), source=path,
-                     tta=_run_tta(model_file) if tta is None else tta)
+                     tta=_run_tta(model_file) if tta is None else tta, prior=correction)
