@@ -97,6 +97,12 @@ class VideoResult:
                         "label": label, "share": n / len(rows)})
         return out
 
+    def plot(self, path: str | Path) -> list[Path]:
+        """Each face's probabilities over time as ``path`` (PNG) and a PDF beside it (matplotlib loads only now)."""
+        from fer_keras.predict.video_plot import plot_faces
+
+        return plot_faces(self, path)
+
 
 class RowSink:
     """The ``out`` file: CSV rows appended and flushed per frame, or JSON written whole on close."""
@@ -163,8 +169,8 @@ def draw(bgr: np.ndarray, rows: list[FaceRow]) -> np.ndarray:
 
 def predict_video(predictor, path: str | Path, *, every: int | None = None, fps: float | None = None,
                   detect_faces: bool = True, detector: Detector | None = None,
-                  min_face_confidence: float | None = None, batch_size: int = 32, out: Path | None = None,
-                  annotate: Path | None = None, progress: bool = False,
+                  min_face_confidence: float | None = None, batch_size: int = 32, out: str | Path | None = None,
+                  annotate: str | Path | None = None, progress: bool = False,
                   tracker: IoUTracker | None = None) -> VideoResult:
     """Faces found, followed and classified in every ``every``-th frame (or ``fps`` a second) of ``path``.
 
@@ -177,6 +183,7 @@ def predict_video(predictor, path: str | Path, *, every: int | None = None, fps:
     from fer_keras.predict.predictor import MIN_FACE_CONFIDENCE
 
     path = Path(path)
+    out, annotate = (None if f is None else Path(f) for f in (out, annotate))
     start = time.perf_counter()
     min_conf = MIN_FACE_CONFIDENCE if min_face_confidence is None else min_face_confidence
     detector = (detector or predictor.detect) if detect_faces else None

@@ -52,8 +52,6 @@ def faces_table(result) -> str:
 
 def report(args: argparse.Namespace, result) -> None:
     """The console lines and the plot for what was read (all of the video, or up to where it failed)."""
-    from fer_keras.predict.video_plot import plot_faces
-
     if result.rows:
         print(faces_table(result))
     for line in result.summary.lines(result.info):
@@ -61,7 +59,7 @@ def report(args: argparse.Namespace, result) -> None:
     if args.out is not None:
         print(f"results -> {args.out}")
     if args.plot is not None and result.rows:
-        png, pdf = plot_faces(result, args.plot)
+        png, pdf = result.plot(args.plot)
         print(f"plot -> {png} (+ {pdf.name})")
     if args.annotate is not None and result.summary.frames_read:
         print(f"annotated video -> {args.annotate}")

@@ -19,10 +19,11 @@ DPI = 300
 MAX_FACES = 8
 
 
-def plot_faces(result, path: Path, max_faces: int = MAX_FACES) -> list[Path]:
+def plot_faces(result, path: str | Path, max_faces: int = MAX_FACES) -> list[Path]:
     """Write ``path`` (.png) and its .pdf for a :class:`~fer_keras.predict.video.VideoResult`; returns both.
 
     Raises ValueError when the result has no rows (nothing to draw)."""
+    path = Path(path)
     if not result.rows:
         raise ValueError("no faces to plot")
     counts: dict[int, int] = {}
