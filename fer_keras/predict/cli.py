@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a run folder or a .keras file (default: the built-in model)")
     p.add_argument("--out", type=Path, default=None, help="also write the results to results.csv or results.json")
     p.add_argument("--annotate", type=Path, default=None, metavar="OUT_DIR",
-                   help="write each image with its boxes, labels and probabilities here")
+                   help="write each image with its boxes, labels and probabilities here "
+                        "(a video: its copy, OUT_DIR/<name>.mp4, or a .mp4/.mov/.avi/.mkv file named here)")
     p.add_argument("--detect", action=argparse.BooleanOptionalAction, default=True,
                    help="find faces with MTCNN first; --no-detect for images that are face crops (default: detect)")
     p.add_argument("--tta", choices=TTA_NAMES, default=None,
