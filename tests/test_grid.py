@@ -222,7 +222,13 @@ def test_two_shards_in_two_processes_cover_the_grid_once(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "fer_keras.grid", str(grid.path), "--shard", f"{i}/2",
                                "--trainer", "grid_fakes:fake_train"], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:  # a shard that failed or hung must not outlive the test
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=60)
     assert [p.returncode for p in procs] == [0, 0], outputs
     by_pid: dict[str, list[str]] = {}
     for line in log.read_text().splitlines():
@@ -275,7 +281,7 @@ def test_cross_validation_points_get_one_run_per_fold(tmp_path):
 def _dead_pid() -> int:
     """The pid of a process that surely no longer exists: started, ended and reaped."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
+    proc.wait(timeout=60)
     return proc.pid
 
 

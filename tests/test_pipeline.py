@@ -197,7 +197,8 @@ def _first_epoch_hashes(demo_root: Path) -> list[str]:
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent),
                                                          os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
+                         timeout=300)
     return [line.split()[1] for line in out.stdout.splitlines() if line.startswith("sha256 ")]
 
 
