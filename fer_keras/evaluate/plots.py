@@ -11,10 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fer_keras.runs import replacing  # noqa: E402
+
 
 def save_confusion_matrices(cm: Sequence[Sequence[int]], class_names: Sequence[str], stem: Path,
                             title: str) -> list[Path]:
-    """Write ``<stem>_counts.png`` and ``<stem>_normalized.png``; return their paths."""
+    """Write ``<stem>_counts.png`` and ``<stem>_normalized.png`` (each atomically: a full disk or a read-only
+    folder leaves the previous figure, or none, and no temporary file); return their paths."""
     cm = np.asarray(cm, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
@@ -35,7 +38,10 @@ def save_confusion_matrices(cm: Sequence[Sequence[int]], class_names: Sequence[s
         fig.colorbar(im, ax=ax, fraction=0.046)
         fig.tight_layout()
         path = Path(f"{stem}_{kind}.png")
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        try:
+            with replacing(path) as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
+        finally:
+            plt.close(fig)
         written.append(path)
     return written
