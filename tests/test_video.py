@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -248,3 +250,15 @@ def test_memory_stays_flat(predictor, tmp_path):
         tracemalloc.stop()
     # A few frames at a time take 1.2 MB; holding all 300 would take 14 MB.
     assert result.summary.frames_read == 300 and peak < 4_000_000
+
+
+def test_a_bad_video_fails_quietly_before_tensorflow_loads(tmp_path):
+    mp4 = write_clip(tmp_path / "full.mp4", solid(RED, 10), "mp4v").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(mp4[:len(mp4) // 2])  # FFmpeg itself prints "moov atom not found"
+    code = ("import sys; from fer_keras.predict import cli; rc = cli.main(sys.argv[1:]); "
+            "assert 'tensorflow' not in sys.modules; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cut.mp4")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [f"fer-predict: error: {tmp_path / 'cut.mp4'}: truncated: the file ends "
+                                        "inside its 'moov' box"]

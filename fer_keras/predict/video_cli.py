@@ -11,16 +11,21 @@ from __future__ import annotations
 import argparse
 import os
 
-from fer_keras.predict.video_io import VIDEO_EXTENSIONS, WRITER_CODECS
+import cv2
+
+from fer_keras.predict.video_io import VIDEO_EXTENSIONS, WRITER_CODECS, probe
 
 PLOT_FORMAT = ".png"
 AV_LOG_QUIET = -8
 
 
 def check(args: argparse.Namespace) -> None:
-    """Reject a bad video request before TensorFlow loads; fills in ``args.plot`` and ``args.annotate``."""
+    """Reject a bad request or video before TensorFlow loads; fills in ``args.plot`` and ``args.annotate``."""
     if not args.photo.is_file():
         raise FileNotFoundError(f"{args.photo}: no such video file")
+    if not args.verbose:  # OpenCV's and FFmpeg's own complaints ("moov atom not found"): the error line says it
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", str(AV_LOG_QUIET))  # read when OpenCV first opens a video
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if args.every is not None and args.every < 1:
         raise ValueError(f"--every {args.every}: must be 1 or more")
     if args.fps is not None and not args.fps > 0:
@@ -37,6 +42,7 @@ def check(args: argparse.Namespace) -> None:
             args.annotate = args.annotate / f"{args.photo.stem}.mp4"
         if args.annotate.resolve() == args.photo.resolve():
             raise ValueError(f"--annotate {args.annotate}: would overwrite the input video")
+    probe(args.photo)  # an unreadable video fails now, not after TensorFlow has loaded
 
 
 def faces_table(result) -> str:
@@ -73,8 +79,6 @@ def run_video(args: argparse.Namespace, predictor) -> int:
     prior = getattr(predictor, "prior", None)
     print(f"model: {predictor.source or 'built-in'} ({predictor.model.name}, {predictor.res} px, "
           f"TTA {predictor.tta.name}{f', prior correction tau {prior.tau:g}' if prior else ''})")
-    if not args.verbose:  # FFmpeg's own complaints ("moov atom not found"); read when OpenCV first opens a video
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", str(AV_LOG_QUIET))
     try:
         result = predict_video(predictor, args.photo, every=args.every, fps=args.fps, detect_faces=args.detect,
                                batch_size=args.batch, out=args.out, annotate=args.annotate, progress=True)

@@ -148,12 +148,24 @@ def frames(cap: cv2.VideoCapture, info: VideoInfo,
         yield index, bgr
         index += 1
     if index == 0:
-        if info.frames == 0:
-            raise VideoError(f"{info.path}: the video has zero frames")
-        raise VideoError(f"{info.path}: no usable codec: its first frame ('{info.codec}') cannot be decoded")
+        raise VideoError(_no_first_frame(info))
     if index < info.frames - COUNT_SLACK:
         raise VideoError(f"{info.path}: truncated or damaged after frame {index - 1} "
                          f"(read {index} of the {info.frames} frames its header announces)")
+
+
+def _no_first_frame(info: VideoInfo) -> str:
+    if info.frames == 0:
+        return f"{info.path}: the video has zero frames"
+    return f"{info.path}: no usable codec: its first frame ('{info.codec}') cannot be decoded"
+
+
+def probe(path: Path) -> VideoInfo:
+    """Open ``path`` and decode its first frame, so a bad video is refused before a model loads."""
+    with open_video(path) as (cap, info):
+        if not cap.grab():
+            raise VideoError(_no_first_frame(info))
+        return info
 
 
 def sampler(every: int | None, fps: float | None, video_fps: float) -> Callable[[int], bool]:
