@@ -90,6 +90,9 @@ class RunConfig(BaseModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     ema: bool = Field(False, description="validate, checkpoint and evaluate an EMA of the weights")
     ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA decay per step")
+    ema_batchnorm: Literal["recompute", "raw"] = Field(
+        "recompute", description="BatchNorm statistics of the EMA model: recompute (under the EMA weights, on "
+        "un-augmented training images) or raw (those gathered under the raw weights, Keras' default)")
     tta_flip: bool = Field(False, description="evaluation: average the probabilities of image and mirror image")
     tta_zoom: bool = Field(False, description=f"evaluation: also average those of {ZOOM_TEXT} of each")
     random_erasing: float = Field(0.0, ge=0, le=1, description="training augmentation: probability of erasing "
@@ -236,10 +239,19 @@ def read_yaml_mapping(path: Path, kind: str = "config file", error: type[ConfigE
     return data
 
 
+#: Top-level keys only an experiment grid has (``fer_keras.grid.spec``); a list under ``include:`` is a grid's too.
+GRID_KEYS = ("base", "fixed", "grid", "exclude", "cv", "unsupported")
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML config with its (single-level) ``include:`` merged underneath it."""
     path = Path(path)
     data = read_yaml_mapping(path)
+    grid_keys = [k for k in GRID_KEYS if k in data] + (["include"] if isinstance(data.get("include"), list) else [])
+    if grid_keys:
+        raise ConfigError(f"{path} is an experiment grid (it has {', '.join(map(repr, grid_keys))}), not a run "
+                          f"config: run its points with `python -m fer_keras.grid {path}` (or make grid GRID={path}; "
+                          "--dry-run lists them)")
     include = data.pop("include", None)
     if include:
         base = read_yaml_mapping((path.parent / include) if not Path(include).is_absolute() else Path(include))

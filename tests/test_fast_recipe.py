@@ -19,6 +19,7 @@ from fer_keras.evaluate.tta import NAMES, TTA, ZOOMS, zoomed
 from fer_keras.registry import build_model
 from fer_keras.report.collect import collect, learning_curves
 from fer_keras.runs import read_json
+from fer_keras.train.batchnorm import read_statistics, recompute_statistics
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.loop import compile_model, train_run
 from fer_keras.train.recipe import dtype_policy, learning_rate
@@ -128,6 +129,39 @@ def test_ema_weights_are_validated_checkpointed_and_left_in_the_model(tmp_path):
     best_epoch = read_json(tmp_path / "best.json")["epoch"]
     saved = keras.models.load_model(tmp_path / "best.keras", compile=False).trainable_weights
     assert all(np.allclose(np.array(s), e, atol=1e-6) for s, e in zip(saved, seen["ema"][best_epoch - 1], strict=True))
+
+
+def test_recompute_statistics_is_the_mean_of_the_batch_statistics():
+    inputs = keras.Input((2, 2, 1))
+    bn = keras.layers.BatchNormalization(momentum=0.9)
+    model = keras.Model(inputs, bn(inputs))
+    weights = [np.array(w) for w in bn.weights if w.trainable]
+    batches = [np.full((2, 2, 2, 1), 1.0), np.array([0.0, 4.0]).reshape(2, 1, 1, 1) * np.ones((2, 2, 2, 1))]
+    assert recompute_statistics(model, batches) == 2
+    # batch means 1 and 2 -> 1.5; batch variances 0 and 4 -> 2 (each batch weighs the same)
+    assert float(bn.moving_mean.numpy()[0]) == pytest.approx(1.5)
+    assert float(bn.moving_variance.numpy()[0]) == pytest.approx(2.0)
+    assert bn.momentum == 0.9 and all(np.array_equal(w, np.array(v)) for w, v in
+                                      zip(weights, [w for w in bn.weights if w.trainable], strict=True))
+
+
+@pytest.mark.parametrize("mode", ["recompute", "raw"])
+def test_ema_model_is_saved_with_batchnorm_statistics_of_its_own_weights(tmp_path, mode):
+    keras.utils.set_random_seed(0)
+    cfg = make_config({**FAST, "epochs": 2, "warmup_epochs": 0, "ema_momentum": 0.5, "ema_batchnorm": mode})
+    model = _tiny_model()
+    compile_model(model, 1e-2, cfg, steps_per_epoch=4, epochs=2)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (32, 8, 8, 3)).astype("float32"), np.eye(3)[rng.integers(0, 3, 32)]
+    sample = [x[:16], x[16:]]
+    callbacks = protocol_callbacks(cfg, tmp_path, "main", bn_batches=lambda: sample)
+    model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0, callbacks=callbacks)
+    saved = keras.models.load_model(tmp_path / "best.keras", compile=False)
+    stored = read_statistics(saved)
+    recompute_statistics(saved, sample)
+    matches = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(stored, read_statistics(saved),
+                                                                           strict=True))
+    assert matches == (mode == "recompute")
 
 
 # --- evaluation and precision ------------------------------------------------------------------------

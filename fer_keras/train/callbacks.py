@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import keras
@@ -38,6 +39,7 @@ import numpy as np
 from fer_keras.config import RunConfig
 from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, replacing, score_file, write_json, write_text
 from fer_keras.timing import Stopwatch
+from fer_keras.train.batchnorm import StatisticsSwap
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
@@ -161,12 +163,27 @@ class EMASwap(keras.callbacks.SwapEMAWeights):
     training); and a phase that early stopping ends also leaves the EMA weights in the model (Keras
     finalises them only after the last planned epoch)."""
 
-    def __init__(self, backup: EpochBackup):
+    def __init__(self, backup: EpochBackup, bn_batches: Callable[[], Iterable] | None = None):
         super().__init__(swap_on_epoch=True)
         self.backup = backup
+        # With ``bn_batches`` (un-augmented training batches), the EMA weights get BatchNorm statistics
+        # recomputed under them (fer_keras.train.batchnorm) instead of the raw weights' ones. A resumed run
+        # starts from the backup's EMA weights and statistics; its raw weights reuse those until training
+        # updates them (the moving averages settle within an epoch).
+        self.statistics = StatisticsSwap(bn_batches) if bn_batches is not None else None
 
     def on_train_begin(self, logs=None):
         self._ema_weights_in_model = self.backup.saved() is not None
+
+    def _swap_variables(self):
+        to_ema = not self._ema_weights_in_model  # the parent updates the flag after each swap
+        super()._swap_variables()
+        if self.statistics is None:
+            return
+        if to_ema:
+            self.statistics.to_ema(self.model, int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+        else:
+            self.statistics.to_raw(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
@@ -223,8 +240,8 @@ def _plain(value):
 
 
 def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = MODEL_FILE,
-                       monitor: str = "val_accuracy", mode: str = "max", chief: bool = True
-                       ) -> list[keras.callbacks.Callback]:
+                       monitor: str = "val_accuracy", mode: str = "max", chief: bool = True,
+                       bn_batches: Callable[[], Iterable] | None = None) -> list[keras.callbacks.Callback]:
     """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
     than the final classifier (a triplet embedding, one ESR stage) checkpoint to their own file and may
     monitor another metric. A worker that is not the ``chief`` gets only the callbacks that steer
@@ -237,7 +254,8 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
     if cfg.early_stopping_patience is not None:
         patience.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
     backup = EpochBackup(run.backup_dir(phase), patience, restore_lr=cfg.lr_schedule == "plateau", write=chief)
-    callbacks = [*patience, EMASwap(backup)] if cfg.ema else [*patience]
+    recompute = bn_batches if cfg.ema_batchnorm == "recompute" else None
+    callbacks = [*patience, EMASwap(backup, recompute)] if cfg.ema else [*patience]
     if not chief:
         return [*callbacks, backup]
     callbacks += [WallClock(run_dir, phase), BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),

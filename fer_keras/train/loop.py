@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from fer_keras.config import ConfigError, RunConfig, save_config
@@ -50,6 +51,7 @@ from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import LEGACY_VALUES, Run, read_json, remove_partial_writes, write_json, write_text
 from fer_keras.timing import Stopwatch
+from fer_keras.train.batchnorm import RECOMPUTE_IMAGES
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.precision import precision_line, precision_record, resolve_precision
 from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
@@ -73,6 +75,8 @@ class RunContext:
     class_weight: dict[int, float] | None
     verbose: int = 2
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+    #: Un-augmented training batches for the EMA model's BatchNorm statistics (fer_keras.train.batchnorm).
+    bn_batches: Callable[[], tf.data.Dataset] | None = None
     chief: bool = True  # False on the other workers of a multi-worker run: they write nothing
     _state: dict | None = field(default=None, init=False, repr=False)
 
@@ -165,6 +169,15 @@ def _datasets(cfg: RunConfig, splits: Splits, global_batch: int
     data = TrainingData(splits.train, cfg.res, global_batch, seed=cfg.seed, cache=cfg.cache, sampling=cfg.sampling,
                         erasing=cfg.random_erasing)
     return lambda phase, first: data.epochs(first, None, phase=phase), data.steps_per_epoch, val
+
+
+def _bn_batches(cfg: RunConfig, train: ImageSet, batch: int) -> Callable[[], tf.data.Dataset]:
+    """A fixed, seeded sample of the training split without augmentation, batched as in training."""
+    rng = np.random.default_rng(cfg.seed)
+    index = np.sort(rng.permutation(len(train))[:RECOMPUTE_IMAGES])
+    data = eval_dataset(train.subset(index, f"{train.name} (BatchNorm sample)"), cfg.res, batch,
+                        pipeline=cfg.pipeline, cache=cfg.cache)
+    return lambda: data
 
 
 def compile_model(model: keras.Model, lr: float, cfg: RunConfig | None = None, *, steps_per_epoch: int = 1,
@@ -267,7 +280,8 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
     ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
-                     extra_callbacks=list(extra_callbacks or []), chief=chief)
+                     extra_callbacks=list(extra_callbacks or []), chief=chief,
+                     bn_batches=_bn_batches(cfg, splits.train, global_batch) if cfg.ema else None)
     trainer: Trainer = spec.load_trainer() or fit_protocol
     result = trainer(ctx, model)
     if chief:
@@ -303,7 +317,8 @@ def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **ca
     :func:`protocol_callbacks`): a killed phase resumes at the epoch it was in, on the data and with the
     callbacks' state an uninterrupted run would have; one that had already ended is not fitted again.
     Call it inside :meth:`RunContext.run_phase`, which adds the phase to ``phases_done`` after it."""
-    callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, chief=ctx.chief, **callback_options)
+    callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, chief=ctx.chief, bn_batches=ctx.bn_batches,
+                                   **callback_options)
     first, stopped = callbacks[-1].resume_point()
     if stopped or first >= epochs:
         return
