@@ -91,6 +91,19 @@ def check_same_classes(train: Iterable[str], test: Iterable[str], *, test_name: 
         )
 
 
+def check_known_classes(model: Iterable[str], test: Iterable[str], *, test_name: str) -> None:
+    """Fail before any work when an evaluation set holds a class the model has no output for (a set
+    holding only some of the model's classes is fine: it is evaluated on those, see evaluate.subset)."""
+    model, extra = tuple(model), sorted(set(test) - set(model), key=ALL_CLASSES.index)
+    if extra:
+        names = ", ".join(extra)
+        raise ValueError(
+            f"{test_name} holds class(es) the model does not know: {names} (the model's classes: "
+            f"{', '.join(model)}). Drop them (move the {'/, '.join(extra)}/ folder(s) out of the set) or map them "
+            f"to a class the model knows (merge the folder into that class's folder, e.g. contempt/ into disgust/)"
+        )
+
+
 def output_columns(model_classes: Sequence[str], eval_classes: Sequence[str], *, test_name: str) -> list[int]:
     """For each class of the evaluation set, in its order, the model output that scores it.
 

@@ -67,8 +67,12 @@ def collapse_reasons(cm: np.ndarray, class_names: Sequence[str],
 
 
 def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str],
-                           collapse_share: float = COLLAPSE_SHARE) -> dict:
-    """All suite metrics for integer labels ``y_true`` and class probabilities ``y_prob``."""
+                           collapse_share: float = COLLAPSE_SHARE, evaluated: Sequence[str] | None = None) -> dict:
+    """All suite metrics for integer labels ``y_true`` and class probabilities ``y_prob``.
+
+    ``evaluated``: a set holding only these of ``class_names`` (CK+ has no neutral): precision, recall and
+    F1 average over them, so a class the set cannot have does not count as a class scored zero; a
+    prediction of it still counts as wrong."""
     y_true = np.asarray(y_true, dtype=int)
     y_prob = np.asarray(y_prob, dtype=float)
     k = len(class_names)
@@ -83,8 +87,9 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray, class_names: 
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "balanced_accuracy": balanced_accuracy(cm),
     }
+    scored = labels if evaluated is None else [list(class_names).index(c) for c in evaluated]
     for avg in ("macro", "weighted"):
-        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg,
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=scored, average=avg,
                                                          zero_division=0)
         out.update({f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)})
     present = np.unique(y_true)
