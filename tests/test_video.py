@@ -140,6 +140,8 @@ def test_cli_table_plot_and_annotated_video(run_dir, tmp_path, capsys):
     assert "frames: 8 read (0.8 s at 10 fps), 4 sampled, 4 with a face; faces: 1; rows: 4" in printed
     doc = json.loads(out.read_text())
     assert doc["classes"] == CLASSES and doc["summary"]["frames_read"] == 8 and doc["summary"]["error"] is None
+    summary, per_frame = doc["summary"], doc["per_sampled_frame"]
+    assert per_frame["wall_s"] == pytest.approx(summary["wall_s"] / 4) and summary["frames_sampled"] == 4
     assert [(p["frame"], p["time"], p["face"], p["label"]) for p in doc["predictions"]] == [
         (0, 0.0, 0, "surprise"), (2, 0.2, 0, "surprise"), (4, 0.4, 0, "happy"), (6, 0.6, 0, "happy")]
     assert doc["predictions"][0]["box"] == [0, 0, SIZE[0], SIZE[1]]

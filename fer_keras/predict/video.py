@@ -136,7 +136,8 @@ class RowSink:
         if self._json is None:
             self._file.close()
             return
-        doc = {**self.header, "classes": list(self.classes), "summary": asdict(summary) | summary.per_frame(),
+        doc = {**self.header, "classes": list(self.classes), "summary": asdict(summary),
+               "per_sampled_frame": summary.per_frame(),
                "predictions": self._json}
         tmp = self.path.with_name(self.path.name + ".part")
         tmp.write_text(json.dumps(doc, indent=2))
