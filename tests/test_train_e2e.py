@@ -77,13 +77,21 @@ def test_train_then_crossdomain_end_to_end(demo_root, tmp_path, capsys):
     assert "crossdomain: 0 evaluated, 1 already evaluated" in capsys.readouterr().out
 
 
-def test_crossdomain_refuses_a_set_with_other_classes(demo_root, tmp_path, capsys):
+def test_crossdomain_scores_a_subset_set_and_refuses_an_unknown_class(demo_root, tmp_path, capsys):
     run = train_run(_cfg(demo_root, tmp_path, epochs=1), verbose=0)
     from conftest import make_folder_dataset
 
-    other = make_folder_dataset(tmp_path / "other", {"happy": 2, "sad": 2})
+    # The training run also scored its test images that have no copy in training (issue 24).
+    dedup = read_json(run / "metrics.json")["test"]["dedup"]
+    assert dedup["images"] == read_json(run / "metrics.json")["test"]["n"] and 0 <= dedup["unique"] <= dedup["images"]
+    subset = make_folder_dataset(tmp_path / "subset", {"happy": 2, "sad": 2})
+    assert crossdomain.main(["--runs", str(tmp_path / "runs"), "--data", str(subset)]) == 0
+    result = read_json(run / "crossdomain_subset.json")
+    assert result["classes_evaluated"] == ["happy", "sad"] and result["n"] == 4
+    assert "evaluated on the 2 classes the set has (happy, sad)" in capsys.readouterr().out
+    other = make_folder_dataset(tmp_path / "other", {"happy": 2, "contempt": 2})
     assert crossdomain.main(["--runs", str(tmp_path / "runs"), "--data", str(other)]) == 1
-    assert "class sets differ" in capsys.readouterr().err
+    assert "holds class(es) the model does not know: contempt" in capsys.readouterr().err
     assert not (run / "crossdomain_other.json").exists()
 
 
