@@ -181,14 +181,14 @@ def _bn_batches(cfg: RunConfig, train: ImageSet, batch: int) -> Callable[[], tf.
 
 
 def compile_model(model: keras.Model, lr: float, cfg: RunConfig | None = None, *, steps_per_epoch: int = 1,
-                  epochs: int = 1, class_counts: list[int] | None = None) -> None:
+                  epochs: int = 1) -> None:
     """The protocol's Adam at ``lr`` without ``cfg``; with it, the optimizer, loss, schedule (spread over
     ``epochs`` x ``steps_per_epoch``) and compilation options ``cfg`` names (``fer_keras.train.recipe``)."""
     if cfg is None:
         optimizer, loss, options = keras.optimizers.Adam(learning_rate=lr), "categorical_crossentropy", {}
     else:
         cfg = cfg.model_copy(update={"lr": lr})
-        optimizer, loss = make_optimizer(cfg, model, steps_per_epoch, epochs), make_loss(cfg, class_counts)
+        optimizer, loss = make_optimizer(cfg, model, steps_per_epoch, epochs), make_loss(cfg)
         options = {"jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution}
     # Keywords, not positions: Keras 3 reads a third positional argument as loss_weights. Under mixed_float16
     # Keras wraps the optimizer in a LossScaleOptimizer itself (compile's auto_scale_loss).
@@ -306,8 +306,7 @@ def _protocol_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int
             model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
         if two_phase:
             set_features_trainable(model, phase == "main")
-        compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs,
-                      class_counts=list(ctx.splits.train.counts().values()))
+        compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
     print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
           f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
     fit_phase(ctx, model, phase, epochs)
