@@ -21,7 +21,7 @@ import pytest
 
 from fer_keras.data.faces import Face
 from fer_keras.models._head import image_input
-from fer_keras.predict import cli
+from fer_keras.predict import cli, video_cli
 from fer_keras.predict.predictor import load_run
 from fer_keras.predict.tracker import IoUTracker, iou
 from fer_keras.predict.video import predict_video
@@ -99,6 +99,10 @@ def test_rows_times_and_stable_face_ids(predictor, tmp_path):
     assert [r.time for r in result.rows] == pytest.approx([r.frame / FPS for r in result.rows])
     assert {r.face for r in result.rows if r.label == "surprise"} == {0}  # red, leftmost at the start
     assert {r.face for r in result.rows if r.label == "happy"} == {1}
+    assert [(f["face"], f["first_s"], f["last_s"], f["frames"], f["label"], f["share"]) for f in result.faces()] == [
+        (0, 0.0, 1.0, 6, "surprise", 1.0), (1, 0.0, 1.0, 6, "happy", 1.0)]
+    table = video_cli.faces_table(result, most=1).splitlines()
+    assert len(table) == 4 and table[2].split()[0] == "0" and table[3] == "(and 1 more, each seen in fewer frames)"
     red = [r.box[0] for r in result.rows if r.face == 0]
     assert red == sorted(red) and red[-1] - red[0] >= 16  # it moved, and kept its id
     rows = read_csv(tmp_path / "rows.csv")

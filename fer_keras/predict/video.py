@@ -82,6 +82,8 @@ class VideoSummary:
 
 @dataclass
 class VideoResult:
+    """What :func:`predict_video` read: the container's info, the rows in frame order, counts and timings."""
+
     info: VideoInfo
     classes: tuple[str, ...]
     rows: list[FaceRow] = field(default_factory=list)
@@ -89,9 +91,11 @@ class VideoResult:
 
     def faces(self) -> list[dict[str, Any]]:
         """Per face id: first and last time seen, sampled frames, most frequent label and its share."""
+        by_face: dict[int, list[FaceRow]] = {}
+        for r in self.rows:
+            by_face.setdefault(r.face, []).append(r)
         out = []
-        for face in sorted({r.face for r in self.rows}):
-            rows = [r for r in self.rows if r.face == face]
+        for face, rows in sorted(by_face.items()):
             label, n = Counter(r.label for r in rows).most_common(1)[0]
             out.append({"face": face, "first_s": rows[0].time, "last_s": rows[-1].time, "frames": len(rows),
                         "label": label, "share": n / len(rows)})

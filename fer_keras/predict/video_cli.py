@@ -17,6 +17,8 @@ from fer_keras.predict.video_io import VIDEO_EXTENSIONS, WRITER_CODECS, probe
 
 PLOT_FORMAT = ".png"
 AV_LOG_QUIET = -8
+#: Faces listed on the console (all are in --out).
+MAX_TABLE_FACES = 20
 
 
 def check(args: argparse.Namespace) -> None:
@@ -45,14 +47,19 @@ def check(args: argparse.Namespace) -> None:
     probe(args.photo)  # an unreadable video fails now, not after TensorFlow has loaded
 
 
-def faces_table(result) -> str:
-    """One line per face id: first and last time seen, sampled frames, most frequent label and its share."""
+def faces_table(result, most: int = MAX_TABLE_FACES) -> str:
+    """One line per face id (the ``most`` seen in most frames): first and last time seen, sampled frames,
+    most frequent label and its share."""
+    faces = result.faces()
+    shown = sorted(sorted(faces, key=lambda f: -f["frames"])[:most], key=lambda f: f["face"])
     rows = [("face", "first s", "last s", "frames", "label", "share")]
     rows += [(str(f["face"]), f"{f['first_s']:.2f}", f"{f['last_s']:.2f}", str(f["frames"]), f["label"],
-              f"{f['share']:.2f}") for f in result.faces()]
+              f"{f['share']:.2f}") for f in shown]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if len(shown) < len(faces):
+        lines.append(f"(and {len(faces) - len(shown)} more, each seen in fewer frames)")
     return "\n".join(lines)
 
 
