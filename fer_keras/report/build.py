@@ -18,10 +18,16 @@ from fer_keras.report.paper import add_paper_columns, read_reference
 from fer_keras.runs import read_json
 
 INTRO = [
-    "Accuracies: value [95% bootstrap interval]; cross-validated points: mean ± std over folds.",
-    "Bold: best in the table. ≈: not significantly different from the best (McNemar's exact test on the "
-    "same images, Holm-adjusted over the table's comparisons with the best, p ≥ 0.05). Precision, recall, "
-    "F1 and balanced accuracy (mean recall over the classes present) are on the validation split.",
+    "Accuracies: value [95% bootstrap interval]; points with several folds or seeds (seed 42, 43: runs that "
+    "differ only in their seed): mean ± sd over them.",
+    "Bold: best in the table, chosen on the same split it is tested on, so its lead is somewhat optimistic. "
+    "≈: not significantly different from the best (McNemar's exact test on the same images, Holm-adjusted "
+    "over the table's comparisons with the best, p ≥ 0.05); no mark: significantly different; "
+    f"{tables.UNTESTED}: never tested against the best (no per-image predictions file, or not the same images: "
+    "a split carved with another seed, another data root, images seen by several seeds or folds). Precision, "
+    "recall, F1 and balanced accuracy (mean recall over the classes present) are on the validation split.",
+    "dedup: accuracy on the test (cross-domain) images with no exact or near copy among the run's training "
+    "and validation images (fer_keras.evaluate.dedup); the paper's numbers were measured on every test image.",
     "notes: 'collapsed' = in some split one class takes more than half of the predictions, two or more "
     "classes are never predicted, a class is predicted over 3x as often as it occurs, or balanced accuracy "
     "is within 0.03 of chance; other words are the grid status of points without (all) results.",

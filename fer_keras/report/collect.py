@@ -3,7 +3,8 @@
 One row per run: its settings (from ``config.yaml``), parameter count (``run_info.json``),
 every scalar metric of ``metrics.json`` (``val_*``, ``test_*``) and of its cross-domain
 result (``cross_*``), and its grid status. Points a grid manifest lists but that have
-no result yet get a row with blank metrics, so partial grids show their holes.
+no result yet get a row with blank metrics, so partial grids show their holes. Runs that
+differ only in their seed share a group (:func:`merge_seeds`), as a cross-validated point's folds do.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "cv_group", "paper_faithful",
             "recipe", "epochs", "lr", "model_options", "random_erasing", "tta")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
-           "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted")
+           "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted", "dedup_accuracy")
 SPLITS = ("val", "test", "cross")
 
 
@@ -64,6 +65,21 @@ class RunRecord:
 def group_of(run_id: str, fold: int | None) -> str:
     """Cross-validation folds share one group: the run id without its ``_f<fold>`` suffix."""
     return re.sub(rf"_f{fold}$", "", run_id) if fold is not None else run_id
+
+
+def seedless(group: str, seed) -> str:
+    """The group with its ``_s<seed>`` token as ``_s*``: the same recipe run with other seeds."""
+    return re.sub(rf"_s{seed}(?=_|$)", "_s*", group) if seed is not None and not pd.isna(seed) else group
+
+
+def merge_seeds(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that differ only in their seed become one group (``..._s*_...``), so the report shows their
+    mean ± sd: a single seed's number cannot tell a recipe's gain from noise."""
+    if df.empty:
+        return df
+    key = pd.Series([seedless(g, s) for g, s in zip(df["group"], df["seed"], strict=True)], index=df.index)
+    several = key.map(df.groupby(key)["seed"].nunique()) > 1
+    return df.assign(group=key.where(several, df["group"]))
 
 
 def _settings(cfg: dict) -> dict:
@@ -115,6 +131,8 @@ def read_run(run_dir: Path, run_id: str | None = None) -> tuple[dict, RunRecord]
     for split, m in results.items():
         for metric in METRICS:
             row[f"{split}_{metric}"] = m.get(metric)
+        # Accuracy on the images with no exact or near copy in training (fer_keras.evaluate.dedup).
+        row[f"{split}_dedup_accuracy"] = (m.get("dedup") or {}).get("accuracy")
         row[f"{split}_n"] = m.get("n")
         row[f"{split}_collapsed"] = _collapsed(m, classes)
     row["collapsed"] = any(bool(row[f"{split}_collapsed"]) for split in results)
@@ -158,7 +176,7 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
     rows += _missing_points(Path(root), {r["run_id"] for r in rows})
     columns = ["run_id", "group", *SETTINGS, "params", "cross_set", "status", "collapsed", "run_dir",
                *(f"{s}_{m}" for s in SPLITS for m in (*METRICS, "n", "collapsed"))]
-    df = pd.DataFrame(rows, columns=columns)
+    df = merge_seeds(pd.DataFrame(rows, columns=columns))
     return df.sort_values("run_id", ignore_index=True), records
 
 

@@ -34,15 +34,20 @@ KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "cv_group", "p
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
+#: Marks a row never tested against the best one (no per-image predictions, or other images: a split carved
+#: with another seed, another data root, repeated images), so it is not read as significantly different.
+UNTESTED = "†"
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
            ("dataset", "dataset"), ("epochs", "epochs"), ("lr", "lr"), ("options", "model_options"),
            ("erasing", "random_erasing"), ("TTA", "tta"), ("CV folds by", "cv_group"),
            ("val acc", "val_accuracy"), ("cross set", "cross_set"),
-           ("cross acc", "cross_accuracy"),
-           ("test acc", "test_accuracy"), ("test balanced acc", "test_balanced_accuracy"),
+           ("cross acc", "cross_accuracy"), ("cross acc dedup", "cross_dedup_accuracy"),
+           ("test acc", "test_accuracy"), ("test acc dedup", "test_dedup_accuracy"),
+           ("test balanced acc", "test_balanced_accuracy"),
            ("test F1 macro", "test_f1_macro"), ("paper test acc", "paper_test_accuracy"),
-           ("test − paper", "test_accuracy_vs_paper"), ("paper cross acc", "paper_cross_accuracy"),
+           ("test − paper", "test_accuracy_vs_paper"), ("dedup − paper", "test_dedup_accuracy_vs_paper"),
+           ("paper cross acc", "paper_cross_accuracy"),
            ("cross − paper", "cross_accuracy_vs_paper"), ("precision macro", "val_precision_macro"),
            ("precision weighted", "val_precision_weighted"), ("recall macro", "val_recall_macro"),
            ("recall weighted", "val_recall_weighted"), ("F1 macro", "val_f1_macro"),
@@ -89,7 +94,7 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
     for group, g in runs.groupby("group", sort=True):
         done = g[g["val_accuracy"].notna()]
         first = g.iloc[0]
-        row = {"group": group, **{k: first[k] for k in KEYS}, "folds": first["folds"],
+        row = {"group": group, **{k: first[k] for k in KEYS}, "folds": first["folds"], "seed": _seeds(g),
                "params": done["params"].dropna().iloc[0] if done["params"].notna().any() else np.nan,
                "runs": f"{len(done)}/{len(g)}" if len(g) > 1 or len(done) == 0 else "1",
                "status": "done" if len(done) == len(g) else ",".join(sorted(set(g["status"]) - {"done"}) or ["?"]),
@@ -105,6 +110,12 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
             row[f"{split}_accuracy_lo"], row[f"{split}_accuracy_hi"] = lo, hi
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _seeds(g: pd.DataFrame):
+    """The group's seed, or its seeds ('42, 43') when it holds runs of several (collect.merge_seeds)."""
+    seeds = sorted(set(g["seed"].dropna().astype(int)))
+    return seeds[0] if len(seeds) == 1 else ", ".join(map(str, seeds)) if seeds else g["seed"].iloc[0]
 
 
 def _paired_frame(correct: dict[int, list[pd.Series]]) -> pd.DataFrame:
@@ -190,10 +201,13 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
     elif lo is not None and not pd.isna(lo):
         text += f" [{lo:.3f}, {hi:.3f}]"
     split = col.split("_")[0]
+    tested = f"{split}_p_vs_best_holm" in row.index  # the table went through significance()
     p = row.get(f"{split}_p_vs_best_holm")
-    if col.endswith("_accuracy") and not col.endswith("_balanced_accuracy"):
+    if col == f"{split}_accuracy":  # not balanced accuracy, not the deduplicated one: they are not tested
         if best:
             text = f"**{text}**"
+        elif tested and (p is None or pd.isna(p)):
+            text += f" {UNTESTED}"
         elif p is not None and not pd.isna(p) and p >= ALPHA:
             text += " ≈"
     return text
