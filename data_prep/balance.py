@@ -1,6 +1,7 @@
 """A balanced sample: N images per class (BTFER: 300 of each of 7 classes), seeded.
 
-Files are copied into a new folder (sources untouched); ``balance_manifest.csv`` records
+Files are copied into a new folder (sources untouched) without their metadata (EXIF, GPS, XMP, ICC,
+comments: a balanced set is meant for release), pixels unchanged; ``balance_manifest.csv`` records
 each source and destination with the seed, so the draw can be audited and repeated.
 The draw depends only on the sorted file list and the seed, not on file-system order.
 Only images the trainer would read are drawn: the dataset is read with the trainer's reader
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from fer_keras.data.readers import DatasetError, read_dataset, reason_counts
 from fer_keras.labels import CANONICAL_CLASSES, canonical_order
 
 from .cli import run_step, step_parser
+from .images import clean_copy_suffix, copy_without_metadata
 from .layout import Item, require_new_folder
 
 MANIFEST = "balance_manifest.csv"
@@ -93,11 +94,10 @@ def balance(src: str | os.PathLike, dst: str | os.PathLike, *, per_class: int = 
     rows = []
     for c, its in chosen.items():
         for it in its:
-            target = dst / out_split / c / it.rel.name
+            target = (dst / out_split / c / it.rel.name).with_suffix(clean_copy_suffix(src / it.rel))
             if target.exists():  # same file name in two splits or subfolders of one class
-                target = target.with_name("_".join(it.rel.parts))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / it.rel, target)
+                target = target.with_name("_".join(it.rel.with_suffix(target.suffix).parts))
+            copy_without_metadata(src / it.rel, target)
             rows.append({"class": c, "split": it.split, "source": it.rel.as_posix(),
                          "dest": target.relative_to(dst).as_posix(), "seed": seed})
     manifest = pd.DataFrame(rows, columns=["class", "split", "source", "dest", "seed"])

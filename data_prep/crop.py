@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from fer_keras.console import VERBOSE_HELP, quiet_tensorflow
 from fer_keras.data.exclusions import read_exclusions
 from fer_keras.data.faces import CropOptions, Detector, Face, MTCNNDetector, crop_box, crop_faces, select_faces
 from fer_keras.data.image_types import MAX_PIXELS, list_images
@@ -73,7 +74,9 @@ _WORKER: dict = {}
 
 
 def _init_worker(src: Path, dst: Path, factory: Callable[..., Detector], kwargs: dict,
-                 opts: CropOptions) -> None:
+                 opts: CropOptions, quiet: bool = False) -> None:
+    if quiet:  # a spawned worker imports TensorFlow afresh: hide its log lines there too
+        quiet_tensorflow()
     _WORKER.update(src=src, dst=dst, detector=factory(**kwargs), opts=opts)
 
 
@@ -135,11 +138,13 @@ class CropSummary:
 def crop_folder(src: str | os.PathLike, dst: str | os.PathLike, opts: CropOptions | None = None,
                 *, workers: int | None = None, detector: Detector | None = None,
                 detector_factory: Callable[..., Detector] = MTCNNDetector,
-                factory_kwargs: dict | None = None, progress: bool = True) -> CropSummary:
+                factory_kwargs: dict | None = None, progress: bool = True,
+                quiet: bool = False) -> CropSummary:
     """Crop every image under ``src`` into the same relative place under ``dst``.
 
     ``detector`` (an object, in-process) or ``detector_factory`` (built once per worker
-    process) make the detector injectable; tests pass stubs.
+    process) make the detector injectable; tests pass stubs. ``quiet``: hide TensorFlow's log
+    lines in this process and in every worker (the command line's default).
     """
     src, dst, opts = Path(src), Path(dst), opts or CropOptions()
     if not src.is_dir():
@@ -170,6 +175,8 @@ def crop_folder(src: str | os.PathLike, dst: str | os.PathLike, opts: CropOption
         bar = tqdm(total=len(rels), initial=len(rels) - len(todo), unit="img",
                    desc="crop", disable=not progress, file=sys.stderr)
         if detector is not None or workers == 1:
+            if quiet and detector is None:
+                quiet_tensorflow()
             det = detector or detector_factory(**(factory_kwargs or {}))
             for rel in todo:
                 record(process_one(src, dst, rel, det, opts))
@@ -180,7 +187,7 @@ def crop_folder(src: str | os.PathLike, dst: str | os.PathLike, opts: CropOption
                 kwargs.setdefault("threads", max(1, (os.cpu_count() or 1) // workers))
             ctx = mp.get_context("spawn")  # TensorFlow does not survive fork()
             with ctx.Pool(workers, _init_worker,
-                          (src, dst, detector_factory, kwargs, opts)) as pool:
+                          (src, dst, detector_factory, kwargs, opts, quiet)) as pool:
                 for row in pool.imap_unordered(_work, todo, chunksize=4):
                     record(row)
                     bar.update()
@@ -216,12 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="decode cap per image")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     a = p.parse_args(argv)
     opts = CropOptions(a.margin, a.size, a.select, a.min_face, a.min_confidence,
                        "." + a.format, a.quality, a.max_pixels)
 
     def work() -> None:
-        s = crop_folder(a.src, a.dst, opts, workers=a.workers)
+        s = crop_folder(a.src, a.dst, opts, workers=a.workers, quiet=not a.verbose)
         print(f"{s.total} images: {s.skipped} done earlier, {s.cropped} cropped "
               f"({s.faces_written} faces), {s.rejected} rejected -> {a.dst / REJECTS}")
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from fer_keras.data.images import BadImageError, open_rgb
 
-__all__ = ["BadImageError", "open_rgb", "save_clean", "sha256_file"]
+__all__ = ["BadImageError", "clean_copy_suffix", "copy_without_metadata", "open_rgb", "save_clean", "sha256_file"]
 
 
 def save_clean(img: Image.Image | np.ndarray, path: str | os.PathLike, quality: int = 95) -> None:
@@ -51,3 +51,89 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+#: JPEG segments kept by :func:`copy_without_metadata`: JFIF (APP0) and Adobe (APP14, which says how CMYK
+#: and YCCK are stored); every other APPn (EXIF, GPS, XMP, ICC, IPTC, MPF) and comments go.
+_JPEG_KEEP_APP = (0xE0, 0xEE)
+#: PNG chunks kept: the image and what decoders read to draw it (no eXIf, text, time, ICC or APNG frames).
+_PNG_KEEP = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"sBIT"}
+
+
+def _jpeg_without_metadata(data: bytes) -> bytes:
+    """The JPEG's segments up to its image data, metadata left out, then the image data to the first EOI
+    (a phone's second picture, with its own EXIF, goes too)."""
+    if data[:2] != b"\xff\xd8":
+        raise BadImageError("not a JPEG stream")
+    out, i = [b"\xff\xd8"], 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise BadImageError(f"corrupt JPEG marker at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        segment = data[i:i + 2 + length]
+        if marker == 0xDA:  # start of scan: entropy-coded data (0xFF is stuffed there) up to the end marker
+            end = data.find(b"\xff\xd9", i)
+            return b"".join(out) + data[i:len(data) if end < 0 else end + 2]
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or marker in _JPEG_KEEP_APP:
+            out.append(segment)
+        i += 2 + length
+    raise BadImageError("truncated JPEG (no image data)")
+
+
+def _png_without_metadata(data: bytes) -> bytes:
+    """The PNG's chunks that draw the image; text, EXIF, time, ICC and the like left out."""
+    out, i = [data[:8]], 8
+    while i + 8 <= len(data):
+        length = int.from_bytes(data[i:i + 4], "big")
+        kind = data[i + 4:i + 8]
+        if kind in _PNG_KEEP:
+            out.append(data[i:i + 12 + length])
+        i += 12 + length
+    return b"".join(out)
+
+
+def _format(path: Path) -> str | None:
+    with Image.open(path) as img:
+        return img.format
+
+
+def clean_copy_suffix(src: str | os.PathLike) -> str:
+    """The suffix :func:`copy_without_metadata` gives the copy of ``src``: its own, or .png for GIF and WebP."""
+    return Path(src).suffix if _format(Path(src)) in ("JPEG", "MPO", "PNG", "BMP") else ".png"
+
+
+def copy_without_metadata(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy an image without its metadata (EXIF, GPS, XMP, ICC, comments), its pixels unchanged.
+
+    JPEG and PNG lose their metadata segments and chunks byte for byte, so no pixel is re-encoded; BMP has
+    none; GIF and WebP become a lossless PNG from their pixels (``dst`` then ends in .png). EXIF rotation
+    goes with the EXIF: the training pipeline never applied it (TensorFlow's decoders ignore it). Returns
+    the path written, atomically.
+    """
+    src, dst = Path(src), Path(dst)
+    fmt = _format(src)
+    data = src.read_bytes()
+    if fmt in ("JPEG", "MPO"):
+        clean = _jpeg_without_metadata(data)
+    elif fmt == "PNG":
+        clean = _png_without_metadata(data)
+    elif fmt == "BMP":
+        clean = data  # BMP has no metadata fields
+    else:
+        dst = dst.with_suffix(".png")
+        save_clean(open_rgb(src), dst)
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=dst.suffix, dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(clean)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst

@@ -88,6 +88,14 @@ class RunConfig(BaseModel):
         "plateau", description="plateau: ReduceLROnPlateau; cosine: linear warm-up, then cosine decay to min_lr")
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up from 0 to lr (cosine only)")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    loss: Literal["crossentropy", "logit_adjusted"] = Field(
+        "crossentropy", description="logit_adjusted: cross-entropy of softmax(log p + loss_tau * log training "
+        "prior) (Menon et al. 2021), for a balanced target")
+    loss_tau: float = Field(1.0, ge=0, description="tau of the logit-adjusted loss")
+    color: Literal["rgb", "grey", "auto"] = Field(
+        "rgb", description="model input: rgb as given, or grey (the mean of R, G, B in all three channels, inside "
+        "the model, so colour photos meet the weights grey training reached); auto: grey when the training "
+        "images are grey")
     ema: bool = Field(False, description="validate, checkpoint and evaluate an EMA of the weights")
     ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA decay per step")
     ema_batchnorm: Literal["recompute", "raw"] = Field(
@@ -156,7 +164,7 @@ class RunConfig(BaseModel):
     def fast_options(self) -> dict[str, Any]:
         """The fast recipe's options that change what is learned or measured (protocol runs leave them off)."""
         keys = ("optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "ema", "tta_flip",
-                "tta_zoom", "random_erasing")
+                "tta_zoom", "random_erasing", "loss", "color")
         return {k: getattr(self, k) for k in keys}
 
     @field_validator("model")

@@ -95,6 +95,27 @@ def tensorflow_chatter_hidden() -> Iterator[None]:
         yield
 
 
+class Notice(UserWarning):
+    """A library warning a command prints as its own one-line note (``<prog>: note: ...``), not as Python's
+    'file:line: UserWarning' dump; library callers still get an ordinary warning."""
+
+
+@contextmanager
+def notices(prog: str) -> Iterator[None]:
+    """Within: :class:`Notice` warnings print as ``<prog>: note: <message>`` on stderr; others as usual."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, Notice):
+                print(f"{prog}: note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 def progress_verbosity(quiet: bool = False) -> int:
     """Keras ``fit`` verbosity: a per-step bar on a terminal, one line per epoch in a log file, or none."""
     if quiet:

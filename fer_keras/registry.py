@@ -198,13 +198,15 @@ def build_model(
     pooling: str | None = None,
     weights_dir: str | Path | None = None,
     paper_faithful: bool = False,
+    color: str = "rgb",
     **options: Any,
 ):
     """Build a registered model for ``res`` x ``res`` RGB input on the 0-255 scale.
 
     ``paper_faithful`` reproduces the paper's notebooks, which fed 1/255-scaled RGB to
     every pre-trained backbone instead of the normalisation its weights expect; it is
-    passed to builders of pre-trained models only.
+    passed to builders of pre-trained models only. ``color`` 'grey' averages the input's
+    channels inside the model first (:func:`fer_keras.models.preprocessing.grey_input`).
     """
     spec = validate_request(name, res, pretrain, pooling)
     if num_classes < 2:
@@ -212,7 +214,9 @@ def build_model(
     options = spec.resolve_options(options)  # the builder always gets every option, from the schema
     if pretrain != "scratch":
         options["paper_faithful"] = paper_faithful
-    return spec.load_builder()(
+    if color not in ("rgb", "grey"):
+        raise ValueError(f"color must be 'rgb' or 'grey', got {color!r}")
+    model = spec.load_builder()(
         (res, res, 3),
         num_classes,
         pretrain=pretrain,
@@ -220,3 +224,8 @@ def build_model(
         weights_dir=Path(weights_dir) if weights_dir else None,
         **options,
     )
+    if color == "grey":
+        from fer_keras.models.preprocessing import grey_input
+
+        model = grey_input(model)
+    return model

@@ -12,6 +12,8 @@ import errno
 import json
 import os
 import threading
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -264,12 +266,9 @@ class Run:
 
     def model(self):
         """The run's best model, loaded with Keras' safe_mode on."""
-        import keras  # here: reading a run's results must not import TensorFlow
-
-        import_zoo()  # registers the custom layers the file refers to
         if not self.model_file.is_file():
             raise FileNotFoundError(f"{self.model_file} does not exist: the run has not saved a model yet")
-        return keras.models.load_model(self.model_file, safe_mode=True, compile=False)
+        return load_model_file(self.model_file)
 
     def float32_model(self, trained=None):
         """The best model (``trained``, if already loaded) computing in float32 whatever the run's mixed
@@ -283,6 +282,29 @@ class Run:
         model = type(trained).from_config(_float32_policies(trained.get_config()))
         model.set_weights(trained.get_weights())
         return model
+
+
+class ModelFileError(ValueError):
+    """A .keras file that exists but cannot be read as a Keras archive (Keras itself says 'File not found')."""
+
+
+def load_model_file(path: Path):
+    """A ``.keras`` model loaded with Keras' safe_mode on; a truncated or corrupt file raises
+    :class:`ModelFileError` saying so, with its size, instead of Keras' 'File not found'."""
+    import keras  # here: reading a run's results must not import TensorFlow
+
+    path = Path(path)
+    size = path.stat().st_size
+    broken = f"{path} ({size:,} bytes) is not a readable Keras archive: probably truncated or corrupt"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # every member's checksum: a file cut short or overwritten
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise ModelFileError(f"{broken} ({err}); copy or save it again") from None
+    if damaged is not None:
+        raise ModelFileError(f"{broken} ({damaged} fails its checksum); copy or save it again")
+    import_zoo()  # registers the custom layers the file refers to
+    return keras.models.load_model(path, safe_mode=True, compile=False)
 
 
 def _float32_policies(config):

@@ -284,7 +284,7 @@ def test_unwritable_output_and_full_disk_are_one_line(tmp_path, capsys, monkeypa
     def full(src, dst, **kw):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
-    monkeypatch.setattr(balance.shutil, "copy2", full)
+    monkeypatch.setattr(balance, "copy_without_metadata", full)
     assert balance.main(["--src", str(src), "--dst", str(tmp_path / "out"), "--per-class", "2"]) == 2
     assert "No space left on device" in capsys.readouterr().err
 

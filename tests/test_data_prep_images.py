@@ -30,8 +30,9 @@ def test_modes_become_8bit_rgb(tmp_path):
     Image.new("RGBA", (8, 8), (0, 0, 255, 0)).save(tmp_path / "clear.png")   # transparent
     Image.new("L", (8, 8), 77).save(tmp_path / "gray.png")
     Image.new("LA", (8, 8), (0, 255)).save(tmp_path / "la.png")
+    # Alpha is dropped, as the training pipeline drops it: a clear pixel keeps its stored colour.
     cases = {"cmyk.jpg": (255, 0, 0), "g16.png": (255, 255, 255),
-             "clear.png": (255, 255, 255), "gray.png": (77, 77, 77), "la.png": (0, 0, 0)}
+             "clear.png": (0, 0, 255), "gray.png": (77, 77, 77), "la.png": (0, 0, 0)}
     for name, rgb in cases.items():
         img = open_rgb(tmp_path / name)
         assert img.mode == "RGB", name

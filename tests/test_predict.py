@@ -67,8 +67,8 @@ def test_top_level_api_is_lazy():
 
 def test_predict_arrays_in_the_runs_class_order(loaded):
     assert loaded.classes == tuple(CLASSES) and loaded.res == 16 and loaded.preprocessing == "rescale"
-    preds = loaded.predict([solid(RED), solid(GREEN).astype("float32"), solid(BLUE), np.full((8, 8), 90, np.uint8),
-                            np.full((8, 8, 1), 90.0)])
+    preds = loaded.predict([solid(RED), solid(GREEN).astype("float32"), solid(BLUE), np.full((16, 16), 90, np.uint8),
+                            np.full((16, 16, 1), 90.0)])
     assert [p.source for p in preds] == [f"array[{i}]" for i in range(5)]
     assert [p.label for p in preds[:3]] == CLASSES
     assert all(list(p.probabilities) == CLASSES for p in preds)

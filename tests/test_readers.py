@@ -80,7 +80,7 @@ def _csv(path, rows, header="emotion,pixels,Usage"):
 
 
 def _row(code, usage, seed=0):
-    px = np.random.default_rng(seed).integers(0, 256, 16)
+    px = np.random.default_rng(seed).integers(0, 256, 16 * 16)  # 16 px: the smallest face a reader keeps
     return f"{code},{' '.join(map(str, px))},{usage}"
 
 
@@ -89,14 +89,14 @@ def test_fer2013_csv_maps_codes_and_usage(tmp_path):
             _row(6, "PublicTest", 5), _row(0, "PublicTest", 6), _row(3, "PrivateTest", 7)]
     out = read_fer2013_csv(_csv(tmp_path / "fer.csv", rows))
     assert out["train"].class_names == ("angry", "happy", "neutral")
-    assert out["train"].pixels.shape == (3, 4, 4)
+    assert out["train"].pixels.shape == (3, 16, 16)
     assert sorted(out) == ["test", "train", "val"]
 
 
 def test_fer2013_csv_errors_name_the_row(tmp_path):
     with pytest.raises(DatasetError, match=r"missing column\(s\) \['emotion'\]"):
         read_fer2013_csv(_csv(tmp_path / "h.csv", [_row(0, "Training")], header="label,pixels,Usage"))
-    with pytest.raises(DatasetError, match=r"row 1 \(line 3\): 3 pixel values, expected 16"):
+    with pytest.raises(DatasetError, match=r"row 1 \(line 3\): 3 pixel values, expected 256"):
         read_fer2013_csv(_csv(tmp_path / "p.csv", [_row(0, "Training"), "1,1 2 3,Training"]))
     with pytest.raises(DatasetError, match=r"row 0 \(line 2\): 3 pixel values do not form a square"):
         read_fer2013_csv(_csv(tmp_path / "q.csv", ["1,1 2 3,Training"]))

@@ -19,6 +19,8 @@ from ..layout import SPLITS, prepare_output
 
 #: Where an import lists the rows or files it dropped, inside the output folder.
 SKIPPED = "import_skipped.csv"
+#: Dropped rows/files the console names (the rest are in ``SKIPPED``).
+SHOWN = 10
 
 
 class ImportFormatError(DatasetError):
@@ -66,10 +68,10 @@ class DatasetWriter:
             if not src.is_file():
                 raise BadImageError(f"{src}: image listed in {listed_in} does not exist")
             return open_rgb(src)
-        except BadImageError:
+        except BadImageError as err:
             if not self.skip_bad:
                 raise
-            self.drop("bad or missing image")
+            self.drop("bad or missing image", where=str(src), detail=str(err).removeprefix(f"{src}: "))
             return None
 
     def add_file(self, src: Path, split: str, label: str,
@@ -94,13 +96,14 @@ class DatasetWriter:
             save_clean(img, path)
         return path
 
-    def drop(self, reason: str, where: str | None = None) -> None:
-        """Count a dropped input; with ``where`` also list it in ``SKIPPED`` so the user can find it."""
+    def drop(self, reason: str, where: str | None = None, detail: str | None = None) -> None:
+        """Count a dropped input under ``reason``; with ``where`` also list it, with ``detail`` (else the
+        reason), in ``SKIPPED`` and on the console, so the user can find it."""
         self.dropped[reason] += 1
         if where is not None:
             new = not self.dropped_at
-            self.dropped_at.append((where, reason))
-            pd.DataFrame([(where, reason)]).to_csv(self.root / SKIPPED, mode="w" if new else "a",
+            self.dropped_at.append((where, detail or reason))
+            pd.DataFrame([(where, detail or reason)]).to_csv(self.root / SKIPPED, mode="w" if new else "a",
                                                    header=["where", "reason"] if new else False,
                                                    index=False)
 
@@ -121,7 +124,9 @@ class DatasetWriter:
             lines.append("dropped: " + ", ".join(f"{k}: {v}" for k, v in
                                                  sorted(self.dropped.items())))
         if self.dropped_at:
-            lines.append(f"dropped rows/files are listed in {self.root / SKIPPED}")
+            lines += [f"  {where}: {reason}" for where, reason in self.dropped_at[:SHOWN]]
+            more = f"; {len(self.dropped_at) - SHOWN} more" if len(self.dropped_at) > SHOWN else ""
+            lines.append(f"dropped rows/files are listed in {self.root / SKIPPED}{more}")
         return "\n".join(lines)
 
 

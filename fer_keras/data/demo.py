@@ -92,6 +92,10 @@ def write_demo(root: Path, counts: dict[str, int], *, wild: bool, seed: int) -> 
             _face(cls, rng, wild).save(root / cls / f"{cls}_{i:04d}.png")
 
 
+#: The datasets :func:`ensure_demo` writes when a run names them.
+GENERATED_SETS = ("demo", "demo_wild")
+
+
 def ensure_demo(data_root: Path) -> tuple[Path, Path]:
     """Create ``demo`` and ``demo_wild`` under ``data_root`` once; return both folders."""
     data_root = Path(data_root)

@@ -20,6 +20,17 @@ IMAGE_SUFFIXES = frozenset(s for suffixes in DECODABLE_FORMATS.values() for s in
 CONVERTIBLE_SUFFIXES = IMAGE_SUFFIXES | {".tif", ".tiff", ".pgm", ".ppm"}
 #: Decode cap: larger JPEGs are decoded at reduced scale (draft), other formats rejected.
 MAX_PIXELS = 50_000_000
+#: The smallest face the suite accepts, on the shorter side in pixels: the smallest input a model takes
+#: (``RunConfig.res``), a third of FER2013's 48 px. A smaller image is upscaled from too little to hold an
+#: expression, so training, evaluation, ``balance`` and prediction skip it with a reason, like a blank one.
+MIN_FACE_SIDE = 16
+
+
+def too_small(width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` image cannot be a face (None when it can): the one size rule."""
+    if min(width, height) >= MIN_FACE_SIDE:
+        return None
+    return f"too small to be a face ({width}x{height} px; the shorter side needs at least {MIN_FACE_SIDE} px)"
 
 
 def is_image(path: Path, *, convertible: bool = False) -> bool:

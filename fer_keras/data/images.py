@@ -21,14 +21,19 @@ class BadImageError(ValueError):
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB, compositing transparency onto white."""
+    """Convert any PIL mode to 8-bit RGB by the suite's one alpha rule: transparency is dropped.
+
+    The colour channels are kept as stored, the alpha channel ignored: what the training pipeline's
+    ``tf.io.decode_png(channels=3)`` does (``fer_keras.data.pipeline.decode_bytes``), and Keras'
+    ``load_img`` and the paper's ``flow_from_directory``. Compositing onto a background instead would
+    give a run's photos other pixels than it was trained and scored on. The two kinds TensorFlow cannot
+    decode by this rule (WebP with alpha, GIF with transparent pixels) are skipped by the trainer's
+    ``check_image`` and converted by ``make import``.
+    """
     img = to_8bit(img)
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        img = img.convert("RGBA")
-        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(bg, img)
+    if img.mode in ("P", "PA", "La", "RGBa"):
+        # Palette transparency and premultiplied alpha resolved to plain RGBA first (PIL warns on P->RGB).
+        img = img.convert("LA" if img.mode == "La" else "RGBA")
     if img.mode == "CMYK":
         # PIL's CMYK->RGB handles Adobe's inverted CMYK JPEGs at decode time.
         img = img.convert("RGB")
@@ -67,3 +72,23 @@ def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Ima
         raise BadImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImageError(f"{path}: unreadable or truncated image ({e})") from None
+
+
+#: Training images looked at to tell a grey dataset from a colour one (``color: auto``).
+COLOUR_SAMPLE = 64
+
+
+def all_grey(paths: list[str], pixels=None, sample: int = COLOUR_SAMPLE) -> bool:
+    """Whether the images (a seeded sample of ``sample`` files, or decoded ``pixels``) have R = G = B: a
+    grey dataset (FER2013, CK+) that never shows a model colour."""
+    import numpy as np
+
+    if pixels is not None:
+        return pixels.ndim == 3 or bool(np.all(pixels[..., 0] == pixels[..., 1]) and
+                                        np.all(pixels[..., 1] == pixels[..., 2]))
+    rng = np.random.default_rng(0)
+    for i in rng.permutation(len(paths))[:sample]:
+        rgb = np.asarray(open_rgb(paths[i]))
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+            return False
+    return True

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fer_keras.data.exclusions import read_exclusions
-from fer_keras.data.image_types import DECODABLE_FORMATS, IMAGE_SUFFIXES, MAX_PIXELS, to_8bit
+from fer_keras.data.image_types import DECODABLE_FORMATS, IMAGE_SUFFIXES, MAX_PIXELS, MIN_FACE_SIDE, to_8bit, too_small
 from fer_keras.labels import FER2013_CODES, canonical_name, canonical_order
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -75,6 +75,17 @@ def reason_counts(skipped: list[tuple[str, str]]) -> str:
     return ", ".join(f"{n} {why}" for why, n in counts.most_common())
 
 
+def skipped_lines(skipped: list[tuple[str, str]], listed_in: str | Path, *, head: str = "skipped",
+                  shown: int = 10) -> list[str]:
+    """The console's account of skipped files: one line of counts, then each file with its reason
+    (the first ``shown``; all of them are in ``listed_in``)."""
+    if not skipped:
+        return []
+    more = f"; {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return ([f"{head} {len(skipped)} files: {reason_counts(skipped)} (listed in {listed_in}{more})"]
+            + [f"  {f}: {why}" for f, why in skipped[:shown]])
+
+
 def check_image(path: Path) -> str | None:
     """Why ``path`` cannot be trained on (None when it can): the one check every step shares."""
     try:
@@ -93,7 +104,17 @@ def check_image(path: Path) -> str | None:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     return f"too large ({w}x{h} px, above {MAX_PIXELS:,} pixels)"
+                small = too_small(w, h)
+                if small:
+                    return small
+                if fmt == "WEBP" and "A" in img.mode:
+                    # tf.io.decode_image(channels=3) refuses it, so training would stop mid-epoch.
+                    return ("WebP with an alpha channel: the training pipeline cannot decode it "
+                            "(make import converts it)")
                 img.draft("L", (64, 64))  # JPEG: decode at reduced size, enough to judge
+                if fmt == "GIF" and _transparent_pixels(img):
+                    return ("GIF with transparent pixels: the training pipeline decodes them as black, not as the "
+                            "colour stored under them (make import converts it)")
                 pixels = np.asarray(to_8bit(img).convert("L"), dtype=np.float32)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
         return f"too large ({err})"
@@ -104,6 +125,12 @@ def check_image(path: Path) -> str | None:
     if pixels.size == 0 or float(pixels.std()) < BLANK_STD:
         return "blank image (a single colour)"
     return None
+
+
+def _transparent_pixels(img: Image.Image) -> bool:
+    """A palette image whose transparent index is used by a pixel (of its first frame)."""
+    index = img.info.get("transparency")
+    return img.mode == "P" and isinstance(index, int) and bool((np.asarray(img) == index).any())
 
 
 def _visible(p: Path) -> bool:
@@ -141,9 +168,14 @@ def split_dirs(path: Path) -> dict[str, Path]:
 
 
 def class_files(folder: Path) -> list[Path]:
-    """Every file under a class folder, nested subfolders included, hidden ones not."""
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and all(_visible(Path(q)) for q in p.relative_to(folder).parts))
+    """Every file under a class folder, nested subfolders included, hidden ones not; an empty class folder
+    raises, in every step alike: going on would quietly drop a class (six classes instead of seven)."""
+    files = sorted(p for p in folder.rglob("*")
+                   if p.is_file() and all(_visible(Path(q)) for q in p.relative_to(folder).parts))
+    if not files:
+        raise DatasetError(f"class folder {folder} is empty: put its images in it, or remove the folder "
+                           "if the dataset has no such class")
+    return files
 
 
 def iter_layout(path: Path, exclusions: set[Path] | None = None) -> Iterator[tuple[str, str, Path]]:
@@ -168,8 +200,6 @@ def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 
     files: list[tuple[Path, int]] = []
     for idx, cls in enumerate(order):
         found = class_files(classes[cls])
-        if not found:
-            raise DatasetError(f"class folder {classes[cls]} is empty")
         files += [(p, idx) for p in found if p.resolve() not in exclusions]
     skipped: list[tuple[str, str]] = []
     candidates = []
@@ -218,6 +248,13 @@ class Fer2013Row:
     def blank(self) -> bool:
         return float(self.pixels.std()) < BLANK_STD
 
+    @property
+    def problem(self) -> str | None:
+        """Why the row cannot be trained on, as :func:`check_image` says it of a file; None when it can."""
+        if self.blank:
+            return "blank image (a single colour)"
+        return too_small(self.pixels.shape[1], self.pixels.shape[0])
+
 
 def csv_row_where(path: Path, row: int, line: int | None = None) -> str:
     """'file: row 3 (line 5)': data rows count from 0, file lines from 1 with the header."""
@@ -258,10 +295,11 @@ def _fer2013_pixels(text: str, where: str, side: int | None) -> np.ndarray:
     return values.astype(np.uint8).reshape(n, n)
 
 
-def parse_fer2013_csv(path: Path) -> list[Fer2013Row]:
+def parse_fer2013_csv(path: Path, *, limit: int | None = None) -> list[Fer2013Row]:
     """Every row of a FER2013 CSV (``emotion,pixels,Usage``), validated; errors name row and line.
 
     The one parser of this format: the trainer and ``make import`` read the same files the same way.
+    ``limit``: stop after that many rows (a quick check of the header and the first rows).
     """
     path = Path(path)
     if not path.is_file():
@@ -288,6 +326,8 @@ def parse_fer2013_csv(path: Path) -> list[Fer2013Row]:
                 pixels = _fer2013_pixels(values[col["pixels"]], where, side)
                 side = pixels.shape[0]
                 rows.append(Fer2013Row(where, len(rows), usage, label, pixels))
+                if limit is not None and len(rows) >= limit:
+                    break
     except UnicodeDecodeError:
         raise DatasetError(f"{path} is not a UTF-8 text CSV") from None
     except csv.Error as err:
@@ -296,10 +336,12 @@ def parse_fer2013_csv(path: Path) -> list[Fer2013Row]:
 
 
 def blank_rows_note(blank: list[Fer2013Row]) -> str:
-    """'N rows skipped as blank images (rows 0, 4, ...)': where they are, without a huge line."""
+    """'N rows skipped as blank images (rows 0, 4, ...)': where the unusable rows are, without a huge line."""
     shown = ", ".join(str(r.row) for r in blank[:5])
     more = f" and {len(blank) - 5} more" if len(blank) > 5 else ""
-    return f"{len(blank)} rows skipped as blank images (a single colour): rows {shown}{more}"
+    what = ("blank images (a single colour)" if all(r.blank for r in blank)
+            else f"blank images or images too small to be faces (below {MIN_FACE_SIDE} px)")
+    return f"{len(blank)} rows skipped as {what}: rows {shown}{more}"
 
 
 def read_fer2013_csv(path: Path) -> dict[str, ImageSet]:
@@ -309,7 +351,7 @@ def read_fer2013_csv(path: Path) -> dict[str, ImageSet]:
     out = {}
     for split in FER2013_USAGE.values():
         part = [r for r in rows if r.split == split]
-        good = [r for r in part if not r.blank]
+        good = [r for r in part if r.problem is None]
         if not good:
             continue
         order = canonical_order(r.label for r in good)
@@ -318,7 +360,7 @@ def read_fer2013_csv(path: Path) -> dict[str, ImageSet]:
             name=f"{path.stem}/{split}", class_names=order,
             labels=np.array([idx[r.label] for r in good], dtype=np.int32),
             pixels=np.stack([r.pixels for r in good]),
-            skipped=[(r.where, "blank image (a single colour)") for r in part if r.blank],
+            skipped=[(r.where, r.problem) for r in part if r.problem is not None],
         )
     if "train" not in out:
         train = [r for r in rows if r.split == "train"]
@@ -339,6 +381,18 @@ def read_dataset(path: Path, *, workers: int = 8) -> dict[str, ImageSet]:
         return {"all": read_class_folders(path, name=path.name, workers=workers, exclusions=exclusions)}
     return {s: read_class_folders(p, name=f"{path.name}/{s}", workers=workers, exclusions=exclusions)
             for s, p in splits.items()}
+
+
+def check_source(path: Path) -> None:
+    """The quick part of :func:`read_dataset`: the folder layout (splits, class names, no empty class
+    folder) or a CSV's header and first rows, so that a command reports such a mistake before it
+    imports TensorFlow. Images are judged later, when the dataset is read."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        parse_fer2013_csv(path, limit=100)
+        return
+    for _ in iter_layout(path):
+        pass
 
 
 def folder_classes(path: Path) -> tuple[str, ...]:

@@ -13,7 +13,6 @@ import sys
 from collections import Counter
 
 from fer_keras.console import CommandParser, quiet_tensorflow
-from fer_keras.evaluate.crossdomain import table as results_table
 from fer_keras.grid.lock import RunLock
 from fer_keras.grid.runner import crossdomain_target, default_train, is_complete, run_grid, run_state
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
@@ -63,13 +62,13 @@ def describe(grid: Grid, points, shard) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    quiet_tensorflow(args.verbose)  # the grid's models are checked against the registry, which loads Keras
     try:
         shard = parse_shard(args.shard) if args.shard else shard_from_env()
         grid = load_grid(args.grid)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    quiet_tensorflow(args.verbose)  # after the checks: a mistake in the grid file is reported without TensorFlow
     points = select(grid.points, shard, key=lambda p: p.run_id)
     print(describe(grid, points, shard))
     if args.dry_run:
@@ -89,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[grid] failed: {o.run_id}: {o.error}", file=sys.stderr)
     finished = {p.run_dir: crossdomain_target(p.cfg, generate=False) for p in points if Run(p.run_dir).is_finished()}
     if finished:
+        from fer_keras.evaluate.crossdomain import table as results_table  # here: its imports take seconds
+
         print(f"\n{results_table(finished)}\n")
         print("full report: " + "; ".join(f"make report OUT={out}" for out in sorted({str(p.cfg.out) for p in points})))
     return 1 if counts.get("failed") else 0

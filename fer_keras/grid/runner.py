@@ -32,7 +32,6 @@ from pathlib import Path
 from fer_keras.config import RunConfig
 from fer_keras.console import progress_verbosity
 from fer_keras.data.demo import ensure_demo
-from fer_keras.evaluate.crossdomain import evaluate_crossdomain
 from fer_keras.grid.lock import RunLock
 from fer_keras.grid.spec import Grid, Point
 from fer_keras.runs import DISK_FULL, Run, write_json
@@ -61,6 +60,8 @@ def default_train(cfg: RunConfig) -> object:
 
 
 def default_crossdomain(run_dir: Path, data: Path) -> object:
+    from fer_keras.evaluate.crossdomain import evaluate_crossdomain  # here: its imports take seconds
+
     return evaluate_crossdomain(run_dir, data)
 
 

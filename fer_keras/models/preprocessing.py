@@ -60,6 +60,25 @@ def normalise(x, mode: str = "rescale"):
     return layers.Rescaling(scale, offset, name=f"{LAYER_PREFIX}{mode}")(x)
 
 
+def grey_input(model: keras.Model) -> keras.Model:
+    """``model`` with its RGB input turned grey first (the mean of R, G and B, repeated in all three channels),
+    as a flat graph over the same layers (names and weights kept). A model trained on grey faces (FER2013)
+    only ever trained the grey part of its first kernels; their colour part stays at its random start and
+    would add noise to colour photos. Stock ``keras.ops`` only, so the file loads with plain Keras."""
+    inputs = keras.Input(shape=model.input_shape[1:], name=model.inputs[0].name)
+    grey = ops.repeat(ops.mean(inputs, axis=-1, keepdims=True), 3, axis=-1)
+    # Calls every layer of the graph again on the new tensor (what a functional model does when called),
+    # which builds new nodes on the same layers instead of nesting the model as one layer.
+    outputs = model._run_through_graph(grey, operation_fn=lambda op: op)
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def has_grey_input(model: keras.Model) -> bool:
+    """Whether ``model`` averages its input's channels first (:func:`grey_input`)."""
+    first = [op for op in model.operations if not isinstance(op, keras.layers.InputLayer)][:2]
+    return [type(op).__name__ for op in first] == ["Mean", "Repeat"]
+
+
 def preprocessing_mode(model: keras.Model) -> str | None:
     """The normalisation a model applies to its input, or None if it has no such layer."""
     for layer in model.layers:

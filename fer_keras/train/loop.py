@@ -38,6 +38,7 @@ import tensorflow as tf
 from fer_keras.config import ConfigError, RunConfig, save_config
 from fer_keras.data.class_weights import class_weights
 from fer_keras.data.demo import ensure_demo
+from fer_keras.data.images import all_grey
 from fer_keras.data.legacy import make_legacy_dataset
 from fer_keras.data.pipeline import TrainingData, eval_dataset
 from fer_keras.data.readers import ImageSet, folder_classes
@@ -171,6 +172,16 @@ def _datasets(cfg: RunConfig, splits: Splits, global_batch: int
     return lambda phase, first: data.epochs(first, None, phase=phase), data.steps_per_epoch, val
 
 
+def resolve_color(color: str, train: ImageSet) -> tuple[str, str]:
+    """The model's input colour ('rgb' or 'grey') and why: as configured, or for 'auto' grey exactly when the
+    training images are grey (a sample of them has R = G = B)."""
+    if color != "auto":
+        return color, "configured"
+    if all_grey(train.paths, train.pixels):
+        return "grey", "auto: the training images are grey"
+    return "rgb", "auto: the training images have colour"
+
+
 def _bn_batches(cfg: RunConfig, train: ImageSet, batch: int) -> Callable[[], tf.data.Dataset]:
     """A fixed, seeded sample of the training split without augmentation, batched as in training."""
     rng = np.random.default_rng(cfg.seed)
@@ -181,14 +192,14 @@ def _bn_batches(cfg: RunConfig, train: ImageSet, batch: int) -> Callable[[], tf.
 
 
 def compile_model(model: keras.Model, lr: float, cfg: RunConfig | None = None, *, steps_per_epoch: int = 1,
-                  epochs: int = 1) -> None:
+                  epochs: int = 1, class_counts: list[int] | None = None) -> None:
     """The protocol's Adam at ``lr`` without ``cfg``; with it, the optimizer, loss, schedule (spread over
     ``epochs`` x ``steps_per_epoch``) and compilation options ``cfg`` names (``fer_keras.train.recipe``)."""
     if cfg is None:
         optimizer, loss, options = keras.optimizers.Adam(learning_rate=lr), "categorical_crossentropy", {}
     else:
         cfg = cfg.model_copy(update={"lr": lr})
-        optimizer, loss = make_optimizer(cfg, model, steps_per_epoch, epochs), make_loss(cfg)
+        optimizer, loss = make_optimizer(cfg, model, steps_per_epoch, epochs), make_loss(cfg, class_counts)
         options = {"jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution}
     # Keywords, not positions: Keras 3 reads a third positional argument as loss_weights. Under mixed_float16
     # Keras wraps the optimizer in a LossScaleOptimizer itself (compile's auto_scale_loss).
@@ -259,11 +270,14 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         write_json(run.data_summary_file, splits.summary())
         write_text(run.versions_file, _versions())
 
+    color, why = resolve_color(cfg.color, splits.train)
+    print(f"[{cfg.resolved_run_id()}] input colour {color} ({why})")
+    cfg_built = cfg.model_copy(update={"color": color})  # what procedures build with ('auto' decided)
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     policy = precision.mixed_precision
     with strategy.scope(), dtype_policy(policy):
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
-                            weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful,
+                            weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful, color=color,
                             **cfg.model_options)
     if policy != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
         raise ConfigError(f"{cfg.model} does not end in a float32 layer under {policy}; "
@@ -276,8 +290,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
             "keras": keras.__version__, "recipe": cfg.recipe, "mixed_precision": policy,
             "precision": precision_record(precision, cfg.mixed_precision, facts),
             "jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution,
+            "color": color, "color_reason": why,
         })
-    ctx = RunContext(cfg=cfg, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
+    ctx = RunContext(cfg=cfg_built, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
                      extra_callbacks=list(extra_callbacks or []), chief=chief,
@@ -306,7 +321,8 @@ def _protocol_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int
             model.load_weights(ctx.run.model_file)  # best frozen-phase model, then unfreeze all
         if two_phase:
             set_features_trainable(model, phase == "main")
-        compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs)
+        compile_model(model, cfg.lr, cfg, steps_per_epoch=ctx.steps_per_epoch, epochs=epochs,
+                      class_counts=list(ctx.splits.train.counts().values()))
     print(f"[{cfg.resolved_run_id()}] phase {phase}: up to {epochs} epochs, global batch {ctx.global_batch}, "
           f"{len(ctx.splits.train)} train / {len(ctx.splits.val)} val images, class weights {cfg.balance}")
     fit_phase(ctx, model, phase, epochs)

@@ -10,7 +10,8 @@ Mixed precision, XLA and steps_per_execution change speed, not the recipe.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 
 import keras
 
@@ -42,8 +43,35 @@ def make_optimizer(cfg: RunConfig, model: keras.Model, steps_per_epoch: int, epo
     return opt
 
 
-def make_loss(cfg: RunConfig) -> keras.losses.Loss:
-    return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+class LogitAdjustedLoss(keras.losses.Loss):
+    """Cross-entropy of ``softmax(log p + tau * log prior)`` (Menon et al. 2021, 'logit-adjusted loss'): the
+    model's own probabilities learn the classes' evidence without the training set's prior, so they suit a
+    balanced target as they are. Training-only (models are saved without their loss)."""
+
+    def __init__(self, log_prior: list[float], tau: float, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.log_prior, self.tau, self.label_smoothing = list(log_prior), tau, label_smoothing
+
+    def call(self, y_true, y_pred):
+        logits = keras.ops.log(keras.ops.clip(keras.ops.cast(y_pred, "float32"), 1e-7, 1.0))
+        logits = logits + self.tau * keras.ops.convert_to_tensor(self.log_prior, dtype="float32")
+        return keras.losses.categorical_crossentropy(y_true, logits, from_logits=True,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "log_prior": self.log_prior, "tau": self.tau,
+                "label_smoothing": self.label_smoothing}
+
+
+def make_loss(cfg: RunConfig, class_counts: Sequence[int] | None = None) -> keras.losses.Loss:
+    """Cross-entropy (with the config's label smoothing), or its logit-adjusted form, which needs the
+    training split's ``class_counts`` in the model's class order."""
+    if cfg.loss == "crossentropy":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    if not class_counts or min(class_counts) <= 0:
+        raise ValueError(f"loss 'logit_adjusted' needs every class's training count, got {class_counts}")
+    total = float(sum(class_counts))
+    return LogitAdjustedLoss([math.log(n / total) for n in class_counts], cfg.loss_tau, cfg.label_smoothing)
 
 
 def policy_name(mixed_precision: str) -> str:
