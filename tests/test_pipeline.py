@@ -84,7 +84,7 @@ def test_training_decodes_jpegs_as_the_predictor_does(tmp_path, mode):
 
 
 def test_csv_pixels_become_rgb(tmp_path):
-    rows = [f"{c},{' '.join(map(str, np.random.default_rng(c).integers(0, 256, 64)))},Training" for c in (0, 3, 3)]
+    rows = [f"{c},{' '.join(map(str, np.random.default_rng(c).integers(0, 256, 256)))},Training" for c in (0, 3, 3)]
     (tmp_path / "f.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
     train = read_fer2013_csv(tmp_path / "f.csv")["train"]
     x, _ = _collect(make_dataset(train, 16, batch=2, training=False))
