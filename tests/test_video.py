@@ -25,7 +25,7 @@ from fer_keras.predict import cli, video_cli
 from fer_keras.predict.predictor import load_run
 from fer_keras.predict.tracker import IoUTracker, iou
 from fer_keras.predict.video import predict_video
-from fer_keras.predict.video_io import VideoError, sampler
+from fer_keras.predict.video_io import VideoError, diagnose, sampler
 from fer_keras.runs import CLASSES_FILE, MODEL_FILE
 
 CLASSES = ["surprise", "angry", "happy"]
@@ -268,3 +268,14 @@ def test_a_bad_video_fails_quietly_before_tensorflow_loads(tmp_path):
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.splitlines() == [f"fer-predict: error: {tmp_path / 'cut.mp4'}: truncated: the file ends "
                                         "inside its 'moov' box"]
+
+
+def test_diagnose_reads_past_the_first_megabyte(tmp_path):
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (360, 640, 3), np.uint8) for _ in range(30)]
+    whole = write_clip(tmp_path / "noise.mp4", noise, "mp4v")
+    data = whole.read_bytes()
+    assert len(data) > 1.5 * (1 << 20)  # the index (moov) is written last, past the first MB
+    (tmp_path / "cut.mp4").write_bytes(data[:data.rfind(b"moov") + 20])  # cut inside the index
+    assert diagnose(tmp_path / "cut.mp4") == "truncated: the file ends inside its 'moov' box"
+    assert "its 'mp4v' video stream (MP4/MOV container)" in diagnose(whole)  # the video track's codec tag

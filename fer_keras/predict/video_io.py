@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -49,40 +49,44 @@ class VideoInfo:
     height: int
     codec: str
 
-    @property
-    def duration(self) -> float | None:
-        return self.frames / self.fps if self.frames else None
-
 
 def _fourcc(code: float) -> str:
     text = int(code).to_bytes(4, "little").decode("ascii", "replace")
     return text.strip("\x00 ") or "?"
 
 
-def _mp4_problem(data: bytes, size: int) -> str | None:
-    """Walk the top-level ISO-BMFF boxes: a box running past the end, or no index (moov), means cut short."""
-    pos, boxes = 0, set()
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if length == 1 and pos + 16 <= len(data):
-            length = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+def _mp4_boxes(f: BinaryIO, size: int) -> tuple[str | None, bytes]:
+    """Walk an MP4/MOV file's top-level boxes (headers only): what is wrong with them, if anything (a box
+    running past the end of the file, no index), and the index (moov box) itself, up to 16 MB of it."""
+    pos, moov = 0, b""
+    while pos + 8 <= size:
+        f.seek(pos)
+        head = f.read(16)
+        length, kind = struct.unpack(">I4s", head[:8])
+        if length == 1 and len(head) == 16:
+            length = struct.unpack(">Q", head[8:16])[0]
         elif length == 0:
             length = size - pos
         if length < 8 or pos + length > size:
-            return f"truncated: the file ends inside its '{kind.decode('latin-1')}' box"
-        boxes.add(kind)
+            return f"truncated: the file ends inside its '{kind.decode('latin-1')}' box", moov
+        if kind == b"moov":
+            f.seek(pos)
+            moov = f.read(min(length, 1 << 24))
         pos += length
-    return None if b"moov" in boxes else "truncated: the MP4 index (moov box) is missing, the file was cut short"
+    return (None if moov else "truncated: the MP4 index (moov box) is missing, the file was cut short"), moov
 
 
 def _codec_tag(data: bytes) -> str | None:
-    """The video codec tag in an AVI (strf biCompression) or MP4/MOV (first stsd entry) header."""
+    """The video codec tag in an AVI header (strf biCompression) or an MP4 index (the sample entry of the
+    track whose handler is 'vide')."""
     at = data.find(b"strf")
     if data[:4] == b"RIFF" and at >= 0 and at + 28 <= len(data):
         return data[at + 24:at + 28].decode("latin-1")
-    at = data.find(b"stsd")
-    if at >= 0 and at + 20 <= len(data):
-        return data[at + 16:at + 20].decode("latin-1")
+    at = data.find(b"hdlr")
+    while at >= 0:
+        if data[at + 12:at + 16] == b"vide" and (stsd := data.find(b"stsd", at)) >= 0 and stsd + 20 <= len(data):
+            return data[stsd + 16:stsd + 20].decode("latin-1")
+        at = data.find(b"hdlr", at + 4)
     return None
 
 
@@ -92,21 +96,21 @@ def diagnose(path: Path) -> str:
     if size == 0:
         return "empty file (0 bytes)"
     with open(path, "rb") as f:
-        data = f.read(1 << 20)
-    if data[4:8] == b"ftyp":
-        problem = _mp4_problem(data, size) if size <= len(data) else None
-        container = "MP4/MOV"
-    elif data[:4] == b"RIFF" and data[8:12] == b"AVI ":
-        riff = struct.unpack("<I", data[4:8])[0] + 8
-        problem = f"truncated: {size} of the {riff} bytes its header announces" if riff > size else None
-        container = "AVI"
-    elif data[:4] == b"\x1a\x45\xdf\xa3":
-        problem, container = None, "Matroska/WebM"
-    else:
-        return "not a video OpenCV can read (unknown or damaged format)"
+        header = f.read(1 << 20)
+        if header[4:8] == b"ftyp":
+            problem, index = _mp4_boxes(f, size)
+            container = "MP4/MOV"
+        elif header[:4] == b"RIFF" and header[8:12] == b"AVI ":
+            riff = struct.unpack("<I", header[4:8])[0] + 8
+            problem = f"truncated: {size} of the {riff} bytes its header announces" if riff > size else None
+            index, container = header, "AVI"
+        elif header[:4] == b"\x1a\x45\xdf\xa3":
+            problem, index, container = None, b"", "Matroska/WebM"
+        else:
+            return "not a video OpenCV can read (unknown or damaged format)"
     if problem:
         return problem
-    tag = _codec_tag(data)
+    tag = _codec_tag(index)
     what = f"its '{tag}' video stream" if tag else "its video stream"
     return (f"no usable codec: OpenCV's FFmpeg cannot decode {what} ({container} container); "
             "convert it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
