@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from PIL import Image
 from skimage import data
+from stored_runs import write_set
 
 from fer_keras import load_run
 from fer_keras.config import make_config, save_config
@@ -43,7 +44,10 @@ def test_the_shipped_model_finds_the_astronauts_face(tmp_path):
 def test_ship_writes_a_float32_copy_without_optimizer(tmp_path):
     run = Run(tmp_path / "run")
     run.dir.mkdir()
-    cfg = make_config({"model": "sequential_simple", "res": 32, "mixed_precision": "mixed_bfloat16"})
+    write_set(tmp_path / "d" / "train", 10, seed=1)  # shipping scores the written file on the run's splits
+    write_set(tmp_path / "d" / "test", 3, seed=2)
+    cfg = make_config({"model": "sequential_simple", "res": 32, "mixed_precision": "mixed_bfloat16",
+                       "data_root": str(tmp_path), "dataset": "d"})
     save_config(cfg, run.config_file)
     classes = ["sad", "angry", "happy"]
     write_json(run.classes_file, classes)

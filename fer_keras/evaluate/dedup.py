@@ -11,6 +11,7 @@ deduplicated without a model: ``python -m fer_keras.evaluate.dedup --runs runs``
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +64,21 @@ def _read_predictions(path: Path, images: ImageSet) -> tuple[np.ndarray, np.ndar
 
 def dedup_entry(reference: ImageSet, images: ImageSet, predictions: Path,
                 evaluated: list[str] | None = None) -> dict:
-    """Duplicate counts of ``images`` against ``reference`` and the metrics on the unique ones."""
+    """Duplicate counts of ``images`` against ``reference`` and the metrics on the unique ones, read from
+    the per-image ``predictions`` file."""
+    return dedup_scores(reference, images, lambda: _read_predictions(predictions, images), evaluated)
+
+
+def dedup_scores(reference: ImageSet, images: ImageSet,
+                 predicted: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]],
+                 evaluated: list[str] | None = None) -> dict:
+    """:func:`dedup_entry` from ``predicted()``: (labels, probabilities, class names) of ``images`` in order."""
     kinds, cache = duplicates.duplicates_in(reference, images)
     out = {**duplicates.summary(kinds), "list": str(cache), "reference": reference.name,
            "reference_images": len(reference)}
     keep = kinds == ""
     if keep.any():
-        labels, probs, classes = _read_predictions(predictions, images)
+        labels, probs, classes = predicted()
         m = classification_metrics(labels[keep], probs[keep], classes, evaluated=evaluated)
         out.update({k: m[k] for k in KEPT})
     return out

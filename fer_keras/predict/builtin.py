@@ -4,7 +4,10 @@ A run's ``best.keras`` carries its optimizer (AdamW moments, EMA copies: three t
 weights) and, for fast-recipe runs, a bfloat16 compute policy that is slow or missing on
 many CPUs. The shipped copy is the same architecture rebuilt in float32 with the run's
 weights and no optimizer, beside the run's class order and provenance files
-(config, run info, metrics), and its int8 TFLite file when the run was exported.
+(config, run info, metrics), and its int8 TFLite file when the run was exported. The files
+written are then evaluated as they are, on the run's splits with today's decoding, and the
+card (``card.json``, ``card.md``: ``fer_keras.predict.card``) is written from that evaluation,
+never copied from the run's older metrics.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_keras.data.readers import DatasetError
+from fer_keras.predict.card import CARD_MD, TFLITE, measure, write_card
 from fer_keras.predict.predictor import BUILTIN_MODEL_DIR
 from fer_keras.runs import Run
 
 PROVENANCE = ("classes_file", "config_file", "run_info_file", "metrics_file")
-TFLITE = "model_int8.tflite"
 
 
-def ship(run_dir: Path, dest: Path = BUILTIN_MODEL_DIR) -> Path:
-    """Write ``run_dir``'s best model (float32, no optimizer) and its provenance files into ``dest``."""
+def ship(run_dir: Path, dest: Path = BUILTIN_MODEL_DIR, *, data_root: Path | None = None) -> Path:
+    """Write ``run_dir``'s best model (float32, no optimizer) and its provenance files into ``dest``, then its
+    card from an evaluation of the written files (``data_root``: where the run's dataset is now)."""
     run = Run(run_dir)
     if not run.is_finished():
         raise ValueError(f"{run_dir} is not a finished run (no {run.metrics_file.name})")
@@ -35,13 +40,25 @@ def ship(run_dir: Path, dest: Path = BUILTIN_MODEL_DIR) -> Path:
     gap = float(np.abs(np.asarray(model(x)) - np.asarray(trained(x), dtype="float32")).max())
     if gap > 0.1:
         raise RuntimeError(f"the float32 copy of {run_dir} disagrees with it by {gap:.3f} in probability")
-    dest.mkdir(parents=True, exist_ok=True)
-    shipped = Run(dest)
-    model.save(shipped.model_file)
-    for name in PROVENANCE:
-        shutil.copyfile(getattr(run, name), getattr(shipped, name))
-    if (run.dir / TFLITE).is_file():
-        shutil.copyfile(run.dir / TFLITE, dest / TFLITE)
+    # Written and measured beside ``dest`` first: a failed measurement leaves the old model and card as they were.
+    dest = Path(dest)
+    staging = dest.with_name(f".{dest.name}.shipping")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        shipped = Run(staging)
+        model.save(shipped.model_file)
+        for name in PROVENANCE:
+            shutil.copyfile(getattr(run, name), getattr(shipped, name))
+        if (run.dir / TFLITE).is_file():
+            shutil.copyfile(run.dir / TFLITE, staging / TFLITE)
+        write_card(staging, measure(staging, run_dir, data_root=data_root))
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / TFLITE).unlink(missing_ok=True)  # a TFLite file of an earlier model must not stay beside this one
+        for f in staging.iterdir():
+            f.replace(dest / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
@@ -49,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer_keras.predict.builtin", description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="a finished run folder")
     p.add_argument("--dest", type=Path, default=BUILTIN_MODEL_DIR, help=f"where to write it ({BUILTIN_MODEL_DIR})")
+    p.add_argument("--data-root", type=Path, help="where the run's dataset is now, if it moved (the card is "
+                   "measured on its splits)")
     args = p.parse_args(argv)
     try:
-        print(f"built-in model written to {ship(args.run, args.dest)}")
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        dest = ship(args.run, args.dest, data_root=args.data_root)
+        print(f"built-in model written to {dest}; its card, measured on the written files:\n")
+        print((dest / CARD_MD).read_text())
+    except (ValueError, FileNotFoundError, RuntimeError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
