@@ -159,6 +159,14 @@ def test_cli_table_plot_and_annotated_video(run_dir, tmp_path, capsys):
     assert ok and first.shape == (SIZE[1], SIZE[0], 3)
 
 
+def test_annotate_names_a_file_or_a_folder(run_dir, tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", solid(GREEN, 3))
+    for target, written in (("copy.avi", "copy.avi"), ("out", "out/clip.mp4")):
+        assert cli.main([str(clip), "--run", str(run_dir), "--no-detect", "--annotate", str(tmp_path / target)]) == 0
+        assert (tmp_path / written).is_file()
+        assert cv2.VideoCapture(str(tmp_path / written)).get(cv2.CAP_PROP_FRAME_COUNT) == 3
+
+
 def test_real_faces_through_mtcnn(predictor, tmp_path):
     skimage_data = pytest.importorskip("skimage.data")
     photo = skimage_data.astronaut()[40:296, 100:356]  # 256 x 256 around her face
@@ -229,10 +237,11 @@ def test_bad_videos_fail_in_one_line(run_dir, tmp_path, capsys):
         ("zero.avi", "--no-detect"): "the video has zero frames",
         ("grey.avi",): "no face found in the 2 sampled frames (for a video of face crops, pass --no-detect)",
         ("grey.avi", "--every", "0"): "--every 0: must be 1 or more",
-        ("grey.avi", "--plot", "p.svg"): "--plot p.svg: the file must end in .png",
-        ("grey.avi", "--annotate", "a.webm"): "--annotate a.webm: write a .mp4, .mov, .avi, .mkv file",
+        ("grey.avi", "--plot", "p.svg"): "p.svg: the file must end in .png",
+        ("grey.avi", "--annotate", "a.webm"): "a.webm: write a .mp4, .mov, .avi, .mkv file",
     }
     for (name, *flags), message in cases.items():
+        flags = [str(tmp_path / f) if f.startswith(("p.", "a.")) else f for f in flags]
         assert cli.main([str(tmp_path / name), "--run", str(run_dir), *flags]) == 1, name
         err = capsys.readouterr().err
         assert "Traceback" not in err and err.count("error") == 1, (name, err)

@@ -71,7 +71,10 @@ def _check(args: argparse.Namespace) -> list[Path]:
     if args.out is not None:
         _writable(args.out.parent, f"--out {args.out}")
     if args.annotate is not None:
-        _writable(args.annotate, f"--annotate {args.annotate}")
+        from fer_keras.predict.video_io import is_video
+
+        video_file = is_video(args.photo) and is_video(args.annotate)  # a video's annotated copy, not a folder
+        _writable(args.annotate.parent if video_file else args.annotate, f"--annotate {args.annotate}")
     if args.run is not None and not args.run.exists():
         raise FileNotFoundError(f"--run {args.run}: no such run folder or model file")
     if args.photo.is_dir():
