@@ -238,10 +238,11 @@ def test_bad_videos_fail_in_one_line(run_dir, tmp_path, capsys):
         ("grey.avi",): "no face found in the 2 sampled frames (for a video of face crops, pass --no-detect)",
         ("grey.avi", "--every", "0"): "--every 0: must be 1 or more",
         ("grey.avi", "--plot", "p.svg"): "p.svg: the file must end in .png",
+        ("grey.avi", "--plot", "grey.avi/p.png"): "grey.avi/p.png: cannot write in",
         ("grey.avi", "--annotate", "a.webm"): "a.webm: write a .mp4, .mov, .avi, .mkv file",
     }
     for (name, *flags), message in cases.items():
-        flags = [str(tmp_path / f) if f.startswith(("p.", "a.")) else f for f in flags]
+        flags = [str(tmp_path / f) if f.startswith(("p.", "a.", "grey.avi/")) else f for f in flags]
         assert cli.main([str(tmp_path / name), "--run", str(run_dir), *flags]) == 1, name
         err = capsys.readouterr().err
         assert "Traceback" not in err and err.count("error") == 1, (name, err)

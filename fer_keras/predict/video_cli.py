@@ -14,6 +14,7 @@ import os
 import cv2
 
 from fer_keras.predict.video_io import VIDEO_EXTENSIONS, WRITER_CODECS, probe
+from fer_keras.runs import check_writable
 
 PLOT_FORMAT = ".png"
 AV_LOG_QUIET = -8
@@ -36,6 +37,12 @@ def check(args: argparse.Namespace) -> None:
         args.plot = args.out.with_suffix(PLOT_FORMAT)
     if args.plot is not None and args.plot.suffix.lower() != PLOT_FORMAT:
         raise ValueError(f"--plot {args.plot}: the file must end in .png (a .pdf is written beside it)")
+    if args.plot is not None:
+        try:
+            check_writable(args.plot.parent)
+        except OSError as err:
+            why = err.strerror or err
+            raise ValueError(f"--plot {args.plot}: cannot write in {args.plot.parent} ({why})") from None
     if args.annotate is not None:
         if args.annotate.suffix.lower() in VIDEO_EXTENSIONS:
             if args.annotate.suffix.lower() not in WRITER_CODECS:
