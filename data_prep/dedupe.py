@@ -212,10 +212,14 @@ def write_sheets(root: Path, dups: pd.DataFrame, out: Path, max_sheets: int) -> 
     return n
 
 
-def move_out(root: Path, paths: list[str], dest: Path) -> None:
-    """Move files to ``dest`` under the same relative path (never overwriting)."""
+def _check_move_to(root: Path, dest: Path) -> None:
     if dest.resolve() == root.resolve() or root.resolve() in dest.resolve().parents:
         raise ValueError(f"--move-to {dest} must be outside the dataset {root}")
+
+
+def move_out(root: Path, paths: list[str], dest: Path) -> None:
+    """Move files to ``dest`` under the same relative path (never overwriting)."""
+    _check_move_to(root, dest)
     for p in paths:
         target = dest / p
         if target.exists():
@@ -232,6 +236,8 @@ def run(root: str | os.PathLike, out: str | os.PathLike, *, threshold: int = 6,
     root, out = Path(root), Path(out)
     if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
         raise ValueError(f"report folder {out} must be outside the dataset {root}")
+    if move_to:
+        _check_move_to(root, Path(move_to))  # before the work, not after it
     out.mkdir(parents=True, exist_ok=True)
     df, bits = hash_dataset(root, method=method, hash_size=hash_size, progress=progress)
     dups = find_duplicates(df, bits, threshold)
