@@ -101,3 +101,11 @@ def test_the_report_shows_grouped_and_ungrouped_rows_side_by_side(tmp_path):
     assert sorted(shown.index) == sorted(["image", SUBJECT])
     assert {"test balanced acc", "test F1 macro"} <= set(shown.columns)
     assert shown.loc["image", "test acc"].startswith("**0.9") and shown.loc[SUBJECT, "test acc"].startswith("0.7")
+
+
+def test_the_class_warning_names_an_extra_class_instead_of_a_canonical_one(tmp_path):
+    for cls in ("angry", "contempt"):
+        for i in range(10):
+            write_image(tmp_path / "faces" / cls / f"S{i:03d}_001_{i:08d}.png", seed=i + 20 * len(cls), size=16)
+    lines = make_splits(tmp_path / "faces", seed=0).report_lines()
+    assert lines[1].endswith("so the model will have 2 classes, not 7, contempt among them")

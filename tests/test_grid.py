@@ -347,3 +347,10 @@ def test_a_full_disk_stops_the_grid_in_one_line_and_the_rerun_finishes_it(tmp_pa
     monkeypatch.setattr(runs, "replacing", real)
     assert cli.main([str(grid.path), "--trainer", "grid_fakes:fake_train"]) == 0
     assert all(Run(p.run_dir).is_finished() for p in grid.points)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_grids_expand(path, monkeypatch):
+    """Every grid under experiments/ validates and expands (its base config found from the repository root)."""
+    monkeypatch.chdir(ROOT)
+    assert load_grid(path.relative_to(ROOT)).points

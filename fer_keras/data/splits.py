@@ -43,9 +43,12 @@ class Splits:
         lines = [f"data: {len(classes)} classes ({', '.join(classes)}); {len(self.train)} train / "
                  f"{len(self.val)} val{test} images; validation {self.val_source}"]
         missing = [c for c in CANONICAL_CLASSES if c not in classes]
+        extra = [c for c in classes if c not in CANONICAL_CLASSES]  # contempt (CK+, AffectNet)
         if missing:
+            count = f"{len(classes)} classes" + (f", not {len(CANONICAL_CLASSES)}"
+                                                 if len(classes) != len(CANONICAL_CLASSES) else "")
             lines.append(f"warning: the training set has no {', '.join(missing)} images, so the model will have "
-                         f"{len(classes)} classes, not {len(CANONICAL_CLASSES)}")
+                         f"{count}" + (f", {', '.join(extra)} among them" if extra else ""))
         sets = {id(s): s for s in (self.train, self.val, self.test) if s is not None}
         skipped = [item for s in sets.values() for item in s.skipped]
         if skipped:
