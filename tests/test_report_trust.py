@@ -79,4 +79,4 @@ def test_deduplicated_test_accuracy_stands_beside_the_test_and_paper_columns(tmp
     assert row["test_accuracy_vs_paper"] == pytest.approx(0.12)
     assert row["test_dedup_accuracy_vs_paper"] == pytest.approx(0.08)
     text = tables.display(summary).iloc[0]
-    assert text["test acc dedup"] == "0.580" and text["dedup − paper"] == "+0.080"
+    assert text["test acc dedup"] == "0.580 (n=90)" and text["dedup − paper"] == "+0.080"

@@ -133,6 +133,7 @@ def read_run(run_dir: Path, run_id: str | None = None) -> tuple[dict, RunRecord]
             row[f"{split}_{metric}"] = m.get(metric)
         # Accuracy on the images with no exact or near copy in training (fer_keras.evaluate.dedup).
         row[f"{split}_dedup_accuracy"] = (m.get("dedup") or {}).get("accuracy")
+        row[f"{split}_dedup_n"] = (m.get("dedup") or {}).get("unique")  # the images it is measured on
         row[f"{split}_n"] = m.get("n")
         row[f"{split}_collapsed"] = _collapsed(m, classes)
     row["collapsed"] = any(bool(row[f"{split}_collapsed"]) for split in results)
@@ -175,7 +176,7 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
         records[record.run_id] = record
     rows += _missing_points(Path(root), {r["run_id"] for r in rows})
     columns = ["run_id", "group", *SETTINGS, "params", "cross_set", "status", "collapsed", "run_dir",
-               *(f"{s}_{m}" for s in SPLITS for m in (*METRICS, "n", "collapsed"))]
+               *(f"{s}_{m}" for s in SPLITS for m in (*METRICS, "n", "dedup_n", "collapsed"))]
     df = merge_seeds(pd.DataFrame(rows, columns=columns))
     return df.sort_values("run_id", ignore_index=True), records
 

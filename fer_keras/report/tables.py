@@ -105,6 +105,8 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
             row[col] = values.mean() if values.notna().any() else np.nan
             row[f"{col}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else np.nan
         for split in SPLITS:
+            sizes = pd.to_numeric(done[f"{split}_dedup_n"], errors="coerce").dropna()
+            row[f"{split}_dedup_n"] = sizes.iloc[0] if len(sizes) and sizes.nunique() == 1 else np.nan
             folds = pd.to_numeric(done[f"{split}_accuracy"], errors="coerce")
             lo, hi = _interval(_parts(records, row["run_ids"], split), folds, seed)
             row[f"{split}_accuracy_lo"], row[f"{split}_accuracy_hi"] = lo, hi
@@ -200,6 +202,9 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
         text += f" ± {std:.3f}"
     elif lo is not None and not pd.isna(lo):
         text += f" [{lo:.3f}, {hi:.3f}]"
+    n = row.get(col.replace("_dedup_accuracy", "_dedup_n")) if "_dedup_" in col else None
+    if n is not None and not pd.isna(n):
+        text += f" (n={int(n):,})"  # the size of the deduplicated set, computed once per dataset
     split = col.split("_")[0]
     tested = f"{split}_p_vs_best_holm" in row.index  # the table went through significance()
     p = row.get(f"{split}_p_vs_best_holm")
