@@ -72,7 +72,7 @@ def test_kinds_exact_near_and_unique(tmp_path):
     assert kinds.tolist() == ["exact", "near", ""]
     assert cache.is_file()
     assert duplicates.summary(kinds) == {"images": 3, "exact": 1, "near": 1, "unique": 1,
-                                              "hash": duplicates.HASH_NAME, "threshold": duplicates.NEAR_THRESHOLD}
+                                         "hash": duplicates.HASH_NAME, "threshold": duplicates.NEAR_THRESHOLD}
 
 
 def test_keys_are_cached_by_file_list_in_any_order(tmp_path, monkeypatch):
