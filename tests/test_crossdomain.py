@@ -43,8 +43,9 @@ def test_each_run_is_evaluated_on_its_own_set_and_a_missing_set_fails_the_comman
     assert "crossdomain: 2 evaluated, 0 already evaluated, 1 without a set, 1 skipped (set missing), 0 failed" \
         in done.stdout
     table = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.endswith(("-", "0000"))}
-    assert table["a_run"][3:] == ["wild_a", "1.0000", "1.0000"]
-    assert table["b_run"][3:] == ["btfer", "-", "-"] and table["c_run"][3] == "wild_b"
+    # Stored runs without a prior correction: its two columns stay empty.
+    assert table["a_run"][3:] == ["wild_a", "1.0000", "1.0000", "-", "-"]
+    assert table["b_run"][3:] == ["btfer", "-", "-", "-", "-"] and table["c_run"][3] == "wild_b"
 
     # --data evaluates every run on that one set; every run handled: exit 0.
     assert crossdomain.main(["--runs", str(runs), "--data", str(data_root / "wild_a")]) == 0

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
 
 #: The taus tried on validation: 0 (no correction) to 1.5 (over-correction) in steps of 0.1.
 TAU_GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(16))
@@ -75,6 +74,8 @@ def choose(counts: Mapping[str, int], labels: np.ndarray, probs: np.ndarray, cla
            grid: Sequence[float] = TAU_GRID) -> PriorCorrection:
     """The tau of ``grid`` with the best balanced accuracy on these (validation) predictions; the smallest
     such tau on ties, so no correction is chosen when none helps."""
+    from sklearn.metrics import balanced_accuracy_score  # imported here: commands load this module early
+
     base = PriorCorrection.from_counts(counts)
     log_prior = base.log_prior(class_names)
     scores = {f"{t:g}": float(balanced_accuracy_score(labels, adjust(probs, log_prior, t).argmax(axis=1)))
