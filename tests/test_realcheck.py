@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import make_folder_dataset
+from pathlib import Path
+
+import numpy as np
+from conftest import make_folder_dataset, stable_seed
+from PIL import Image
 
 from fer_keras import realcheck
 
@@ -27,15 +31,47 @@ def test_verdict_names_collapse_missing_classes_and_chance():
     assert realcheck.verdict([], 7) == ["no epoch finished"]
 
 
-def test_command_prints_every_epoch_and_exits_with_its_verdict(tmp_path, capsys):
+def _grey_faces(root: Path, counts: dict[str, int], level=lambda cls: 128) -> Path:
+    """``root/<class>/<i>.png``: 16 px grey images at ``level(class)`` plus a little noise."""
+    rng = np.random.default_rng(stable_seed(str(root.name)))
+    for cls, n in counts.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = np.clip(rng.normal(level(cls), 8, (16, 16)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / cls / f"{i}.png")
+    return root
+
+
+def test_the_command_fails_a_collapsed_run(tmp_path, capsys):
+    """Every image the same grey, whatever its class: the model cannot tell them apart and gives every test
+    image the same answer, which the check must call a collapse (and not above chance)."""
     data = tmp_path / "faces"
-    for split in ("train", "test"):
-        make_folder_dataset(data / split, dict.fromkeys(CLASSES, 10 if split == "train" else 2), size=16)
+    for split, n in (("train", 10), ("test", 2)):
+        make_folder_dataset(data / split, dict.fromkeys(CLASSES, 0))
+        _grey_faces(data / split, dict.fromkeys(CLASSES, n))
     rc = realcheck.main(["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "runs")])
     out = capsys.readouterr()
     assert "realcheck epoch  1" in out.out and "predicted shares: ang" in out.out
-    assert rc == (1 if "REALCHECK FAILED" in out.err else 0)
+    assert rc == 1 and "REALCHECK FAILED: collapsed: 100% of test predictions are " in out.err
+    assert "classes never predicted on test" in out.err and "is not above chance" in out.err
     assert (tmp_path / "runs" / "realcheck_sequential_simple_faces_s42" / "metrics.json").is_file()
+
+
+def test_the_command_passes_a_learning_run(tmp_path, capsys, monkeypatch):
+    """Three classes told apart by brightness: the protocol's run learns them (in batches of 8 at 1e-3 rather
+    than 32 at 1e-4, so three epochs suffice) and the check passes it."""
+    levels = {"angry": 40, "happy": 215, "sad": 128}
+    data = tmp_path / "faces"
+    _grey_faces(data / "train", dict.fromkeys(levels, 80), level=levels.get)
+    _grey_faces(data / "test", dict.fromkeys(levels, 10), level=levels.get)
+    config = realcheck.realcheck_config
+    monkeypatch.setattr(realcheck, "realcheck_config",
+                        lambda *a, **k: config(*a, **k).model_copy(update={"lr": 1e-3, "batch": 8}))
+    rc = realcheck.main(["--data", str(data), "--epochs", "3", "--out", str(tmp_path / "runs")])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "REALCHECK FAILED" not in out.err and "realcheck passed: final test accuracy" in out.out
+    assert float(out.out.split("realcheck passed: final test accuracy")[1].split()[0]) >= 1 / 3 + 0.05
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
