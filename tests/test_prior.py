@@ -106,3 +106,22 @@ def test_predictor_applies_the_runs_correction_and_refuses_without_one(tmp_path)
     # A saved copy keeps the correction beside it.
     copy = corrected.save(tmp_path / "copy" / "m.keras")
     assert load_run(copy, prior=True).prior == correction
+
+
+def test_report_shows_prior_corrected_accuracy_beside_the_plain_one(tmp_path):
+    from stored_runs import LEVELS, stored_run
+
+    from fer_keras.report.collect import collect
+    from fer_keras.report.tables import display, summarize
+    from fer_keras.runs import write_json
+
+    runs = tmp_path / "runs"
+    for name, (plain, corrected) in {"a": (0.40, 0.45), "b": (0.50, 0.52)}.items():
+        run = stored_run(runs / name, list(LEVELS), crossdomain="wild", seed={"a": 1, "b": 2}[name],
+                         model={"a": "sequential_simple", "b": "lenet5"}[name])
+        write_json(run / "crossdomain_wild.json", {"n": 10, "accuracy": plain,
+                                                   "prior_corrected": {"tau": 0.5, "accuracy": corrected}})
+    df, records = collect(runs)
+    assert sorted(df["cross_prior_accuracy"]) == [0.45, 0.52]
+    shown = display(summarize(df, records))
+    assert sorted(shown["cross acc prior-corrected"].str.extract(r"(0\.\d+)")[0]) == ["0.450", "0.520"]

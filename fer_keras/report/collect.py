@@ -24,7 +24,8 @@ from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "cv_group", "paper_faithful",
             "recipe", "epochs", "lr", "model_options", "random_erasing", "tta")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
-           "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted", "dedup_accuracy")
+           "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted", "dedup_accuracy",
+           "prior_accuracy")
 SPLITS = ("val", "test", "cross")
 
 
@@ -134,6 +135,8 @@ def read_run(run_dir: Path, run_id: str | None = None) -> tuple[dict, RunRecord]
         # Accuracy on the images with no exact or near copy in training (fer_keras.evaluate.dedup).
         row[f"{split}_dedup_accuracy"] = (m.get("dedup") or {}).get("accuracy")
         row[f"{split}_dedup_n"] = (m.get("dedup") or {}).get("unique")  # the images it is measured on
+        # After the run's class-prior correction (fer_keras.evaluate.prior; tau chosen on validation).
+        row[f"{split}_prior_accuracy"] = (m.get("prior_corrected") or {}).get("accuracy")
         row[f"{split}_n"] = m.get("n")
         row[f"{split}_collapsed"] = _collapsed(m, classes)
     row["collapsed"] = any(bool(row[f"{split}_collapsed"]) for split in results)
