@@ -14,7 +14,7 @@ from fer_keras.export import run_export
 from fer_keras.export.__main__ import main
 from fer_keras.export.check import check_all
 from fer_keras.export.run_export import export_run
-from fer_keras.export.tflite import TFLiteModel
+from fer_keras.export.tflite import QUANTS, TFLiteModel
 from fer_keras.runs import Run
 from fer_keras.train.loop import train_run
 
@@ -115,6 +115,35 @@ def test_every_registered_model_converts_or_says_why(monkeypatch, tmp_path):
     big_row = rows["big_only_for_test"]  # checked at its own smallest size instead
     assert big_row["res"] == 64 and "32 px" in big_row["note"] and "build failed" in big_row["reason"]
     keras.backend.clear_session()
+
+
+#: Real models of the zoo, kept few for time: plain conv + BN (vgg_lite, in every format) and residual blocks
+#: (resnet18); the slow test below converts the whole zoo (depthwise keras.applications backbones, ESR's
+#: multi-output ensemble, ...).
+REAL_SUBSET = {"vgg_lite": QUANTS, "resnet18": ("none",)}
+
+
+@pytest.mark.parametrize("name", list(REAL_SUBSET))
+def test_a_representative_subset_of_the_real_zoo_converts_and_computes_what_keras_does(name):
+    """``make export-check`` on real registered models (random weights, 32 px): each converts to every
+    format tried and the interpreter's probabilities match Keras'."""
+    (row,) = check_all([name], res=32, quants=REAL_SUBSET[name])
+    assert row["convertible"] is True, row["reason"]
+    for quant, result in row["formats"].items():
+        assert result["ok"] and result["max_abs_prob_diff"] <= (1e-4 if quant == "none" else 0.1), (quant, result)
+
+
+@pytest.mark.slow  # minutes: every model, every format; the fast subset above runs by default
+def test_every_real_registered_model_converts_or_says_why():
+    """What ``make export-check`` promises, on the whole real zoo at 48 px (or a model's smallest size): each
+    model converts and computes what Keras does, or its row gives the converter's reason."""
+    rows = check_all(res=48)
+    assert [r["model"] for r in rows] == registry.list_models()
+    for r in rows:
+        if r["convertible"]:
+            assert r["formats"]["none"]["max_abs_prob_diff"] <= 1e-4, r
+        else:
+            assert r["reason"], r
 
 
 def test_all_models_cli_writes_a_table(tmp_path):
