@@ -51,3 +51,24 @@ def test_shipping_without_the_runs_data_fails_and_says_where(tmp_path, capsys):
     # Nothing half-shipped: the earlier model stays, no card without a measurement, no staging folder left.
     assert (old / "best.keras").read_bytes() == b"the model shipped before"
     assert not (old / CARD_JSON).exists() and not (tmp_path / ".builtin.shipping").exists()
+
+
+def test_card_scores_a_cross_domain_set_and_the_shipped_prior_correction(tmp_path, capsys):
+    from fer_keras.evaluate import prior as prior_correction
+    from fer_keras.evaluate.prior import PriorCorrection
+
+    write_set(tmp_path / "data" / "d" / "train", 10, seed=1)
+    write_set(tmp_path / "data" / "d" / "test", 4, seed=2)
+    cross = write_set(tmp_path / "wild", 3, seed=3)
+    run = stored_run(tmp_path / "run", CANONICAL, data_root=str(tmp_path / "data"), dataset="d")
+    write_json(run / "run_info.json", {"preprocessing": "none"})
+    prior_correction.save(run, PriorCorrection.from_counts({c: 10 for c in CANONICAL}, tau=0.5))
+    dest = tmp_path / "builtin"
+    assert ship_main([str(run), "--dest", str(dest), "--cross", str(cross)]) == 0, capsys.readouterr().err
+    assert prior_correction.load(dest) == prior_correction.load(run)  # ships beside the model
+    card = json.loads((dest / CARD_JSON).read_text())
+    assert card["cross"]["n"] == 9 and card["cross"]["accuracy"] == 1.0
+    assert card["test"]["prior_corrected"]["tau"] == 0.5 and card["cross"]["prior_corrected"]["accuracy"] == 1.0
+    assert card["latency_ms"]["keras_one_image_median"] > 0
+    text = (dest / CARD_MD).read_text()
+    assert "Cross-domain" in text and "tau 0.5" in text

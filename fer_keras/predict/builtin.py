@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_keras.data.readers import DatasetError
+from fer_keras.evaluate import prior as prior_correction
 from fer_keras.predict.card import CARD_MD, TFLITE, measure, write_card
 from fer_keras.predict.predictor import BUILTIN_MODEL_DIR
 from fer_keras.runs import Run
@@ -27,9 +28,11 @@ from fer_keras.runs import Run
 PROVENANCE = ("classes_file", "config_file", "run_info_file", "metrics_file")
 
 
-def ship(run_dir: Path, dest: Path = BUILTIN_MODEL_DIR, *, data_root: Path | None = None) -> Path:
+def ship(run_dir: Path, dest: Path = BUILTIN_MODEL_DIR, *, data_root: Path | None = None,
+         cross: Path | None = None) -> Path:
     """Write ``run_dir``'s best model (float32, no optimizer) and its provenance files into ``dest``, then its
-    card from an evaluation of the written files (``data_root``: where the run's dataset is now)."""
+    card from an evaluation of the written files (``data_root``: where the run's dataset is now; ``cross``: a
+    cross-domain set the card also scores). The run's prior correction ships with it when it has one."""
     run = Run(run_dir)
     if not run.is_finished():
         raise ValueError(f"{run_dir} is not a finished run (no {run.metrics_file.name})")
@@ -50,11 +53,13 @@ def ship(run_dir: Path, dest: Path = BUILTIN_MODEL_DIR, *, data_root: Path | Non
         model.save(shipped.model_file)
         for name in PROVENANCE:
             shutil.copyfile(getattr(run, name), getattr(shipped, name))
-        if (run.dir / TFLITE).is_file():
-            shutil.copyfile(run.dir / TFLITE, staging / TFLITE)
-        write_card(staging, measure(staging, run_dir, data_root=data_root))
+        for extra in (TFLITE, prior_correction.FILE_NAME):
+            if (run.dir / extra).is_file():
+                shutil.copyfile(run.dir / extra, staging / extra)
+        write_card(staging, measure(staging, run_dir, data_root=data_root, cross=cross))
         dest.mkdir(parents=True, exist_ok=True)
-        (dest / TFLITE).unlink(missing_ok=True)  # a TFLite file of an earlier model must not stay beside this one
+        for extra in (TFLITE, prior_correction.FILE_NAME):  # an earlier model's must not stay beside this one
+            (dest / extra).unlink(missing_ok=True)
         for f in staging.iterdir():
             f.replace(dest / f.name)
     finally:
@@ -68,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dest", type=Path, default=BUILTIN_MODEL_DIR, help=f"where to write it ({BUILTIN_MODEL_DIR})")
     p.add_argument("--data-root", type=Path, help="where the run's dataset is now, if it moved (the card is "
                    "measured on its splits)")
+    p.add_argument("--cross", type=Path, help="a cross-domain set (class folders) the card also scores, e.g. "
+                   "BTFER-48 dev")
     args = p.parse_args(argv)
     try:
-        dest = ship(args.run, args.dest, data_root=args.data_root)
+        dest = ship(args.run, args.dest, data_root=args.data_root, cross=args.cross)
         print(f"built-in model written to {dest}; its card, measured on the written files:\n")
         print((dest / CARD_MD).read_text())
     except (ValueError, FileNotFoundError, RuntimeError, DatasetError) as err:
