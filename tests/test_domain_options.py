@@ -109,3 +109,22 @@ def test_fast_run_with_auto_colour_and_logit_adjusted_loss(demo_root, tmp_path):
     assert (info["color"], info["color_reason"]) == ("grey", "auto: the training images are grey")  # demo: grey
     assert has_grey_input(keras.models.load_model(run / "best.keras", safe_mode=True, compile=False))
     assert read_json(run / "metrics.json")["test"]["n"] > 0
+
+
+def test_colour_check_scores_a_run_as_trained_and_with_grey_input(tmp_path, capsys):
+    from stored_runs import LEVELS, stored_run, write_set
+
+    from fer_keras.evaluate import colour
+    from fer_keras.evaluate import prior as prior_correction
+    from fer_keras.evaluate.prior import PriorCorrection
+
+    order = sorted(LEVELS)
+    run = stored_run(tmp_path / "run", order)
+    prior_correction.save(run, PriorCorrection.from_counts({c: 5 for c in order}, tau=0.3))
+    data = write_set(tmp_path / "set", per_class=3, seed=4)  # grey images: both inputs see the same pixels
+    assert colour.main([str(run), "--data", str(data)]) == 0
+    rows = colour.compare(run, data)
+    assert [r["input"] for r in rows] == ["rgb", "grey"] and all(r["accuracy"] == 1.0 for r in rows)
+    assert all(r["tau"] == 0.3 and r["prior_accuracy"] == 1.0 for r in rows)
+    assert "grey" in capsys.readouterr().out
+    assert colour.main([str(run), "--data", str(tmp_path / "nowhere")]) == 2
