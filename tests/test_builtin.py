@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 
@@ -32,6 +33,22 @@ def test_the_shipped_model_loads_with_its_class_order_and_preprocessing():
     cfg, metrics = shipped.config(), shipped.metrics()
     assert (cfg.model, cfg.res, cfg.dataset, cfg.recipe) == ("vgg_lite", 48, "fer2013", "fast")
     assert metrics["test"]["n"] > 7000 and metrics["test"]["accuracy"] > 0.6  # what the README's card quotes
+
+
+def test_the_readme_card_is_the_shipped_files_card():
+    """Every figure line of card.md (written by the shipping step from its evaluation of the shipped file)
+    stands in the README's model card as it is, and the card names the file that ships."""
+    from pathlib import Path
+
+    from fer_keras.predict.card import CARD_JSON, CARD_MD, card_markdown
+
+    shipped = Run(BUILTIN_MODEL_DIR)
+    card = json.loads((shipped.dir / CARD_JSON).read_text())
+    assert card["model_sha256"] == hashlib.sha256(shipped.model_file.read_bytes()).hexdigest()
+    assert (shipped.dir / CARD_MD).read_text() == card_markdown(card)
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    lines = [line for line in card_markdown(card).splitlines() if line.startswith("- ")]
+    assert lines and all(" ".join(line.split()) in readme for line in lines)
 
 
 def test_the_shipped_model_finds_the_astronauts_face(tmp_path):
