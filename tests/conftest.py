@@ -53,3 +53,31 @@ TINY_OPTIONS: dict[str, dict] = {
     "resmasking_net": {"mask_growth": 1, "stage_blocks": (1, 1, 1, 1)},  # 138M -> a few M parameters
     "esr": {"branches": 2},
 }
+
+
+# A pre-trained-style model small enough for end-to-end tests of two-phase fine-tuning (registered by the
+# ``tiny_pretrained`` fixture; its "imagenet" weights are a file the test writes).
+def tiny_backbone(input_shape, num_classes, *, pretrain, pooling, weights_dir, paper_faithful=False):
+    import keras
+
+    from fer_keras.models._head import classifier_on_backbone
+
+    inp = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, name="bb_conv")(inp)
+    backbone = keras.Model(inp, x, name="backbone")
+    if pretrain == "imagenet":
+        from fer_keras.models.weights import find_weights
+
+        backbone.load_weights(find_weights("tiny.weights.h5", "https://example.org/tiny", weights_dir))
+    return classifier_on_backbone(backbone, input_shape, num_classes, pooling=pooling, name="tiny",
+                                  preprocessing="rescale" if paper_faithful else "tf")
+
+
+@pytest.fixture
+def tiny_pretrained(monkeypatch):
+    from fer_keras import registry
+
+    spec = registry.ModelSpec(name="tiny_pretrained", builder=tiny_backbone, family="test", paper_name="-",
+                              description="test-only", pretrains=("scratch", "imagenet"))
+    monkeypatch.setitem(registry._REGISTRY, "tiny_pretrained", spec)
+    return spec

@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from conftest import tiny_backbone
 
 from fer_keras import registry
 from fer_keras.config import make_config
 from fer_keras.evaluate import crossdomain
-from fer_keras.models._head import classifier_on_backbone
 from fer_keras.predict.predictor import load_run
 from fer_keras.runs import Run, find_runs, read_json
 from fer_keras.train import cli
@@ -288,30 +288,10 @@ def test_a_different_config_in_the_same_run_folder_is_refused(demo_root, tmp_pat
         train_run(_cfg(demo_root, tmp_path, epochs=1, run_id="fixed", lr=0.5), verbose=0)
 
 
-def _tiny_backbone(input_shape, num_classes, *, pretrain, pooling, weights_dir, paper_faithful=False):
-    inp = keras.Input(input_shape)
-    x = keras.layers.Conv2D(4, 3, name="bb_conv")(inp)
-    backbone = keras.Model(inp, x, name="backbone")
-    if pretrain == "imagenet":
-        from fer_keras.models.weights import find_weights
-
-        backbone.load_weights(find_weights("tiny.weights.h5", "https://example.org/tiny", weights_dir))
-    return classifier_on_backbone(backbone, input_shape, num_classes, pooling=pooling, name="tiny",
-                                  preprocessing="rescale" if paper_faithful else "tf")
-
-
-@pytest.fixture
-def tiny_pretrained(monkeypatch):
-    spec = registry.ModelSpec(name="tiny_pretrained", builder=_tiny_backbone, family="test", paper_name="-",
-                              description="test-only", pretrains=("scratch", "imagenet"))
-    monkeypatch.setitem(registry._REGISTRY, "tiny_pretrained", spec)
-    return spec
-
-
 def test_pretrained_backbone_trains_in_two_phases(demo_root, tmp_path, tiny_pretrained):
     weights = tmp_path / "cache"
     weights.mkdir()
-    source = _tiny_backbone((32, 32, 3), 7, pretrain="scratch", pooling="gap", weights_dir=None)
+    source = tiny_backbone((32, 32, 3), 7, pretrain="scratch", pooling="gap", weights_dir=None)
     source.get_layer("backbone").save_weights(weights / "tiny.weights.h5")
     cfg = _cfg(demo_root, tmp_path, model="tiny_pretrained", pretrain="imagenet", weights_dir=str(weights),
                phase1_epochs=1, epochs=1)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import keras
 import pytest
+from conftest import tiny_backbone
 from stored_runs import write_set
 from tensorflow.python.framework import config as tf_config
 
-from fer_keras import registry
 from fer_keras.config import make_config
 from fer_keras.runs import TMP_MARK, Run, read_json
 from fer_keras.train import cli
@@ -122,20 +122,6 @@ def test_a_run_killed_by_sigkill_mid_epoch_resumes_and_keeps_its_better_checkpoi
     assert not list(run.dir.rglob(f".*{TMP_MARK}*"))
 
 
-def _tiny_backbone(input_shape, num_classes, *, pretrain, pooling, weights_dir, paper_faithful=False):
-    from fer_keras.models._head import classifier_on_backbone
-
-    inp = keras.Input(input_shape)
-    x = keras.layers.Conv2D(4, 3, name="bb_conv")(inp)
-    backbone = keras.Model(inp, x, name="backbone")
-    if pretrain == "imagenet":
-        from fer_keras.models.weights import find_weights
-
-        backbone.load_weights(find_weights("tiny.weights.h5", "https://example.org/tiny", weights_dir))
-    return classifier_on_backbone(backbone, input_shape, num_classes, pooling=pooling, name="tiny",
-                                  preprocessing="tf")
-
-
 class _Interrupt(keras.callbacks.Callback):
     """Stops the process's training in the main phase's second epoch (``fits`` counts the phases' fits)."""
 
@@ -152,13 +138,10 @@ class _Interrupt(keras.callbacks.Callback):
 
 
 def test_a_two_phase_run_interrupted_in_its_main_phase_resumes_there_with_the_backbone_unfrozen(
-        bright, tmp_path, monkeypatch, capsys):
-    spec = registry.ModelSpec(name="tiny_pretrained", builder=_tiny_backbone, family="test", paper_name="-",
-                              description="test-only", pretrains=("scratch", "imagenet"))
-    monkeypatch.setitem(registry._REGISTRY, "tiny_pretrained", spec)
+        bright, tmp_path, monkeypatch, capsys, tiny_pretrained):
     weights = tmp_path / "cache"
     weights.mkdir()
-    _tiny_backbone((32, 32, 3), 3, pretrain="scratch", pooling="gap", weights_dir=None).get_layer(
+    tiny_backbone((32, 32, 3), 3, pretrain="scratch", pooling="gap", weights_dir=None).get_layer(
         "backbone").save_weights(weights / "tiny.weights.h5")
     cfg = _cfg(bright, tmp_path / "runs", model="tiny_pretrained", pretrain="imagenet", weights_dir=str(weights),
                phase1_epochs=1, epochs=2, early_stopping_patience=10)
