@@ -252,7 +252,7 @@ SPECS: tuple[ModelSpec, ...] = (
         description="ResNet-18 embedding trained with the triplet loss, then a linear SVM (or LDA, softmax "
         "regression) on the embeddings, stored as a Dense layer (Haider et al., Sensors 2023)",
         min_resolution=32,
-        params={48: 11_182_023, 224: 11_189_703},
+        params={48: 11_184_071, 224: 11_191_751},
         test_resolutions=(32,),
         trainer="fer_keras.train.triplet:train_triplet",
         options={
