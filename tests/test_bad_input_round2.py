@@ -359,7 +359,11 @@ def test_a_run_without_classes_json_gives_one_note_line(tmp_path, capsys):
 
 
 # --- crop workers ------------------------------------------------------------------------------------
-def test_crop_workers_hide_tensorflows_log_lines(tmp_path, capfd):
+def test_crop_workers_hide_tensorflows_log_lines(tmp_path, capfd, monkeypatch):
+    # TensorFlow's oneDNN notice, printed whatever the CPU once oneDNN is on and nothing silences the log
+    # (the suite's conftest does, and TF_ENABLE_ONEDNN_OPTS=0 removes the notice): something to hide.
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     loud = python("import tensorflow as tf; tf.constant(1.0) + 1.0")
     assert "oneDNN" in loud.stderr or "cpu_feature_guard" in loud.stderr  # what there is to hide
     make_folder_dataset(tmp_path / "raw", {"happy": 2, "sad": 2})
