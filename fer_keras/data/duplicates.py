@@ -115,18 +115,28 @@ def _save(path: Path, **arrays: np.ndarray) -> None:
               file=sys.stderr)
 
 
+def _load(path: Path, order: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays ``names`` of a cache file (stored in sorted-file ``order``) back in the set's own order; None
+    when there is no such file or it holds another number of images."""
+    if not path.is_file():
+        return None
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    with np.load(path) as f:
+        if len(f[names[0]]) != len(order):
+            return None
+        return {name: f[name][back] for name in names}
+
+
 def content_keys(images: ImageSet, *, workers: int = 2) -> ContentKeys:
     """The content keys of every image of ``images``, in its order (read from the cache when there)."""
     if len(images) == 0:
         return ContentKeys(np.empty(0, "S32"), np.empty(0, np.uint64))
     digest, order = set_digest(images)
     path = cache_dir() / "content_keys" / f"{digest}.npz"
-    back = np.empty_like(order)
-    back[order] = np.arange(len(order))
-    if path.is_file():
-        with np.load(path) as f:
-            if len(f["sha"]) == len(images):
-                return ContentKeys(f["sha"][back], f["phash"][back])
+    cached = _load(path, order, ("sha", "phash"))
+    if cached is not None:
+        return ContentKeys(cached["sha"], cached["phash"])
     keys = _compute(images, workers)
     _save(path, sha=keys.sha[order], phash=keys.phash[order])
     return keys
@@ -219,12 +229,9 @@ def duplicates_in(reference: ImageSet, images: ImageSet, threshold: int = NEAR_T
     ref_digest, _ = set_digest(reference)
     digest, order = set_digest(images)
     path = cache_dir() / "duplicates" / f"{ref_digest}_{digest}_t{threshold}.npz"
-    back = np.empty_like(order)
-    back[order] = np.arange(len(order))
-    if path.is_file():
-        with np.load(path) as f:
-            if len(f["kinds"]) == len(images):
-                return f["kinds"][back].astype(str), path
+    cached = _load(path, order, ("kinds",))
+    if cached is not None:
+        return cached["kinds"].astype(str), path
     kinds = duplicate_kinds(content_keys(reference), content_keys(images), threshold)
     _save(path, kinds=kinds[order])
     return kinds, path
