@@ -21,7 +21,7 @@ def compare(run_dir: Path, data: Path) -> list[dict]:
     """One row per input colour (rgb, grey) of ``run_dir``'s best model on the set ``data``."""
     from fer_keras.data.readers import evaluation_set
     from fer_keras.evaluate import prior as prior_correction
-    from fer_keras.evaluate.evaluator import predict_probs
+    from fer_keras.evaluate.evaluator import corrected_metrics, predict_probs
     from fer_keras.evaluate.metrics import classification_metrics
     from fer_keras.models.preprocessing import grey_input, has_grey_input
     from fer_keras.runs import Run
@@ -37,8 +37,7 @@ def compare(run_dir: Path, data: Path) -> list[dict]:
         row = {"run": run.name, "input": colour, "n": len(images),
                **{k: classification_metrics(images.labels, probs, images.class_names)[k] for k in COLUMNS}}
         if prior is not None:
-            corrected = classification_metrics(images.labels, prior.apply(probs, images.class_names),
-                                               images.class_names)
+            corrected = corrected_metrics(images.labels, probs, images.class_names, prior)
             row.update({"tau": prior.tau, **{f"prior_{k}": corrected[k] for k in COLUMNS}})
         rows.append(row)
     return rows

@@ -19,7 +19,7 @@ from fer_keras.data.readers import evaluation_set
 from fer_keras.data.splits import splits_for
 from fer_keras.evaluate import prior as prior_correction
 from fer_keras.evaluate.dedup import dedup_scores, reference_of
-from fer_keras.evaluate.evaluator import predict_probs
+from fer_keras.evaluate.evaluator import corrected_metrics, predict_probs
 from fer_keras.evaluate.metrics import classification_metrics
 from fer_keras.evaluate.prior import PriorCorrection
 from fer_keras.evaluate.tta import NO_TTA
@@ -51,8 +51,7 @@ def _tflite_accuracy(path: Path, images, res: int, pipeline: str, model_classes:
 def _with_prior(entry: dict, labels: np.ndarray, probs: np.ndarray, class_names, prior: PriorCorrection | None
                 ) -> dict:
     if prior is not None:
-        m = classification_metrics(labels, prior.apply(probs, class_names), class_names)
-        entry["prior_corrected"] = {"tau": prior.tau, **{k: m[k] for k in HEADLINE[1:]}}
+        entry["prior_corrected"] = corrected_metrics(labels, probs, class_names, prior)
     return entry
 
 
