@@ -182,10 +182,12 @@ def resolve_color(color: str, train: ImageSet) -> tuple[str, str]:
     return "rgb", "auto: the training images have colour"
 
 
-def _bn_batches(cfg: RunConfig, train: ImageSet, batch: int) -> Callable[[], tf.data.Dataset]:
-    """A fixed, seeded sample of the training split without augmentation, batched as in training."""
+def statistics_batches(cfg: RunConfig, train: ImageSet, batch: int, images: int = RECOMPUTE_IMAGES
+                       ) -> Callable[[], tf.data.Dataset]:
+    """A fixed, seeded sample of ``images`` training images without augmentation, batched as in training: what
+    BatchNorm statistics are recomputed on (fer_keras.train.batchnorm)."""
     rng = np.random.default_rng(cfg.seed)
-    index = np.sort(rng.permutation(len(train))[:RECOMPUTE_IMAGES])
+    index = np.sort(rng.permutation(len(train))[:images])
     data = eval_dataset(train.subset(index, f"{train.name} (BatchNorm sample)"), cfg.res, batch,
                         pipeline=cfg.pipeline, cache=cfg.cache)
     return lambda: data
@@ -296,7 +298,8 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
                      extra_callbacks=list(extra_callbacks or []), chief=chief,
-                     bn_batches=_bn_batches(cfg, splits.train, global_batch) if cfg.ema else None)
+                     bn_batches=statistics_batches(cfg, splits.train, global_batch)
+                     if cfg.ema and cfg.ema_batchnorm == "recompute" else None)
     trainer: Trainer = spec.load_trainer() or fit_protocol
     result = trainer(ctx, model)
     if chief:

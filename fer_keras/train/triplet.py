@@ -44,7 +44,7 @@ from fer_keras.models.features import feature_extractor
 from fer_keras.models.tlf import DECISION
 from fer_keras.runs import replacing, score_file, write_json
 from fer_keras.train.batchnorm import recompute_statistics
-from fer_keras.train.loop import RunContext, TrainResult, fit_phase
+from fer_keras.train.loop import RunContext, TrainResult, fit_phase, statistics_batches
 
 EMBEDDING_FILE = "embedding.keras"
 #: Bias of a class the classifier never saw in training: never predicted.
@@ -157,15 +157,6 @@ def dense_weights(clf, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return kernel, bias
 
 
-def _statistics_batches(ctx: RunContext) -> Callable[[], Iterable]:
-    """A fixed, seeded sample of un-augmented training images, batched as in training."""
-    cfg, train = ctx.cfg, ctx.splits.train
-    index = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[:BN_IMAGES])
-    data = eval_dataset(train.subset(index, f"{train.name} (BatchNorm sample)"), cfg.res, ctx.global_batch,
-                        pipeline=cfg.pipeline, cache=cfg.cache)
-    return lambda: data
-
-
 def _embed(model: keras.Model, images, res: int, batch: int, pipeline: str) -> np.ndarray:
     ds = eval_dataset(images, res, batch, pipeline=pipeline).map(lambda x, y: x)
     return model.predict(ds, verbose=0)
@@ -187,7 +178,7 @@ def _fit_embedding(ctx: RunContext, embed: keras.Model, opts: dict[str, Any]) ->
                       loss=TripletLoss(opts["margin"], opts["mining"]))
     print(f"[{cfg.resolved_run_id()}] triplet embedding ({opts['mining']}, margin {opts['margin']}): "
           f"up to {cfg.epochs} epochs")
-    recompute = RecomputeBatchNorm(_statistics_batches(ctx))
+    recompute = RecomputeBatchNorm(statistics_batches(cfg, ctx.splits.train, ctx.global_batch, BN_IMAGES))
     ctx.extra_callbacks.append(recompute)  # on_test_begin: before any validation batch and any checkpoint
     try:
         fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor="val_loss", mode="min")
