@@ -96,6 +96,9 @@ class RunConfig(BaseModel):
         "rgb", description="model input: rgb as given, or grey (the mean of R, G, B in all three channels, inside "
         "the model, so colour photos meet the weights grey training reached); auto: grey when the training "
         "images are grey")
+    equalize: bool = Field(
+        False, description="model input: histogram-equalise each image inside the model (FER2013's faces were "
+        "equalised before release, photos in the wild are not), so every set meets the weights the same way")
     ema: bool = Field(False, description="validate, checkpoint and evaluate an EMA of the weights")
     ema_momentum: float = Field(0.99, gt=0, lt=1, description="EMA decay per step")
     ema_batchnorm: Literal["recompute", "raw"] = Field(
@@ -164,7 +167,7 @@ class RunConfig(BaseModel):
     def fast_options(self) -> dict[str, Any]:
         """The fast recipe's options that change what is learned or measured (protocol runs leave them off)."""
         keys = ("optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "ema", "tta_flip",
-                "tta_zoom", "random_erasing", "loss", "color")
+                "tta_zoom", "random_erasing", "loss", "color", "equalize")
         return {k: getattr(self, k) for k in keys}
 
     @field_validator("model")

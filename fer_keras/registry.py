@@ -199,6 +199,7 @@ def build_model(
     weights_dir: str | Path | None = None,
     paper_faithful: bool = False,
     color: str = "rgb",
+    equalize: bool = False,
     **options: Any,
 ):
     """Build a registered model for ``res`` x ``res`` RGB input on the 0-255 scale.
@@ -206,7 +207,8 @@ def build_model(
     ``paper_faithful`` reproduces the paper's notebooks, which fed 1/255-scaled RGB to
     every pre-trained backbone instead of the normalisation its weights expect; it is
     passed to builders of pre-trained models only. ``color`` 'grey' averages the input's
-    channels inside the model first (:func:`fer_keras.models.preprocessing.grey_input`).
+    channels inside the model first and ``equalize`` histogram-equalises the input there
+    (:func:`fer_keras.models.preprocessing.adapt_input`).
     """
     spec = validate_request(name, res, pretrain, pooling)
     if num_classes < 2:
@@ -224,8 +226,8 @@ def build_model(
         weights_dir=Path(weights_dir) if weights_dir else None,
         **options,
     )
-    if color == "grey":
-        from fer_keras.models.preprocessing import grey_input
+    if color == "grey" or equalize:
+        from fer_keras.models.preprocessing import adapt_input
 
-        model = grey_input(model)
+        model = adapt_input(model, grey=color == "grey", equalize=equalize)
     return model

@@ -1,9 +1,11 @@
-"""``python -m fer_keras.evaluate.colour --data SET RUN...``: a run as trained (rgb input) and with grey input.
+"""``python -m fer_keras.evaluate.colour --data SET RUN...``: a run as trained and with grey and equalised input.
 
 For a run trained on grey images (FER2013, CK+), a model with ``color: grey`` trains exactly as the rgb
 one did (the mean of three equal channels is the channel), so the same checkpoint with
 :func:`fer_keras.models.preprocessing.grey_input` *is* the grey model: this measures what the ``color``
-option does on a colour set without training again. Each row: accuracy, balanced accuracy and macro-F1,
+option does on a colour set without training again. Likewise FER2013's images are already histogram-equalised,
+so :func:`fer_keras.models.preprocessing.equalized_input` on such a checkpoint stands for ``equalize: true``
+(rows ``grey+eq``, ``rgb+eq``). Each row: accuracy, balanced accuracy and macro-F1,
 plain and with the run's prior correction (``prior_correction.json``) when it has one. Nothing is written.
 """
 
@@ -18,12 +20,12 @@ COLUMNS = ("accuracy", "balanced_accuracy", "f1_macro")
 
 
 def compare(run_dir: Path, data: Path) -> list[dict]:
-    """One row per input colour (rgb, grey) of ``run_dir``'s best model on the set ``data``."""
+    """One row per input (rgb, grey, each also equalised) of ``run_dir``'s best model on the set ``data``."""
     from fer_keras.data.readers import evaluation_set
     from fer_keras.evaluate import prior as prior_correction
     from fer_keras.evaluate.evaluator import corrected_metrics, predict_probs
     from fer_keras.evaluate.metrics import classification_metrics
-    from fer_keras.models.preprocessing import grey_input, has_grey_input
+    from fer_keras.models.preprocessing import equalized_input, grey_input, has_equalized_input, has_grey_input
     from fer_keras.runs import Run
 
     run = Run(run_dir)
@@ -31,6 +33,10 @@ def compare(run_dir: Path, data: Path) -> list[dict]:
     images = evaluation_set(data)
     model = run.model()
     models = {"grey": model} if has_grey_input(model) else {"rgb": model, "grey": grey_input(model)}
+    if has_equalized_input(model):
+        models = {f"{k}+eq": m for k, m in models.items()}
+    else:
+        models.update({f"{k}+eq": equalized_input(m) for k, m in list(models.items())})
     rows = []
     for colour, m in models.items():
         probs = predict_probs(m, images, cfg.res, model_classes=classes, pipeline=cfg.pipeline, tta=cfg.tta())
@@ -48,11 +54,11 @@ def _num(row: dict, key: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'run':<50}{'input':>6}{'n':>6}{'acc':>8}{'bal acc':>9}{'F1m':>8}{'tau':>6}{'prior acc':>11}"
+    head = (f"{'run':<50}{'input':>9}{'n':>6}{'acc':>8}{'bal acc':>9}{'F1m':>8}{'tau':>6}{'prior acc':>11}"
             f"{'prior bal':>11}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['run'][:49]:<50}{r['input']:>6}{r['n']:>6}{_num(r, 'accuracy'):>8}"
+        lines.append(f"{r['run'][:49]:<50}{r['input']:>9}{r['n']:>6}{_num(r, 'accuracy'):>8}"
                      f"{_num(r, 'balanced_accuracy'):>9}{_num(r, 'f1_macro'):>8}{r.get('tau', '-'):>6}"
                      f"{_num(r, 'prior_accuracy'):>11}{_num(r, 'prior_balanced_accuracy'):>11}")
     return "\n".join(lines)

@@ -52,6 +52,7 @@ def _grow(cfg, k: int, num_classes: int, previous: keras.Model | None) -> keras.
     """A k-branch ESR; with ``previous`` (k - 1 branches) its weights are copied and frozen."""
     model = build_model(cfg.model, cfg.res, num_classes, pretrain=cfg.pretrain, pooling=cfg.pooling,
                         weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful, color=cfg.color,
+                        equalize=cfg.equalize,
                         **{**cfg.model_options, "branches": k})
     if previous is not None:
         for layer in previous.layers:

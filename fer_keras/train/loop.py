@@ -273,14 +273,15 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
         write_text(run.versions_file, _versions())
 
     color, why = resolve_color(cfg.color, splits.train)
-    print(f"[{cfg.resolved_run_id()}] input colour {color} ({why})")
+    equalized = ", histogram-equalised inside the model" if cfg.equalize else ""
+    print(f"[{cfg.resolved_run_id()}] input colour {color} ({why}){equalized}")
     cfg_built = cfg.model_copy(update={"color": color})  # what procedures build with ('auto' decided)
     train_data, steps_per_epoch, val_ds = _datasets(cfg, splits, global_batch)
     policy = precision.mixed_precision
     with strategy.scope(), dtype_policy(policy):
         model = build_model(cfg.model, cfg.res, len(classes), pretrain=cfg.pretrain, pooling=cfg.pooling,
                             weights_dir=cfg.weights_dir, paper_faithful=cfg.paper_faithful, color=color,
-                            **cfg.model_options)
+                            equalize=cfg.equalize, **cfg.model_options)
     if policy != "none" and any(str(out.dtype) != "float32" for out in model.outputs):
         raise ConfigError(f"{cfg.model} does not end in a float32 layer under {policy}; "
                           "its probabilities would lose precision (use mixed_precision: none)")
@@ -292,7 +293,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
             "keras": keras.__version__, "recipe": cfg.recipe, "mixed_precision": policy,
             "precision": precision_record(precision, cfg.mixed_precision, facts),
             "jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution,
-            "color": color, "color_reason": why,
+            "color": color, "color_reason": why, "equalize": cfg.equalize,
         })
     ctx = RunContext(cfg=cfg_built, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
