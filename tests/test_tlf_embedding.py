@@ -4,11 +4,19 @@ linear head copes with the small per-coordinate spread of a unit-norm embedding.
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import stable_seed
 
+from fer_keras.config import make_config
 from fer_keras.models.features import feature_extractor
 from fer_keras.registry import build_model
+from fer_keras.runs import read_json, write_json
+from fer_keras.train.batchnorm import read_statistics, recompute_statistics
+from fer_keras.train.callbacks import BestCheckpoint, protocol_callbacks
 from fer_keras.train.triplet import (
+    CENTROID_METRIC,
+    EMBEDDING_FILE,
+    CentroidScore,
     RecomputeBatchNorm,
     TripletLoss,
     dense_weights,
@@ -93,3 +101,74 @@ def test_linear_head_separates_unit_embeddings_in_a_narrow_cone(head):
     dense.build((None, cone.shape[1]))
     dense.set_weights([kernel, bias])
     np.testing.assert_array_equal(np.argmax(dense(cone).numpy(), 1), clf.predict(cone))
+
+
+# --- the embedding's checkpoint criterion: nearest-centroid balanced accuracy, not the triplet loss ---
+
+def _clusters(counts: list[int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(points near the unit vector of their class in 3-d, one-hot labels), ``counts[c]`` points of class c."""
+    labels = np.repeat(np.arange(3), counts)
+    return (np.eye(3)[labels] + rng.normal(0, 0.1, (len(labels), 3))).astype("float32"), np.eye(3)[labels]
+
+
+def test_centroid_score_is_chance_for_a_collapsed_embedding_and_one_for_a_separable_one():
+    # The validation set is imbalanced (6/2/2): a collapsed embedding predicts one class (the first, on ties),
+    # which plain accuracy would score 0.6; the balanced score is chance, 1/3.
+    rng = _rng("centroid")
+    reference, validation = [_clusters(counts, rng) for counts in ([4, 4, 4], [6, 2, 2])]
+    batches = tf.data.Dataset.from_tensor_slices(validation).batch(5)
+    inputs = keras.Input((3,))
+    collapsed = keras.layers.Dense(3, kernel_initializer="zeros", bias_initializer="ones")
+    for model, expected in ((keras.Model(inputs, inputs), 1.0), (keras.Model(inputs, collapsed(inputs)), 1 / 3)):
+        score = CentroidScore(lambda: tf.data.Dataset.from_tensor_slices(reference).batch(12), batches)
+        score.set_model(model)
+        logs: dict = {}
+        score.on_epoch_end(0, logs)
+        assert logs[CENTROID_METRIC] == pytest.approx(expected)
+
+
+def _tiny_embedding() -> keras.Model:
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2)(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(x))
+    return keras.Model(inputs, keras.layers.UnitNormalization()(keras.layers.Dense(8)(x)))
+
+
+def test_embedding_checkpoint_is_chosen_by_the_centroid_score_of_the_recomputed_statistics(tmp_path):
+    # As _fit_embedding wires it: the scorer among the protocol's callbacks, RecomputeBatchNorm after them.
+    # The score is in the logs when the checkpoint and the log read them, and it was computed with the
+    # BatchNorm statistics recomputed for the validation pass.
+    keras.utils.set_random_seed(0)
+    rng = _rng("checkpoint")
+    x, y = _patterns(4, rng)
+    xv, yv = _patterns(2, rng)
+    onehot = np.eye(3, dtype="float32")
+    sample = tf.data.Dataset.from_tensor_slices((x, onehot[y])).batch(6)
+    val = tf.data.Dataset.from_tensor_slices((xv, onehot[yv])).batch(6)
+    seen = []
+
+    class Spy(CentroidScore):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(read_statistics(self.model))
+            super().on_epoch_end(epoch, logs)
+
+    model = _tiny_embedding()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=TripletLoss(MARGIN, "batch_hard"))
+    cfg = make_config({"tensorboard": False, "epochs": 2})
+    callbacks = protocol_callbacks(cfg, tmp_path, "embedding", checkpoint=EMBEDDING_FILE, monitor=CENTROID_METRIC,
+                                   mode="max", scorers=[Spy(lambda: sample, val)])
+    model.fit(x, onehot[y], batch_size=6, epochs=2, shuffle=False, verbose=0, validation_data=val,
+              callbacks=[*callbacks, RecomputeBatchNorm(lambda: sample)])
+    best = read_json(tmp_path / "embedding.json")
+    assert 0 <= best[CENTROID_METRIC] <= 1 and best["epoch"] in (1, 2)
+    assert CENTROID_METRIC in (tmp_path / "log_embedding.csv").read_text().splitlines()[0].split(",")
+    recompute_statistics(model, sample)  # the weights of the last epoch
+    assert all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(seen[-1], read_statistics(model), strict=True))
+
+
+def test_an_embedding_checkpoint_of_another_criterion_is_replaced_on_resume(tmp_path):
+    # A run begun when the embedding was chosen by val_loss resumes: that score does not compare with the new one.
+    write_json(tmp_path / "embedding.json", {"val_loss": 0.1, "epoch": 3})
+    checkpoint = BestCheckpoint(tmp_path / EMBEDDING_FILE, monitor=CENTROID_METRIC, mode="max")
+    checkpoint.on_train_begin()
+    assert checkpoint.best == -np.inf

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import keras
@@ -57,8 +57,10 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = -np.inf if mode == "max" else np.inf
 
     def on_train_begin(self, logs=None):
-        if self.score_file.is_file():
-            self.best = read_json(self.score_file)[self.monitor]
+        # A score of another metric (a run begun before the phase's criterion changed) does not count.
+        saved = read_json(self.score_file) if self.score_file.is_file() else {}
+        if self.monitor in saved:
+            self.best = saved[self.monitor]
 
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
@@ -241,11 +243,14 @@ def _plain(value):
 
 def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint: str = MODEL_FILE,
                        monitor: str = "val_accuracy", mode: str = "max", chief: bool = True,
-                       bn_batches: Callable[[], Iterable] | None = None) -> list[keras.callbacks.Callback]:
+                       bn_batches: Callable[[], Iterable] | None = None,
+                       scorers: Sequence[keras.callbacks.Callback] = ()) -> list[keras.callbacks.Callback]:
     """The protocol's callbacks, the :class:`EpochBackup` last; procedures that train something other
     than the final classifier (a triplet embedding, one ESR stage) checkpoint to their own file and may
-    monitor another metric. A worker that is not the ``chief`` gets only the callbacks that steer
-    training, and restores from the chief's backup."""
+    monitor another metric. ``scorers`` put such a metric in the epoch's logs: their ``on_epoch_end``
+    runs after the EMA swap (they score the model the checkpoint saves) and before the curve, the
+    checkpoint and the log read the logs. A worker that is not the ``chief`` gets only the callbacks
+    that steer training, and restores from the chief's backup."""
     run = Run(run_dir)
     patience = []
     if cfg.reduce_lr_patience is not None:
@@ -258,7 +263,7 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
     callbacks = [*patience, EMASwap(backup, recompute)] if cfg.ema else [*patience]
     if not chief:
         return [*callbacks, backup]
-    callbacks += [WallClock(run_dir, phase), BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
+    callbacks += [*scorers, WallClock(run_dir, phase), BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),
                   EpochLog(run.log_file(phase))]
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir(phase)), write_graph=False))

@@ -4,12 +4,17 @@
    triplet loss L = max(0, |f(a)-f(p)|^2 - |f(a)-f(n)|^2 + margin), triplets mined
    online within each batch: ``batch_hard`` (each anchor with its farthest positive and
    nearest negative; Hermans et al. 2017) or ``batch_all`` (every valid triplet, averaged
-   over those with a positive loss). The protocol's callbacks run with ``val_loss`` as the
-   checkpoint criterion (there is no accuracy yet); the best embedding is kept in
-   ``embedding.keras``. Before each validation pass the BatchNorm statistics are recomputed
-   on un-augmented training images (:class:`RecomputeBatchNorm`): the moving averages lag the
-   fast-changing weights of a short run, and with lagging statistics the evaluated embedding
-   shrinks to a point although the training-mode one separates the classes.
+   over those with a positive loss). The best embedding, kept in ``embedding.keras``, is the
+   one with the best ``val_centroid_balanced_accuracy`` (:class:`CentroidScore`): each
+   validation face goes to the nearest class centroid of a fixed sample of un-augmented
+   training faces, and the mean recall over classes is scored. Not ``val_loss``: an embedding
+   shrunk to a point has a validation triplet loss of exactly the margin, lower than that of
+   many spread but imperfect embeddings, while its centroids predict one class (chance). The
+   protocol's learning-rate and early-stopping callbacks still watch ``val_loss``. Before
+   each validation pass the BatchNorm statistics are recomputed on un-augmented training
+   images (:class:`RecomputeBatchNorm`): the moving averages lag the fast-changing weights of
+   a short run, and with lagging statistics the evaluated embedding shrinks to a point
+   although the training-mode one separates the classes.
 2. A linear classifier (``head``: ``svm`` = LinearSVC, ``lda``, ``logreg``) is fitted on
    the standardised embeddings of the training split (no augmentation; class weights as
    the run's). Standardised, because the coordinates of a unit-norm 512-d embedding spread
@@ -30,6 +35,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
@@ -49,8 +55,11 @@ from fer_keras.train.loop import RunContext, TrainResult, fit_phase, statistics_
 EMBEDDING_FILE = "embedding.keras"
 #: Bias of a class the classifier never saw in training: never predicted.
 ABSENT_BIAS = -1e4
-#: Un-augmented training images whose batch statistics replace the moving ones before each validation.
+#: Un-augmented training images whose batch statistics replace the moving ones before each validation; the
+#: same images give the class centroids of :class:`CentroidScore`.
 BN_IMAGES = 1024
+#: The embedding phase's checkpoint criterion (mode max), logged per epoch by :class:`CentroidScore`.
+CENTROID_METRIC = "val_centroid_balanced_accuracy"
 
 
 def pairwise_squared_distances(embeddings):
@@ -113,6 +122,53 @@ class RecomputeBatchNorm(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         recompute_statistics(self.model, self.batches())
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype="float64")
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def centroid_balanced_accuracy(reference: np.ndarray, reference_labels: np.ndarray,
+                               embeddings: np.ndarray, labels: np.ndarray) -> float:
+    """Mean recall over the classes of ``labels`` when each embedding takes the class of the nearest (cosine)
+    centroid of the L2-normalised ``reference`` embeddings. Deterministic (ties go to the lowest class), and
+    an embedding that maps every face to one point scores chance, 1 / classes, whatever their frequencies."""
+    classes = np.unique(reference_labels)
+    ref = _unit(reference)
+    centroids = _unit(np.stack([ref[reference_labels == c].mean(axis=0) for c in classes]))
+    predicted = classes[np.argmax(_unit(embeddings) @ centroids.T, axis=1)]
+    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
+
+
+def _labels(batches: tf.data.Dataset) -> np.ndarray:
+    """The integer labels of (images, one-hot labels) batches."""
+    return np.concatenate([np.argmax(np.asarray(y), axis=-1) for _, y in batches])
+
+
+class CentroidScore(keras.callbacks.Callback):
+    """Puts :data:`CENTROID_METRIC` in each epoch's logs: the validation faces classified by the nearest class
+    centroid of the ``reference`` training faces' embeddings (:func:`centroid_balanced_accuracy`).
+
+    The embedding's checkpoint criterion, as the triplet loss is not one (a collapsed embedding can have a
+    low validation loss). Give it to :func:`protocol_callbacks` as a scorer: it then runs at epoch end,
+    after the validation pass (so with the BatchNorm statistics :class:`RecomputeBatchNorm` set on test
+    begin) and the EMA swap, and before the checkpoint reads the logs.
+    """
+
+    def __init__(self, reference: Callable[[], tf.data.Dataset], validation: tf.data.Dataset):
+        super().__init__()
+        self.reference, self.validation = reference, validation
+        self.labels: tuple[np.ndarray, np.ndarray] | None = None  # read once: the batches come in a fixed order
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if self.labels is None:
+            self.labels = _labels(self.reference()), _labels(self.validation)
+        reference = self.model.predict(self.reference(), verbose=0)
+        embeddings = self.model.predict(self.validation, verbose=0)
+        logs[CENTROID_METRIC] = centroid_balanced_accuracy(reference, self.labels[0], embeddings, self.labels[1])
 
 
 def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str,
@@ -178,17 +234,19 @@ def _fit_embedding(ctx: RunContext, embed: keras.Model, opts: dict[str, Any]) ->
                       loss=TripletLoss(opts["margin"], opts["mining"]))
     print(f"[{cfg.resolved_run_id()}] triplet embedding ({opts['mining']}, margin {opts['margin']}): "
           f"up to {cfg.epochs} epochs")
-    recompute = RecomputeBatchNorm(statistics_batches(cfg, ctx.splits.train, ctx.global_batch, BN_IMAGES))
+    sample = statistics_batches(cfg, ctx.splits.train, ctx.global_batch, BN_IMAGES)
+    recompute = RecomputeBatchNorm(sample)
     ctx.extra_callbacks.append(recompute)  # on_test_begin: before any validation batch and any checkpoint
     try:
-        fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor="val_loss", mode="min")
+        fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor=CENTROID_METRIC,
+                  mode="max", scorers=[CentroidScore(sample, ctx.val_ds)])
     finally:
         ctx.extra_callbacks.remove(recompute)
 
 
 def _fit_head(ctx: RunContext, model: keras.Model, embed: keras.Model, opts: dict[str, Any]) -> None:
     cfg, run_dir = ctx.cfg, ctx.run_dir
-    embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by validation triplet loss
+    embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by CENTROID_METRIC
     train = ctx.splits.train
     features = _embed(embed, train, cfg.res, ctx.global_batch, cfg.pipeline)
     clf = fit_linear_head(features, train.labels, opts["head"], ctx.class_weight, cfg.seed)
