@@ -25,6 +25,13 @@ from fer_keras.train.recipe import LogitAdjustedLoss, make_loss
 MODELS = ("vgg_lite", "esr", "resnet18")
 
 
+def probs(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The class probabilities of any model of the zoo (ESR returns a dict or list of outputs)."""
+    out = model(x, training=False)
+    out = out["predictions"] if isinstance(out, dict) else out[0] if isinstance(out, list | tuple) else out
+    return np.asarray(out)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_grey_input_sees_colour_as_its_grey_and_keeps_layers(name, tmp_path):
     options = TINY_OPTIONS.get(name, {})
@@ -37,11 +44,6 @@ def test_grey_input_sees_colour_as_its_grey_and_keeps_layers(name, tmp_path):
     assert grey.count_params() == rgb.count_params() and grey.get_layer("predictions") is not None
     colour = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     as_grey = np.repeat(colour.mean(axis=-1, keepdims=True), 3, axis=-1)
-
-    def probs(model, x):
-        out = model(x, training=False)
-        out = out["predictions"] if isinstance(out, dict) else out[0] if isinstance(out, list | tuple) else out
-        return np.asarray(out)
 
     np.testing.assert_allclose(probs(grey, colour), probs(rgb, as_grey), atol=1e-5)
     assert not np.allclose(probs(rgb, colour), probs(rgb, as_grey), atol=1e-5)  # the rgb model does see colour
@@ -97,10 +99,6 @@ def test_equalized_input_feeds_the_model_equalised_grey_and_saves(name, tmp_path
     grey = colour.mean(axis=-1, keepdims=True)
     fed = np.repeat(np.asarray(equalize_histogram(keras.ops.convert_to_tensor(grey))), 3, axis=-1)
 
-    def probs(m, x):
-        out = m(x, training=False)
-        return np.asarray(out["predictions"] if isinstance(out, dict) else out[0] if isinstance(out, list) else out)
-
     np.testing.assert_allclose(probs(model, colour), probs(rgb, fed), atol=1e-5)
     # Wrapping a trained checkpoint (evaluate.colour) is the same model as building with equalize.
     np.testing.assert_allclose(probs(equalized_input(adapt_input(rgb, grey=True)), colour), probs(model, colour),
@@ -110,6 +108,20 @@ def test_equalized_input_feeds_the_model_equalised_grey_and_saves(name, tmp_path
     loaded = keras.models.load_model(path, safe_mode=True, compile=False)
     assert has_equalized_input(loaded) and has_grey_input(loaded)
     np.testing.assert_allclose(probs(loaded, colour), probs(model, colour), atol=1e-5)
+
+
+def test_equalized_input_wraps_a_grey_checkpoint_loaded_from_its_file(tmp_path):
+    """A loaded model keeps its operations' names ('mean', 'repeat'); the new input operations must not clash."""
+    keras.utils.set_random_seed(0)
+    grey = build_model("vgg_lite", 32, 7, color="grey")
+    grey.save(tmp_path / "grey.keras")
+    loaded = keras.models.load_model(tmp_path / "grey.keras", safe_mode=True, compile=False)
+    wrapped = equalized_input(loaded)
+    assert has_grey_input(wrapped) and has_equalized_input(wrapped)
+    wrapped.save(tmp_path / "eq.keras")
+    again = keras.models.load_model(tmp_path / "eq.keras", safe_mode=True, compile=False)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(probs(again, x), probs(adapt_input(grey, grey=True, equalize=True), x), atol=1e-5)
 
 
 def test_an_equalising_model_converts_to_every_tflite_format():

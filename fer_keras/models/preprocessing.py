@@ -99,10 +99,28 @@ def adapt_input(model: keras.Model, *, grey: bool = False, equalize: bool = Fals
         x = equalize_histogram(x)
     if grey:
         x = ops.repeat(x, 3, axis=-1)
+    _rename_clashes(x, {op.name for op in model.operations})
     # Calls every layer of the graph again on the new tensor (what a functional model does when called),
     # which builds new nodes on the same layers instead of nesting the model as one layer.
     outputs = model._run_through_graph(x, operation_fn=lambda op: op)
     return keras.Model(inputs, outputs, name=model.name)
+
+
+def _rename_clashes(tensor, taken: set[str]) -> None:
+    """Give the new input operations behind ``tensor`` names the model does not use. A model loaded from a
+    file keeps its operations' names ('mean', 'repeat') while this process names new ones from 'mean'
+    again, and a functional model refuses two operations of one name."""
+    pending, seen = [tensor], set()
+    while pending:
+        op, node_index, _ = pending.pop()._keras_history
+        if id(op) in seen or isinstance(op, keras.layers.InputLayer):
+            continue
+        seen.add(id(op))
+        base, k = op.name, 1
+        while op.name in taken:
+            op.name, k = f"{base}_input_{k}", k + 1
+        taken.add(op.name)
+        pending.extend(op._inbound_nodes[node_index].input_tensors)
 
 
 def grey_input(model: keras.Model) -> keras.Model:
