@@ -108,6 +108,9 @@ class RunConfig(BaseModel):
     tta_zoom: bool = Field(False, description=f"evaluation: also average those of {ZOOM_TEXT} of each")
     random_erasing: float = Field(0.0, ge=0, le=1, description="training augmentation: probability of erasing "
                                   "a random rectangle of each image (Zhong et al. 2020); needs pipeline tfdata")
+    checkpoint_metric: Literal["accuracy", "balanced_accuracy"] = Field(
+        "accuracy", description="the validation score that chooses the best checkpoint: val_accuracy, or "
+        "val_balanced_accuracy (the mean recall over classes) for a balanced target")
     # speed: same recipe, different arithmetic or compilation (allowed in protocol runs)
     mixed_precision: Literal["none", "auto", "mixed_bfloat16", "mixed_float16"] = Field(
         "none", description="Keras dtype policy; auto: mixed_float16 on a GPU with tensor cores, mixed_bfloat16 on "
@@ -153,6 +156,11 @@ class RunConfig(BaseModel):
             raise ValueError("random_erasing needs pipeline 'tfdata' (the legacy generator has no such option)")
         if self.weight_decay and self.optimizer != "adamw":
             raise ValueError(f"weight_decay {self.weight_decay} needs optimizer 'adamw' (got {self.optimizer!r})")
+        own = get_spec(self.model).checkpoint_monitor
+        if own is not None and self.checkpoint_metric != "accuracy":
+            raise ValueError(f"{self.model} chooses its checkpoint by {own} (its own training procedure); "
+                             f"checkpoint_metric {self.checkpoint_metric!r} does not apply to it: leave it at "
+                             "'accuracy'")
         if self.recipe == "protocol":
             ours = [k for k, v in self.fast_options().items() if v != RunConfig.model_fields[k].default]
             if ours:
@@ -164,10 +172,15 @@ class RunConfig(BaseModel):
         """The test-time augmentation this run is evaluated (and its model applied) with."""
         return TTA.of(self.model_dump())
 
+    def checkpoint_monitor(self) -> str:
+        """The logged validation score (mode max) that chooses the best checkpoint: ``val_`` + checkpoint_metric,
+        or the model's own when its training procedure has one."""
+        return get_spec(self.model).checkpoint_monitor or f"val_{self.checkpoint_metric}"
+
     def fast_options(self) -> dict[str, Any]:
         """The fast recipe's options that change what is learned or measured (protocol runs leave them off)."""
         keys = ("optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "ema", "tta_flip",
-                "tta_zoom", "random_erasing", "loss", "color", "equalize")
+                "tta_zoom", "random_erasing", "loss", "color", "equalize", "checkpoint_metric")
         return {k: getattr(self, k) for k in keys}
 
     @field_validator("model")

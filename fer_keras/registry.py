@@ -74,6 +74,9 @@ class ModelSpec:
     #: ``"module:function"`` of a training procedure replacing the protocol's fit (ESR's progressive
     #: schedule, triplet loss + SVM); None for the protocol's one- or two-phase fit.
     trainer: str | None = None
+    #: The validation score (mode max) that procedure chooses its checkpoint by, when it is its own and not the
+    #: run's ``checkpoint_metric`` (the triplet embedding's centroid score); None: the run's.
+    checkpoint_monitor: str | None = None
     #: Whether a saved model holds only Keras' own classes, so plain ``keras.models.load_model``
     #: reads it without importing fer_keras (checked by the tests).
     portable: bool = True

@@ -27,6 +27,8 @@ ESR_PADDINGS = ("auto", "valid", "same")
 #: TLF (fer_keras.models.tlf, fer_keras.train.triplet): the classifier on the embeddings, triplet mining.
 TLF_HEADS = ("svm", "lda", "logreg")
 TLF_MININGS = ("batch_hard", "batch_all")
+#: The triplet embedding's checkpoint criterion (fer_keras.train.triplet.CentroidScore), not the run's.
+TLF_CHECKPOINT = "val_centroid_balanced_accuracy"
 
 
 def _model(builder: str, **meta: Any) -> ModelSpec:
@@ -255,6 +257,7 @@ SPECS: tuple[ModelSpec, ...] = (
         params={48: 11_184_071, 224: 11_191_751},
         test_resolutions=(32,),
         trainer="fer_keras.train.triplet:train_triplet",
+        checkpoint_monitor=TLF_CHECKPOINT,
         options={
             "head": Option(Literal[TLF_HEADS], "svm", "linear classifier fitted on the embeddings"),
             "margin": Option(Annotated[float, Field(gt=0)], 0.2, "triplet loss margin"),

@@ -1,7 +1,8 @@
 """The protocol's callbacks, made safe to resume and safe on a full disk.
 
 ReduceLROnPlateau(val_loss, patience 10, factor 0.5, min_lr 1e-10), EarlyStopping
-(patience 20), best checkpoint by val_accuracy, a CSV log, TensorBoard, and an
+(patience 20), best checkpoint by val_accuracy (the fast recipe may choose it by
+val_balanced_accuracy: ``checkpoint_metric``), a CSV log, TensorBoard, and an
 :class:`EpochBackup` so a killed run loses at most the epoch it was in and resumes with
 the state an uninterrupted run would have: weights, optimizer, learning rate, dropout
 seeds and the patience counters of ReduceLROnPlateau and EarlyStopping (Keras'
@@ -63,7 +64,11 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = saved[self.monitor]
 
     def on_epoch_end(self, epoch, logs=None):
-        current = (logs or {}).get(self.monitor)
+        logs = logs or {}
+        if logs and self.monitor not in logs:  # else no checkpoint is ever written, and evaluation fails later
+            raise ValueError(f"the checkpoint metric {self.monitor!r} is not among the epoch's logs "
+                             f"({', '.join(sorted(logs))}): the model was compiled without it")
+        current = logs.get(self.monitor)
         if current is None or not np.isfinite(current) or not self.better(current, self.best):
             return
         with replacing(self.filepath) as tmp:

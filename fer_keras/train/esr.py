@@ -5,9 +5,10 @@
 with one branch; then, branch after branch, reload the best ensemble so far, add a new
 branch and train it alone (the base and the earlier branches keep their weights; the
 authors set their learning rate to 0). Every stage runs the protocol's callbacks and
-keeps its best model (by the ensemble's validation accuracy) in ``esr_stage<k>.keras``;
-the last stage's best becomes ``best.keras``. Both schedules add each branch's accuracy
-to metrics.json (``branch_accuracy``, branch 1 first).
+keeps its best model (by the ensemble's validation score the run's ``checkpoint_metric``
+names, accuracy by default) in ``esr_stage<k>.keras``; the last stage's best becomes
+``best.keras``. Both schedules add each branch's accuracy to metrics.json
+(``branch_accuracy``, branch 1 first).
 """
 
 from __future__ import annotations

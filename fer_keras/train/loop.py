@@ -55,7 +55,7 @@ from fer_keras.timing import Stopwatch
 from fer_keras.train.batchnorm import RECOMPUTE_IMAGES
 from fer_keras.train.callbacks import protocol_callbacks
 from fer_keras.train.precision import precision_line, precision_record, resolve_precision
-from fer_keras.train.recipe import dtype_policy, make_loss, make_optimizer
+from fer_keras.train.recipe import BalancedAccuracy, dtype_policy, make_loss, make_optimizer
 from fer_keras.train.strategy import describe, is_chief, is_multi_worker, make_strategy, prepare_fit
 
 DEMO_SETS = ("demo", "demo_wild")
@@ -196,16 +196,24 @@ def statistics_batches(cfg: RunConfig, train: ImageSet, batch: int, images: int 
 def compile_model(model: keras.Model, lr: float, cfg: RunConfig | None = None, *, steps_per_epoch: int = 1,
                   epochs: int = 1, class_counts: list[int] | None = None) -> None:
     """The protocol's Adam at ``lr`` without ``cfg``; with it, the optimizer, loss, schedule (spread over
-    ``epochs`` x ``steps_per_epoch``) and compilation options ``cfg`` names (``fer_keras.train.recipe``)."""
+    ``epochs`` x ``steps_per_epoch``) and compilation options ``cfg`` names (``fer_keras.train.recipe``).
+    Accuracy is always a metric; with ``checkpoint_metric: balanced_accuracy`` so is :class:`BalancedAccuracy`,
+    which logs the ``val_balanced_accuracy`` the checkpoint is chosen by."""
+    metrics: list = ["accuracy"]
     if cfg is None:
         optimizer, loss, options = keras.optimizers.Adam(learning_rate=lr), "categorical_crossentropy", {}
     else:
         cfg = cfg.model_copy(update={"lr": lr})
         optimizer, loss = make_optimizer(cfg, model, steps_per_epoch, epochs), make_loss(cfg, class_counts)
         options = {"jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution}
+        if cfg.checkpoint_metric == "balanced_accuracy":
+            if len(model.outputs) != 1:
+                raise ConfigError(f"checkpoint_metric 'balanced_accuracy' needs a model with one output; "
+                                  f"{model.name} has {len(model.outputs)}")
+            metrics.append(BalancedAccuracy(int(model.outputs[0].shape[-1])))
     # Keywords, not positions: Keras 3 reads a third positional argument as loss_weights. Under mixed_float16
     # Keras wraps the optimizer in a LossScaleOptimizer itself (compile's auto_scale_loss).
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **options)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
 
 
 def _versions() -> str:
@@ -294,7 +302,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
             "precision": precision_record(precision, cfg.mixed_precision, facts),
             "jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution,
             "color": color, "color_reason": why, "equalize": cfg.equalize,
+            "checkpoint_monitor": cfg.checkpoint_monitor(),
         })
+    print(f"[{cfg.resolved_run_id()}] best checkpoint chosen by {cfg.checkpoint_monitor()} (highest)")
     ctx = RunContext(cfg=cfg_built, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
@@ -334,9 +344,11 @@ def _protocol_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int
 
 def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **callback_options) -> None:
     """``model.fit`` for one resumable phase with the protocol's callbacks (``callback_options`` go to
-    :func:`protocol_callbacks`): a killed phase resumes at the epoch it was in, on the data and with the
+    :func:`protocol_callbacks`; the checkpoint's ``monitor`` is the run's :meth:`RunConfig.checkpoint_monitor`
+    unless they name another): a killed phase resumes at the epoch it was in, on the data and with the
     callbacks' state an uninterrupted run would have; one that had already ended is not fitted again.
     Call it inside :meth:`RunContext.run_phase`, which adds the phase to ``phases_done`` after it."""
+    callback_options = {"monitor": ctx.cfg.checkpoint_monitor(), **callback_options}
     callbacks = protocol_callbacks(ctx.cfg, ctx.run_dir, phase, chief=ctx.chief, bn_batches=ctx.bn_batches,
                                    **callback_options)
     first, stopped = callbacks[-1].resume_point()

@@ -3,7 +3,8 @@
 The protocol (PROTOCOL.md, 'Training') is Adam at a fixed learning rate that
 ReduceLROnPlateau lowers. The fast recipe (configs/fast.yaml, ours, not the paper's)
 may swap in AdamW with decoupled weight decay, a per-step schedule of linear warm-up
-then cosine decay, label smoothing and an exponential moving average of the weights.
+then cosine decay, label smoothing and an exponential moving average of the weights, and
+choose the best checkpoint by validation balanced accuracy (:class:`BalancedAccuracy`).
 Mixed precision, XLA and steps_per_execution change speed, not the recipe.
 """
 
@@ -61,6 +62,50 @@ class LogitAdjustedLoss(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "log_prior": self.log_prior, "tau": self.tau,
                 "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class BalancedAccuracy(keras.metrics.Metric):
+    """Mean recall over the classes seen so far, as scikit-learn's ``balanced_accuracy_score``: per class, the
+    (sample-weighted) count of its images and of those predicted as it, accumulated over batches. The true
+    class is the argmax of ``y_true`` (one-hot, or soft and label-smoothed targets; integer labels also do);
+    a class with no image yet is left out of the mean. Inputs are cast to float32 (mixed precision)."""
+
+    def __init__(self, num_classes: int, name: str = "balanced_accuracy", dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.num_classes = int(num_classes)
+        self.hits = self.add_variable((self.num_classes,), initializer="zeros", dtype="float32", name="hits")
+        self.support = self.add_variable((self.num_classes,), initializer="zeros", dtype="float32",
+                                         name="support")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = keras.ops.cast(y_pred, "float32")
+        y_true = keras.ops.convert_to_tensor(y_true)
+        if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] != 1:
+            true = keras.ops.argmax(keras.ops.cast(y_true, "float32"), axis=-1)
+        else:  # integer labels, (batch,) or (batch, 1)
+            true = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        predicted = keras.ops.argmax(y_pred, axis=-1)
+        support = keras.ops.one_hot(true, self.num_classes, dtype="float32")
+        if sample_weight is not None:
+            weight = keras.ops.reshape(keras.ops.cast(sample_weight, "float32"), (-1, 1))
+            support = support * weight
+        right = keras.ops.cast(keras.ops.equal(keras.ops.cast(true, "int32"), keras.ops.cast(predicted, "int32")),
+                               "float32")
+        self.support.assign_add(keras.ops.sum(support, axis=0))
+        self.hits.assign_add(keras.ops.sum(support * keras.ops.expand_dims(right, -1), axis=0))
+
+    def result(self):
+        present = keras.ops.cast(self.support > 0, "float32")
+        recall = self.hits / keras.ops.maximum(self.support, 1e-12)
+        return keras.ops.sum(recall * present) / keras.ops.maximum(keras.ops.sum(present), 1.0)
+
+    def reset_state(self):
+        self.hits.assign(keras.ops.zeros_like(self.hits))
+        self.support.assign(keras.ops.zeros_like(self.support))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
 
 
 def make_loss(cfg: RunConfig, class_counts: Sequence[int] | None = None) -> keras.losses.Loss:

@@ -45,7 +45,7 @@ from sklearn.svm import LinearSVC
 
 from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.pipeline import eval_dataset
-from fer_keras.models.catalog import TLF_HEADS, TLF_MININGS
+from fer_keras.models.catalog import TLF_CHECKPOINT, TLF_HEADS, TLF_MININGS
 from fer_keras.models.features import feature_extractor
 from fer_keras.models.tlf import DECISION
 from fer_keras.runs import replacing, score_file, write_json
@@ -59,7 +59,7 @@ ABSENT_BIAS = -1e4
 #: same images give the class centroids of :class:`CentroidScore`.
 BN_IMAGES = 1024
 #: The embedding phase's checkpoint criterion (mode max), logged per epoch by :class:`CentroidScore`.
-CENTROID_METRIC = "val_centroid_balanced_accuracy"
+CENTROID_METRIC = TLF_CHECKPOINT
 
 
 def pairwise_squared_distances(embeddings):
