@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from grid_fakes import write_run
 
@@ -41,6 +42,23 @@ def test_runs_of_one_recipe_with_several_seeds_are_one_row_with_mean_and_sd(tmp_
     assert row["seed"] == "42, 43" and row["runs"] == "2/2" and row["group"] == "multi_48_demo_conservative_scratch_s*"
     assert text.loc["multi", "val acc"].startswith("0.750 ± 0.071")
     assert table.set_index("model").loc["solo", "seed"] == 7  # one seed: its own row, its own seed
+
+
+def test_seeds_of_two_recipes_that_share_a_run_id_are_two_rows_that_say_how_they_differ(tmp_path):
+    """Input options are not in the run id: runs that differ in them are not seeds of one recipe."""
+    for seed, val, extra in ((42, 0.70, {}), (43, 0.72, {}), (44, 0.80, {"equalize": True, "color": "auto"}),
+                             (45, 0.84, {"equalize": True, "color": "auto"})):
+        c = {**_cfg("multi", seed), **extra}
+        write_run(tmp_path / _rid(c), c, val=val, n=200)
+    table, _ = _table(tmp_path)
+    assert len(table) == 2 and set(table["runs"]) == {"2/2"}
+    by_seeds = table.set_index("seed")
+    assert by_seeds.loc["42, 43", "val_accuracy"] == pytest.approx(0.71)
+    assert by_seeds.loc["44, 45", "val_accuracy"] == pytest.approx(0.82)
+    assert by_seeds.loc["44, 45", "domain"] == "colour auto, equalised" and pd.isna(by_seeds.loc["42, 43", "domain"])
+    assert table["group"].nunique() == 2
+    shown = tables.display(tables.summarize(*collect(tmp_path)))
+    assert set(shown["domain options"]) == {"", "colour auto, equalised"}
 
 
 def test_rows_not_tested_against_the_best_are_marked_untested(tmp_path):

@@ -22,11 +22,13 @@ from fer_keras.evaluate.tta import TTA
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "cv_group", "paper_faithful",
-            "recipe", "epochs", "lr", "model_options", "random_erasing", "tta")
+            "recipe", "epochs", "lr", "model_options", "random_erasing", "domain", "tta")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted", "dedup_accuracy",
            "prior_accuracy")
 SPLITS = ("val", "test", "cross")
+#: Settings outside the run id that runs must share to count as seeds of one recipe (:func:`merge_seeds`).
+RECIPE_SETTINGS = ("epochs", "lr", "model_options", "random_erasing", "domain", "tta")
 
 
 @dataclass
@@ -78,9 +80,32 @@ def merge_seeds(df: pd.DataFrame) -> pd.DataFrame:
     mean ± sd: a single seed's number cannot tell a recipe's gain from noise."""
     if df.empty:
         return df
-    key = pd.Series([seedless(g, s) for g, s in zip(df["group"], df["seed"], strict=True)], index=df.index)
+    name = pd.Series([seedless(g, s) for g, s in zip(df["group"], df["seed"], strict=True)], index=df.index)
+    # Seeds of one recipe also agree in the settings a run id does not carry (schedule, options, TTA, ...).
+    recipe = pd.Series(["|".join(map(str, r)) for r in df[list(RECIPE_SETTINGS)].itertuples(index=False)],
+                       index=df.index, dtype=str)
+    key = name + "||" + recipe
     several = key.map(df.groupby(key)["seed"].nunique()) > 1
-    return df.assign(group=key.where(several, df["group"]))
+    # Two recipes merged under one seedless name stay two groups: the second and later get " (2)", " (3)", ...
+    merged = key[several].drop_duplicates()
+    rank = merged.groupby(name[merged.index]).cumcount()
+    suffix = {k: f" ({r + 1})" if r else "" for k, r in zip(merged, rank, strict=True)}
+    return df.assign(group=(name + key.map(suffix).fillna("")).where(several, df["group"]))
+
+
+def domain_options(cfg: dict) -> str | None:
+    """The options for another target domain a run set (input colour, equalisation, loss, checkpoint score),
+    so runs that differ in them are neither one row nor seeds of one recipe; None when it set none."""
+    parts = []
+    if cfg.get("color", "rgb") != "rgb":
+        parts.append(f"colour {cfg['color']}")
+    if cfg.get("equalize"):
+        parts.append("equalised")
+    if cfg.get("loss", "crossentropy") != "crossentropy":
+        parts.append(f"{cfg['loss']} loss (tau {cfg.get('loss_tau', 1.0):g})")
+    if cfg.get("checkpoint_metric", "accuracy") != "accuracy":
+        parts.append(f"checkpoint by {cfg['checkpoint_metric'].replace('_', ' ')}")
+    return ", ".join(parts) or None
 
 
 def _settings(cfg: dict) -> dict:
@@ -88,6 +113,7 @@ def _settings(cfg: dict) -> dict:
     row["dataset"] = Path(str(row["dataset"] or "")).name
     row["recipe"] = row["recipe"] or "protocol"  # runs from before recipes were the protocol's
     row["random_erasing"] = row["random_erasing"] or None  # 0 and runs from before the option: off
+    row["domain"] = domain_options(cfg)
     row["tta"] = TTA.of(cfg).name  # how its metrics were measured
     # What cross-validation folds keep whole: the cv_group pattern's groups, or single images.
     row["cv_group"] = row["cv_group"] or ("image" if row["folds"] else None)

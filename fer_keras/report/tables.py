@@ -30,7 +30,7 @@ from fer_keras.report.collect import METRICS, SPLITS, RunRecord
 from fer_keras.report.paper import PAPER_COLUMNS
 
 KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "cv_group", "paper_faithful", "recipe", "epochs",
-        "lr", "model_options", "random_erasing", "tta"]
+        "lr", "model_options", "random_erasing", "domain", "tta"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
@@ -40,7 +40,7 @@ UNTESTED = "†"
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
            ("dataset", "dataset"), ("epochs", "epochs"), ("lr", "lr"), ("options", "model_options"),
-           ("erasing", "random_erasing"), ("TTA", "tta"), ("CV folds by", "cv_group"),
+           ("erasing", "random_erasing"), ("domain options", "domain"), ("TTA", "tta"), ("CV folds by", "cv_group"),
            ("val acc", "val_accuracy"), ("cross set", "cross_set"),
            ("cross acc", "cross_accuracy"), ("cross acc dedup", "cross_dedup_accuracy"),
            ("cross acc prior-corrected", "cross_prior_accuracy"),
@@ -57,7 +57,7 @@ DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("r
            ("params (M)", "params"), ("runs", "runs"), ("notes", "notes")]
 #: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths,
 #: with and without random erasing, evaluated with other test-time augmentation).
-SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options", "erasing", "TTA")
+SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options", "erasing", "domain options", "TTA")
 #: Shown only in tables with cross-validated rows, whose test folds are the result (El Cheikh et al.'s metrics).
 CV_ONLY = ("test balanced acc", "test F1 macro")
 #: Shown only in tables with a grouped (cv_group) row: "image" (ungrouped folds) or the pattern.
