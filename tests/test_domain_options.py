@@ -32,13 +32,18 @@ def probs(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_grey_input_sees_colour_as_its_grey_and_keeps_layers(name, tmp_path):
+def _twins(name: str, **inputs) -> tuple[keras.Model, keras.Model]:
+    """``name`` built plain and with the input options ``inputs``, from the same random start."""
     options = TINY_OPTIONS.get(name, {})
     keras.utils.set_random_seed(0)
-    rgb = build_model(name, 32, 7, **options)
+    plain = build_model(name, 32, 7, **options)
     keras.utils.set_random_seed(0)
-    grey = build_model(name, 32, 7, color="grey", **options)
+    return plain, build_model(name, 32, 7, **inputs, **options)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_grey_input_sees_colour_as_its_grey_and_keeps_layers(name, tmp_path):
+    rgb, grey = _twins(name, color="grey")
     assert has_grey_input(grey) and not has_grey_input(rgb)
     assert [layer.name for layer in grey.layers] == [layer.name for layer in rgb.layers]
     assert grey.count_params() == rgb.count_params() and grey.get_layer("predictions") is not None
@@ -88,11 +93,7 @@ def test_equalize_histogram_is_opencvs_per_image_and_channel():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_equalized_input_feeds_the_model_equalised_grey_and_saves(name, tmp_path):
-    options = TINY_OPTIONS.get(name, {})
-    keras.utils.set_random_seed(0)
-    rgb = build_model(name, 32, 7, **options)
-    keras.utils.set_random_seed(0)
-    model = build_model(name, 32, 7, color="grey", equalize=True, **options)
+    rgb, model = _twins(name, color="grey", equalize=True)
     assert has_grey_input(model) and has_equalized_input(model) and not has_equalized_input(rgb)
     assert [layer.name for layer in model.layers] == [layer.name for layer in rgb.layers]
     colour = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
