@@ -5,9 +5,9 @@ import pytest
 from stored_runs import write_set
 
 from fer_keras.config import make_config
+from fer_keras.models.catalog import TLF_CHECKPOINT
 from fer_keras.runs import Run, read_json
 from fer_keras.train.loop import train_run
-from fer_keras.train.triplet import CENTROID_METRIC
 
 TINY = {"res": 32, "epochs": 2, "batch": 8, "lr": 3e-3, "tensorboard": False, "crossdomain": None,
         "dataset": "bright"}
@@ -89,5 +89,5 @@ def test_tlf_resnet18_trains_embedding_then_head(bright, tmp_path, options):
     assert (run / "embedding.keras").is_file() and (run / "best.json").is_file()
     # The embedding is chosen by its validation centroid score, not by the triplet loss (a collapsed embedding's
     # is low); best.json is the embedding's score.
-    assert CENTROID_METRIC in read_json(run / "embedding.json") and CENTROID_METRIC in read_json(run / "best.json")
-    assert CENTROID_METRIC in (run / "log_embedding.csv").read_text().splitlines()[0].split(",")
+    assert TLF_CHECKPOINT in read_json(run / "embedding.json") and TLF_CHECKPOINT in read_json(run / "best.json")
+    assert TLF_CHECKPOINT in (run / "log_embedding.csv").read_text().splitlines()[0].split(",")

@@ -14,8 +14,8 @@ from fer_keras.runs import read_json, write_json
 from fer_keras.train.batchnorm import read_statistics, recompute_statistics
 from fer_keras.train.callbacks import BestCheckpoint, protocol_callbacks
 from fer_keras.train.triplet import (
-    CENTROID_METRIC,
     EMBEDDING_FILE,
+    TLF_CHECKPOINT,
     CentroidScore,
     RecomputeBatchNorm,
     TripletLoss,
@@ -124,7 +124,7 @@ def test_centroid_score_is_chance_for_a_collapsed_embedding_and_one_for_a_separa
         score.set_model(model)
         logs: dict = {}
         score.on_epoch_end(0, logs)
-        assert logs[CENTROID_METRIC] == pytest.approx(expected)
+        assert logs[TLF_CHECKPOINT] == pytest.approx(expected)
 
 
 def _tiny_embedding() -> keras.Model:
@@ -155,13 +155,13 @@ def test_embedding_checkpoint_is_chosen_by_the_centroid_score_of_the_recomputed_
     model = _tiny_embedding()
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=TripletLoss(MARGIN, "batch_hard"))
     cfg = make_config({"tensorboard": False, "epochs": 2})
-    callbacks = protocol_callbacks(cfg, tmp_path, "embedding", checkpoint=EMBEDDING_FILE, monitor=CENTROID_METRIC,
+    callbacks = protocol_callbacks(cfg, tmp_path, "embedding", checkpoint=EMBEDDING_FILE, monitor=TLF_CHECKPOINT,
                                    mode="max", scorers=[Spy(lambda: sample, val)])
     model.fit(x, onehot[y], batch_size=6, epochs=2, shuffle=False, verbose=0, validation_data=val,
               callbacks=[*callbacks, RecomputeBatchNorm(lambda: sample)])
     best = read_json(tmp_path / "embedding.json")
-    assert 0 <= best[CENTROID_METRIC] <= 1 and best["epoch"] in (1, 2)
-    assert CENTROID_METRIC in (tmp_path / "log_embedding.csv").read_text().splitlines()[0].split(",")
+    assert 0 <= best[TLF_CHECKPOINT] <= 1 and best["epoch"] in (1, 2)
+    assert TLF_CHECKPOINT in (tmp_path / "log_embedding.csv").read_text().splitlines()[0].split(",")
     recompute_statistics(model, sample)  # the weights of the last epoch
     assert all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(seen[-1], read_statistics(model), strict=True))
 
@@ -169,6 +169,6 @@ def test_embedding_checkpoint_is_chosen_by_the_centroid_score_of_the_recomputed_
 def test_an_embedding_checkpoint_of_another_criterion_is_replaced_on_resume(tmp_path):
     # A run begun when the embedding was chosen by val_loss resumes: that score does not compare with the new one.
     write_json(tmp_path / "embedding.json", {"val_loss": 0.1, "epoch": 3})
-    checkpoint = BestCheckpoint(tmp_path / EMBEDDING_FILE, monitor=CENTROID_METRIC, mode="max")
+    checkpoint = BestCheckpoint(tmp_path / EMBEDDING_FILE, monitor=TLF_CHECKPOINT, mode="max")
     checkpoint.on_train_begin()
     assert checkpoint.best == -np.inf

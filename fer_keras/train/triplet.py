@@ -58,8 +58,6 @@ ABSENT_BIAS = -1e4
 #: Un-augmented training images whose batch statistics replace the moving ones before each validation; the
 #: same images give the class centroids of :class:`CentroidScore`.
 BN_IMAGES = 1024
-#: The embedding phase's checkpoint criterion (mode max), logged per epoch by :class:`CentroidScore`.
-CENTROID_METRIC = TLF_CHECKPOINT
 
 
 def pairwise_squared_distances(embeddings):
@@ -147,7 +145,7 @@ def _labels(batches: tf.data.Dataset) -> np.ndarray:
 
 
 class CentroidScore(keras.callbacks.Callback):
-    """Puts :data:`CENTROID_METRIC` in each epoch's logs: the validation faces classified by the nearest class
+    """Puts :data:`TLF_CHECKPOINT` in each epoch's logs: the validation faces classified by the nearest class
     centroid of the ``reference`` training faces' embeddings (:func:`centroid_balanced_accuracy`).
 
     The embedding's checkpoint criterion, as the triplet loss is not one (a collapsed embedding can have a
@@ -168,7 +166,7 @@ class CentroidScore(keras.callbacks.Callback):
             self.labels = _labels(self.reference()), _labels(self.validation)
         reference = self.model.predict(self.reference(), verbose=0)
         embeddings = self.model.predict(self.validation, verbose=0)
-        logs[CENTROID_METRIC] = centroid_balanced_accuracy(reference, self.labels[0], embeddings, self.labels[1])
+        logs[TLF_CHECKPOINT] = centroid_balanced_accuracy(reference, self.labels[0], embeddings, self.labels[1])
 
 
 def fit_linear_head(embeddings: np.ndarray, labels: np.ndarray, head: str,
@@ -238,7 +236,7 @@ def _fit_embedding(ctx: RunContext, embed: keras.Model, opts: dict[str, Any]) ->
     recompute = RecomputeBatchNorm(sample)
     ctx.extra_callbacks.append(recompute)  # on_test_begin: before any validation batch and any checkpoint
     try:
-        fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor=CENTROID_METRIC,
+        fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor=TLF_CHECKPOINT,
                   mode="max", scorers=[CentroidScore(sample, ctx.val_ds)])
     finally:
         ctx.extra_callbacks.remove(recompute)
@@ -246,7 +244,7 @@ def _fit_embedding(ctx: RunContext, embed: keras.Model, opts: dict[str, Any]) ->
 
 def _fit_head(ctx: RunContext, model: keras.Model, embed: keras.Model, opts: dict[str, Any]) -> None:
     cfg, run_dir = ctx.cfg, ctx.run_dir
-    embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by CENTROID_METRIC
+    embed.load_weights(run_dir / EMBEDDING_FILE)  # the best embedding by TLF_CHECKPOINT
     train = ctx.splits.train
     features = _embed(embed, train, cfg.res, ctx.global_batch, cfg.pipeline)
     clf = fit_linear_head(features, train.labels, opts["head"], ctx.class_weight, cfg.seed)
