@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from fer_keras.data.duplicates import near_pairs, pack_bits
 from fer_keras.data.exclusions import add_exclusions
 from fer_keras.data.readers import DatasetError
 
@@ -69,26 +70,6 @@ def hash_dataset(root: Path, *, method: str = "phash", hash_size: int = 8,
     return df, np.array(bits, bool).reshape(len(rows), -1)
 
 
-def near_pairs(bits: np.ndarray, threshold: int, block: int = 256) -> np.ndarray:
-    """All pairs (i < j) whose Hamming distance is <= threshold; vectorised, O(n^2 / 2)."""
-    n = len(bits)
-    if n < 2:
-        return np.empty((0, 2), np.int64)
-    packed = np.packbits(bits, axis=1)
-    pad = (-packed.shape[1]) % 8
-    words = np.pad(packed, ((0, 0), (0, pad))).view(np.uint64)  # (n, words)
-    out = []
-    for i0 in range(0, n, block):
-        a = words[i0:i0 + block]
-        dist = np.zeros((len(a), n - i0), np.int32)
-        for w in range(words.shape[1]):
-            dist += np.bitwise_count(a[:, w, None] ^ words[None, i0:, w])
-        ii, jj = np.nonzero(dist <= threshold)
-        keep = jj + i0 > ii + i0
-        out.append(np.stack([ii[keep] + i0, jj[keep] + i0], 1))
-    return np.concatenate(out)
-
-
 def _leader_clusters(order: np.ndarray, pairs: np.ndarray, n: int) -> np.ndarray:
     """Greedy star clustering: in keeper order, each unassigned node takes its free neighbours.
 
@@ -117,7 +98,7 @@ def find_duplicates(df: pd.DataFrame, bits: np.ndarray, threshold: int = 6) -> p
     # Exact copies collapse to one node, so a near search never has to find them twice.
     out["node"] = out.groupby("sha256", sort=False).ngroup()
     first = out.groupby("node", sort=True).head(1).sort_values("node")
-    pairs = (near_pairs(bits[first.index.to_numpy()], threshold) if threshold >= 0
+    pairs = (near_pairs(pack_bits(bits[first.index.to_numpy()]), threshold) if threshold >= 0
              else np.empty((0, 2), np.int64))
     keeper_order = pd.unique(out["node"].to_numpy())  # nodes by their best member
     comp = _leader_clusters(keeper_order, pairs, len(first))

@@ -102,13 +102,3 @@ def test_threshold_zero_and_exact_only(dataset, tmp_path):
     s = dedupe.run(dataset, tmp_path / "r", threshold=-1, progress=False)
     assert (s["clusters"], s["exact_duplicates"], s["near_duplicates"]) == (1, 1, 0)
 
-
-def test_near_pairs_matches_brute_force():
-    bits = np.random.default_rng(0).random((300, 64)) < 0.5
-    bits[7] = bits[3]
-    bits[9] = bits[3]
-    bits[9, :3] = ~bits[3, :3]
-    got = {tuple(p) for p in dedupe.near_pairs(bits, 3, block=64)}
-    want = {(i, j) for i in range(300) for j in range(i + 1, 300)
-            if (bits[i] != bits[j]).sum() <= 3}
-    assert got == want and (3, 7) in got and (3, 9) in got

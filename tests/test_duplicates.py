@@ -61,6 +61,26 @@ def test_chunked_search_equals_brute_force(monkeypatch):
     assert len(want) >= 20
 
 
+def test_search_of_packed_bit_rows_any_hash_length(monkeypatch):
+    """data_prep.dedupe's hashes of any size, packed to uint64 words, go through the same search: distances add up
+    across words, a pair exactly at the threshold is kept and one a bit past it dropped."""
+    monkeypatch.setattr(duplicates, "CHUNK_ELEMENTS", 12)  # chunks of one or two rows
+    for nbits in (16, 64, 256):
+        flips = [[], [0, 1, 2], [0, 1, 2, -3, -2, -1], [0, 1, 2, -4, -3, -2, -1], list(range(nbits)), []]
+        bits = np.zeros((len(flips), nbits), bool)
+        for row, f in zip(bits, flips, strict=True):
+            row[f] = True
+        packed = duplicates.pack_bits(bits)
+        assert packed.shape == (6, -(-nbits // 64)) and packed.dtype == np.uint64
+        # distances: 0-1 3, 0-2 6 (at the threshold, 3 + 3 in two words when 256 bits), 0-3 7, 0-5 0, 1-2 3,
+        # 1-3 4, 1-5 3, 2-3 1, 2-5 6, 3-5 7; row 4 (all bits) is at least nbits - 7 from every other
+        want = {(0, 1), (0, 2), (0, 5), (1, 2), (1, 3), (1, 5), (2, 3), (2, 5)}
+        assert {tuple(p) for p in duplicates.near_pairs(packed, 6).tolist()} == want
+        assert {tuple(p) for p in duplicates.near_pairs(packed, 5).tolist()} == want - {(0, 2), (2, 5)}
+        if nbits == 64:  # the one-word form is the library's own uint64 phash
+            assert (duplicates.near_pairs(packed[:, 0], 6) == duplicates.near_pairs(packed, 6)).all()
+
+
 def test_kinds_exact_near_and_unique(tmp_path):
     pics = [face(i) for i in range(6)]
     train = image_set([write(tmp_path / "train" / f"{i}.png", p) for i, p in enumerate(pics)], [0, 1, 2, 0, 1, 2])

@@ -75,12 +75,15 @@ def set_digest(images: ImageSet) -> tuple[str, np.ndarray]:
     return h.hexdigest()[:32], order
 
 
-def _pack(bits: np.ndarray) -> np.uint64:
-    return np.packbits(np.asarray(bits, bool).ravel()).view(np.uint64)[0]
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """Hash bit rows (n, b) as (n, ceil(b / 64)) uint64 words, zero-padded: the form :func:`near_pairs` searches,
+    so a hash of any length (``data_prep.dedupe``'s other methods and sizes) goes through the same popcount search."""
+    packed = np.packbits(np.asarray(bits, bool), axis=1)
+    return np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8))).view(np.uint64)
 
 
 def _phash(img: Image.Image) -> np.uint64:
-    return _pack(imagehash.phash(to_8bit(img)).hash)
+    return pack_bits(imagehash.phash(to_8bit(img)).hash.reshape(1, -1))[0, 0]
 
 
 def _file_keys(path: str) -> tuple[bytes, np.uint64]:
@@ -158,11 +161,16 @@ def nearest_distance(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def near_pairs(phash: np.ndarray, threshold: int = NEAR_THRESHOLD) -> np.ndarray:
-    """Every pair (i < j) of one set whose hashes are at most ``threshold`` bits apart, as (m, 2)."""
-    n, out = len(phash), [np.empty((0, 2), np.int64)]
-    step = _chunk(n)
+    """Every pair (i < j) of one set whose hashes are at most ``threshold`` bits apart, as (m, 2).
+
+    ``phash`` is one uint64 per image, or (n, words) uint64 rows (:func:`pack_bits`) for longer hashes.
+    """
+    words = phash[:, None] if phash.ndim == 1 else phash
+    n, width, out = len(words), words.shape[1], [np.empty((0, 2), np.int64)]
+    step = _chunk(n * width)
     for i0 in range(0, n, step):
-        block = np.bitwise_count(phash[i0:i0 + step, None] ^ phash[None, i0:])
+        bits = np.bitwise_count(words[i0:i0 + step, None] ^ words[None, i0:])  # (rows, n - i0, width)
+        block = bits[..., 0] if width == 1 else bits.sum(axis=2, dtype=np.int32)
         ii, jj = np.nonzero(block <= threshold)
         keep = jj > ii  # columns start at i0 too: the diagonal and the lower triangle are dropped
         out.append(np.stack([ii[keep] + i0, jj[keep] + i0], axis=1))
