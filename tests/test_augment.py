@@ -147,3 +147,15 @@ def test_random_erasing_probability_and_off_by_default():
     plain, erased = augment_batch(images, key), augment_batch(images, key, erasing=1.0)
     assert not np.array_equal(plain.numpy(), erased.numpy())
     assert np.array_equal(erased.numpy(), augment_batch(images, key, erasing=1.0).numpy()), "keyed, repeatable"
+
+
+def test_warp_keeps_the_static_shape_and_erasing_needs_none():
+    """The warp's raw op forgets static shapes (which erasing after it once needed); erasing in a graph
+    whose batches have no static size gives what it gives eagerly."""
+    images, key = tf.random.uniform((4, 20, 20, 1), 0, 255, seed=2), tf.constant([5, 2], tf.int64)
+    shapes = []
+    tf.function(lambda x: shapes.append(warp(x, affine_params(4, 20, 20, key)).shape.as_list()) or x)(images)
+    assert shapes == [[4, 20, 20, 1]]
+    spec = tf.TensorSpec((None, None, None, 1), tf.float32)
+    graph = tf.function(lambda x: erase_batch(x, key, 1.0), input_signature=[spec])
+    assert np.array_equal(graph(images).numpy(), erase_batch(images, key, 1.0).numpy())

@@ -206,3 +206,14 @@ def test_same_config_and_seed_give_the_same_batches_in_two_processes(demo_root):
     first, second = _first_epoch_hashes(demo_root), _first_epoch_hashes(demo_root)
     assert len(first) == 2 and len(first[0]) == 64 and first == second  # same machine and process type: exact equality
     assert first[0] != first[1]  # another seed, other batches
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_training_pipeline_erases_with_the_real_augmentation(folder, cache):
+    """The warp's raw op forgot the batch's static height and width, and erasing (which needed them)
+    failed on the first training batch: the fast-recipe test stubbed erasing and never saw it."""
+    plain = TrainingData(folder, 16, 4, seed=3, cache=cache).epochs()
+    erased = TrainingData(folder, 16, 4, seed=3, cache=cache, erasing=1.0).epochs()
+    assert plain.element_spec[0].shape.as_list() == [None, 16, 16, 3]
+    changed = [not np.array_equal(a.numpy(), b.numpy()) for (a, _), (b, _) in zip(plain, erased, strict=True)]
+    assert all(changed), "probability 1 erases a rectangle of every batch"

@@ -74,10 +74,11 @@ def idg_transform(theta: Param, tx: Param, ty: Param, zx: Param, zy: Param, heig
 
 def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
     """Resample a float batch (b, h, w, c) once through (b, 8) transforms: bilinear, nearest-edge fill."""
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    out = tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
         fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
     )
+    return tf.ensure_shape(out, images.shape)  # the raw op forgets the static shape
 
 
 ERASE_AREA = (0.02, 0.33)
@@ -85,17 +86,16 @@ ERASE_RATIO = (0.3, 3.3)
 
 
 def erase_batch(images: tf.Tensor, key: tf.Tensor, probability: float) -> tf.Tensor:
-    """With ``probability`` per image, fill one random rectangle of a float [0, 255] batch with grey noise
-    (height and width must be static, as every pipeline of the suite makes them)."""
+    """With ``probability`` per image, fill one random rectangle of a float [0, 255] batch with grey noise."""
     shape = tf.shape(images)
-    b, h, w = shape[0], images.shape[1], images.shape[2]
+    b, h, w = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     u = lambda s, lo=0.0, hi=1.0: tf.random.stateless_uniform([b], draw_key(key, s), lo, hi)  # noqa: E731
     area = u(11, *ERASE_AREA) * (h * w)
     ratio = tf.exp(u(12, *(math.log(r) for r in ERASE_RATIO)))
     eh = tf.minimum(tf.round(tf.sqrt(area * ratio)), h)
     ew = tf.minimum(tf.round(tf.sqrt(area / ratio)), w)
     top, left = tf.floor(u(13) * (h - eh + 1)), tf.floor(u(14) * (w - ew + 1))
-    rows, cols = tf.range(h, dtype=tf.float32), tf.range(w, dtype=tf.float32)
+    rows, cols = tf.range(shape[1], dtype=tf.float32), tf.range(shape[2], dtype=tf.float32)
     inside_rows = (rows[None] >= top[:, None]) & (rows[None] < (top + eh)[:, None])
     inside_cols = (cols[None] >= left[:, None]) & (cols[None] < (left + ew)[:, None])
     erased = (u(15) < probability)[:, None, None] & inside_rows[:, :, None] & inside_cols[:, None, :]
