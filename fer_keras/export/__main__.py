@@ -26,8 +26,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"runs folder to look run ids up in ({DEFAULT_RUNS})")
     p.add_argument("--format", default="tflite", choices=("tflite",), help="export format (tflite)")
     p.add_argument("--quant", default="none", choices=(*QUANTS, "float32"),
-                   help="none/float32, float16, int8 (full-integer, float input/output) or "
-                   "int8_float_softmax (int8 but a float final softmax: no ties between unsure classes)")
+                   help="none/float32, float16, int8 (full-integer, float input/output; a model that equalises "
+                   "its input keeps the equalisation in float) or int8_float_softmax (int8 but a float final "
+                   "softmax: no ties between unsure classes)")
     p.add_argument("--data-root", type=Path, help="where the run's dataset lives now, if it moved")
     p.add_argument("--representative", type=int, default=200, help="int8 calibration images (200)")
     p.add_argument("--threads", type=int, help="interpreter threads (default: all cores)")

@@ -11,6 +11,7 @@ goes into the run folder beside the model:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,10 @@ from fer_keras.config import DEFAULT_RUNS
 from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
 from fer_keras.data.splits import splits_for
-from fer_keras.export.tflite import TAGS, TFLiteModel, convert, interpreter_name, serving_function
+from fer_keras.export.tflite import TAGS, TFLiteModel, convert, float_ops, interpreter_name, serving_function
 from fer_keras.labels import output_columns
 from fer_keras.machine import machine_info
+from fer_keras.models.preprocessing import has_equalized_input
 from fer_keras.runs import MODEL_FILE, Run, find_runs, write_json
 from fer_keras.timing import summarise, time_calls
 
@@ -77,6 +79,7 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     rep = (representative_sample(splits.train, cfg.res, representative, seed=cfg.seed, pipeline=cfg.pipeline)
            if calibrate else None)
     content = convert(model, cfg.res, quant, (lambda: iter(rep)) if rep is not None else None)
+    floats = float_ops(content) if calibrate else []
     tag = TAGS[quant]
     out_file = run.tflite_file(tag)
     out_file.write_bytes(content)
@@ -100,7 +103,9 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     result = {
         "run": run.name, "model": cfg.model, "res": cfg.res, "dataset": str(cfg.dataset_dir()),
         "format": "tflite", "quant": quant, "file": out_file.name,
-        "conversion": _conversion_note(quant, 0 if rep is None else len(rep)),
+        "conversion": _conversion_note(quant, 0 if rep is None else len(rep), floats, has_equalized_input(model)),
+        # int8 files: the ops that still compute in float32 (none in a full-integer file)
+        **({"float_ops": floats} if calibrate else {}),
         "input_output_types": list(lite.input_output_types()),
         "interpreter": interpreter_name(), "threads": lite.threads,
         "size_bytes": out_file.stat().st_size, "keras_size_bytes": run.model_file.stat().st_size,
@@ -122,12 +127,23 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     return result
 
 
-def _conversion_note(quant: str, representative: int) -> str:
+def _conversion_note(quant: str, representative: int, floats: Sequence[str] = (), equalized: bool = False) -> str:
+    """What the file is, from what it computes in float (``floats``: :func:`float_ops` of the file)."""
     calibrated = f"calibrated on {representative} seeded random training images"
-    if quant == "int8":
+    softmax = quant == "int8_float_softmax"
+    others = [op for op in floats if not (softmax and op == "SOFTMAX")]
+    if quant == "int8" and not others:
         return f"full-integer int8 (TFLITE_BUILTINS_INT8), float32 input/output, {calibrated}"
-    if quant == "int8_float_softmax":
-        return f"int8 except a float softmax on dequantized logits, float32 input/output, {calibrated}"
+    if quant.startswith("int8"):
+        parts = []
+        if others:
+            parts.append(f"the input's histogram equalisation ({len(others)} ops in float32, exact; the equalised "
+                         "image is quantized once)" if equalized else
+                         f"{len(others)} ops in float32 ({', '.join(dict.fromkeys(others))})")
+        if softmax:
+            parts.append("a float softmax on dequantized logits")
+        return (f"int8 except {' and '.join(parts)}" + (", not full-integer" if others else "")
+                + f", float32 input/output, {calibrated}")
     if quant == "float16":
         return "float16 weights, float32 input/output"
     return "float32, no quantization"
