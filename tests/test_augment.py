@@ -150,12 +150,15 @@ def test_random_erasing_probability_and_off_by_default():
 
 
 def test_warp_keeps_the_static_shape_and_erasing_needs_none():
-    """The warp's raw op forgets static shapes (which erasing after it once needed); erasing in a graph
-    whose batches have no static size gives what it gives eagerly."""
+    """The warp's raw op forgot the static height and width of a batch of unknown size (which erasing after
+    it once needed); erasing in a graph whose batches have no static size gives what it gives eagerly."""
     images, key = tf.random.uniform((4, 20, 20, 1), 0, 255, seed=2), tf.constant([5, 2], tf.int64)
-    shapes = []
-    tf.function(lambda x: shapes.append(warp(x, affine_params(4, 20, 20, key)).shape.as_list()) or x)(images)
-    assert shapes == [[4, 20, 20, 1]]
+
+    def warped(x: tf.Tensor) -> tf.Tensor:
+        return warp(x, affine_params(tf.shape(x)[0], 20, 20, key))
+
+    traced = tf.function(warped).get_concrete_function(tf.TensorSpec((None, 20, 20, 1), tf.float32))
+    assert traced.output_shapes.as_list() == [None, 20, 20, 1]
     spec = tf.TensorSpec((None, None, None, 1), tf.float32)
     graph = tf.function(lambda x: erase_batch(x, key, 1.0), input_signature=[spec])
     assert np.array_equal(graph(images).numpy(), erase_batch(images, key, 1.0).numpy())

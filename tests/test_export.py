@@ -14,7 +14,7 @@ from fer_keras.export import run_export
 from fer_keras.export.__main__ import main
 from fer_keras.export.check import check_all
 from fer_keras.export.run_export import export_run
-from fer_keras.export.tflite import QUANTS, TFLiteModel, convert, float_ops
+from fer_keras.export.tflite import QUANTS, TFLiteModel, _check_layers_quantized, convert, float_ops
 from fer_keras.runs import Run
 from fer_keras.train.loop import train_run
 
@@ -193,3 +193,11 @@ def test_int8_keeps_a_models_histogram_equalisation_exact():
     assert np.mean(got != expected) < 0.01, np.mean(got != expected)
     floats = float_ops(content)  # the equalisation in float, the layer after it int8: not full-integer
     assert {"ONE_HOT", "BATCH_MATMUL", "CUMSUM", "MEAN"} <= set(floats) and "CONV_2D" not in floats, floats
+
+
+def test_int8_refuses_a_file_whose_layers_stayed_float():
+    """The float island admits float builtins; a model layer falling back to them must not pass as int8."""
+    model = registry.build_model("sequential_simple", 16, 3)
+    content = convert(model, 16, "none")  # every layer in float: what a silent fallback would look like
+    with pytest.raises(ValueError, match="left model layers in float32: CONV_2D"):
+        _check_layers_quantized(content, softmax=False)

@@ -134,18 +134,27 @@ def equalized_input(model: keras.Model) -> keras.Model:
     return adapt_input(model, grey=has_grey_input(model), equalize=True)
 
 
-def _first_operations(model: keras.Model, count: int) -> list[str]:
-    return [type(op).__name__ for op in model.operations if not isinstance(op, keras.layers.InputLayer)][:count]
+def _input_operations(model: keras.Model) -> list[str]:
+    """Type names of the stock ops (``keras.ops``) a model applies to its input before its first layer:
+    what :func:`adapt_input` adds, recognisable in a file loaded without fer_keras."""
+    names = []
+    for op in model.operations:
+        if isinstance(op, keras.layers.InputLayer):
+            continue
+        if isinstance(op, keras.layers.Layer):
+            break
+        names.append(type(op).__name__)
+    return names
 
 
 def has_grey_input(model: keras.Model) -> bool:
     """Whether ``model`` averages its input's channels first (:func:`adapt_input`)."""
-    return _first_operations(model, 1) == ["Mean"]
+    return _input_operations(model)[:1] == ["Mean"]
 
 
 def has_equalized_input(model: keras.Model) -> bool:
     """Whether ``model`` histogram-equalises its input first (:func:`adapt_input`)."""
-    return "OneHot" in _first_operations(model, 8)
+    return "OneHot" in _input_operations(model)
 
 
 def preprocessing_mode(model: keras.Model) -> str | None:

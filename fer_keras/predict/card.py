@@ -38,14 +38,15 @@ def _sha256(path: Path) -> str:
 
 def _tflite_accuracy(path: Path, images, res: int, pipeline: str, model_classes: list[str],
                      keras_pred: np.ndarray) -> dict:
-    from fer_keras.export.tflite import TFLiteModel
+    from fer_keras.export.tflite import TFLiteModel, float_ops
 
-    lite = TFLiteModel(Path(path).read_bytes())
+    content = Path(path).read_bytes()
+    lite = TFLiteModel(content)
     probs = np.concatenate([lite(x.numpy()) for x, _ in eval_dataset(images, res, 64, pipeline=pipeline)])
     pred = probs[:, output_columns(model_classes, images.class_names, test_name=images.name)].argmax(1)
     return {"file": Path(path).name, "sha256": _sha256(path), "n": int(len(pred)),
             "accuracy": float(np.mean(pred == images.labels)),
-            "same_top_class_as_keras": float(np.mean(pred == keras_pred))}
+            "same_top_class_as_keras": float(np.mean(pred == keras_pred)), "float_ops": float_ops(content)}
 
 
 def _with_prior(entry: dict, labels: np.ndarray, probs: np.ndarray, class_names, prior: PriorCorrection | None
@@ -152,7 +153,10 @@ def card_markdown(card: dict) -> str:
     if "tflite_int8" in card:
         t = card["tflite_int8"]
         lines.append(f"- int8 TFLite file `{t['file']}`: accuracy {t['accuracy']:.3f} without augmentation "
-                     f"({t['same_top_class_as_keras']:.1%} the same top class as the Keras file).")
+                     f"({t['same_top_class_as_keras']:.1%} the same top class as the Keras file"
+                     + (f"; not full-integer, in float32: {', '.join(dict.fromkeys(t['float_ops']))}"
+                        if t.get("float_ops") else "")
+                     + ").")
     return "\n".join(lines) + "\n"
 
 
