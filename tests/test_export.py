@@ -201,3 +201,14 @@ def test_int8_refuses_a_file_whose_layers_stayed_float():
     content = convert(model, 16, "none")  # every layer in float: what a silent fallback would look like
     with pytest.raises(ValueError, match="left model layers in float32: CONV_2D"):
         _check_layers_quantized(content, softmax=False)
+
+
+def test_conversion_note_says_what_the_file_computes_in_float():
+    note = run_export._conversion_note
+    assert note("int8", 8).startswith("full-integer int8")
+    equalised = note("int8", 8, ["MEAN", "ONE_HOT", "CUMSUM"])
+    assert equalised.startswith("int8 except the input's histogram equalisation (3 ops")
+    assert "not full-integer" in note("int8", 8, ["ONE_HOT"])
+    assert note("int8", 8, ["ROUND", "ROUND"]).startswith("int8 except 2 ops in float32 (ROUND)")
+    assert note("int8_float_softmax", 8, ["SOFTMAX"]).startswith("int8 except a float softmax")
+    assert "not full-integer" not in note("int8_float_softmax", 8, ["SOFTMAX"])

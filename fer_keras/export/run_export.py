@@ -23,7 +23,6 @@ from fer_keras.data.splits import splits_for
 from fer_keras.export.tflite import TAGS, TFLiteModel, convert, float_ops, interpreter_name, serving_function
 from fer_keras.labels import output_columns
 from fer_keras.machine import machine_info
-from fer_keras.models.preprocessing import has_equalized_input
 from fer_keras.runs import MODEL_FILE, Run, find_runs, write_json
 from fer_keras.timing import summarise, time_calls
 
@@ -103,7 +102,7 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     result = {
         "run": run.name, "model": cfg.model, "res": cfg.res, "dataset": str(cfg.dataset_dir()),
         "format": "tflite", "quant": quant, "file": out_file.name,
-        "conversion": _conversion_note(quant, 0 if rep is None else len(rep), floats, has_equalized_input(model)),
+        "conversion": _conversion_note(quant, 0 if rep is None else len(rep), floats),
         # int8 files: the ops that still compute in float32 (none in a full-integer file)
         **({"float_ops": floats} if calibrate else {}),
         "input_output_types": list(lite.input_output_types()),
@@ -127,8 +126,9 @@ def export_run(run_dir: Path, quant: str, *, data_root: Path | None = None, repr
     return result
 
 
-def _conversion_note(quant: str, representative: int, floats: Sequence[str] = (), equalized: bool = False) -> str:
-    """What the file is, from what it computes in float (``floats``: :func:`float_ops` of the file)."""
+def _conversion_note(quant: str, representative: int, floats: Sequence[str] = ()) -> str:
+    """What the file is, from what it computes in float (``floats``: :func:`float_ops` of the file; ONE_HOT
+    among them: the input's equalisation, which only the converter's float island leaves there)."""
     calibrated = f"calibrated on {representative} seeded random training images"
     softmax = quant == "int8_float_softmax"
     others = [op for op in floats if not (softmax and op == "SOFTMAX")]
@@ -138,7 +138,7 @@ def _conversion_note(quant: str, representative: int, floats: Sequence[str] = ()
         parts = []
         if others:
             parts.append(f"the input's histogram equalisation ({len(others)} ops in float32, exact; the equalised "
-                         "image is quantized once)" if equalized else
+                         "image is quantized once)" if "ONE_HOT" in others else
                          f"{len(others)} ops in float32 ({', '.join(dict.fromkeys(others))})")
         if softmax:
             parts.append("a float softmax on dequantized logits")

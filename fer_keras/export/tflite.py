@@ -161,7 +161,7 @@ def equalisation_nodes(content: bytes) -> list[str]:
             break
     if cut is None:
         raise ValueError("found no single equalised image after the equalisation's ops in the converted graph")
-    if layers := {kinds[k] for k in range(cut_op + 1)} & {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}:
+    if layers := {kinds[k] for k in range(cut_op + 1)} & set(LAYER_OPS):
         raise ValueError(f"the equalisation is not at the model's input: {sorted(layers)} before its image")
     island, pending = set(), [cut]
     while pending:
