@@ -79,6 +79,10 @@ class RunConfig(BaseModel):
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
     min_lr: float = Field(1e-10, ge=0, description="floor of the learning rate (plateau) / end of the cosine")
     early_stopping_patience: int | None = Field(20, ge=1, description="EarlyStopping patience; null: off")
+    train_minutes: float | None = Field(
+        None, gt=0, description="wall-clock budget of training (every phase and restart): no epoch starts that "
+        "would end past it, at least one a phase; one budget for models whose epochs cost very different times; "
+        "null: none (epochs and early stopping end the run)")
     # Not the protocol: options of our fast recipe (configs/fast.yaml). Each one needs recipe 'fast'.
     recipe: Literal["protocol", "fast"] = Field(
         "protocol", description="protocol: the paper's training; fast: ours (recorded in the run id and report)")
@@ -152,6 +156,10 @@ class RunConfig(BaseModel):
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
         if self.warmup_epochs and self.lr_schedule != "cosine":
             raise ValueError("warmup_epochs needs lr_schedule 'cosine'")
+        if self.train_minutes is not None and self.lr_schedule == "cosine":
+            raise ValueError("train_minutes ends a run at a time, not after its epochs, and the cosine schedule "
+                             "decays over the epochs: it would stop before the rate anneals; use lr_schedule "
+                             "'plateau' or set epochs to what fits the time")
         if self.random_erasing and self.pipeline != "tfdata":
             raise ValueError("random_erasing needs pipeline 'tfdata' (the legacy generator has no such option)")
         if self.weight_decay and self.optimizer != "adamw":

@@ -14,7 +14,8 @@ The fast recipe turns ReduceLROnPlateau off under its cosine schedule and may tu
 EarlyStopping off (``null`` patience); with ``ema`` an :class:`EMASwap` puts the
 averaged weights in the model for validation and for every checkpoint. Every run writes
 its learning curve against wall-clock time (:class:`WallClock`) beside log.csv, which
-stays free of timings so a resumed run's log equals an uninterrupted one's.
+stays free of timings so a resumed run's log equals an uninterrupted one's; ``train_minutes``
+adds a :class:`TimeBudget` that reads the same clock.
 
 Every file is written under a temporary name and renamed (:func:`fer_keras.runs.replacing`):
 a full disk or a read-only folder stops the run with an ``OSError`` naming the file and
@@ -201,6 +202,20 @@ class EMASwap(keras.callbacks.SwapEMAWeights):
 CURVE_COLUMNS = ("phase", "epoch", "elapsed_s", "accuracy", "val_accuracy", "val_loss", "learning_rate")
 
 
+def curve_rows_before(file: Path, phase: str, epoch: int) -> list[dict]:
+    """The learning curve's rows before 0-based ``epoch`` of ``phase``: a replayed epoch's old row (written
+    before a kill, after the last backup) is dropped, so neither its row nor its time counts twice."""
+    rows = list(csv.DictReader(io.StringIO(file.read_text()))) if file.is_file() else []
+    return [r for r in rows if not (r["phase"] == phase and int(r["epoch"]) >= epoch + 1)]
+
+
+def training_seconds_before(file: Path, phase: str, epoch: int) -> float:
+    """Seconds of training the run had spent before 0-based ``epoch`` of ``phase`` (every earlier phase and
+    restart), as its learning curve counts them."""
+    kept = curve_rows_before(file, phase, epoch)
+    return float(kept[-1]["elapsed_s"]) if kept else 0.0
+
+
 class WallClock(keras.callbacks.Callback):
     """Appends one row per epoch to ``learning_curve.csv``: ``elapsed_s`` (seconds of training since the
     run began, across phases and restarts; reading the images before fit is not counted), accuracies and
@@ -213,16 +228,9 @@ class WallClock(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.offset: float | None = None
 
-    def _kept(self, epoch: int) -> list[dict]:
-        """The rows before 0-based ``epoch`` of this phase: a replayed epoch's old row (written before the
-        kill, after the last backup) is dropped, so neither its row nor its time counts twice."""
-        rows = list(csv.DictReader(io.StringIO(self.file.read_text()))) if self.file.is_file() else []
-        return [r for r in rows if not (r["phase"] == self.phase and int(r["epoch"]) >= epoch + 1)]
-
     def on_epoch_begin(self, epoch, logs=None):
         if self.offset is None:  # the first epoch of this fit (a fresh phase, or where a resumed run restarts)
-            kept = self._kept(epoch)
-            self.offset = float(kept[-1]["elapsed_s"]) if kept else 0.0
+            self.offset = training_seconds_before(self.file, self.phase, epoch)
             self.clock = Stopwatch()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -233,12 +241,43 @@ class WallClock(keras.callbacks.Callback):
                "elapsed_s": round(self.offset + self.clock.seconds, 1)}
         # Rewritten atomically like log.csv (EpochLog): a replayed epoch replaces its row, a full disk
         # never leaves half a row.
-        kept = self._kept(epoch)
+        kept = curve_rows_before(self.file, self.phase, epoch)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=CURVE_COLUMNS)
         writer.writeheader()
         writer.writerows([*kept, row])
         write_text(self.file, out.getvalue())
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Ends training before an epoch that would end past ``minutes`` of training (the run's, every phase and
+    restart counted, as learning_curve.csv counts them; the next epoch is assumed to take as long as the
+    last): one budget in wall-clock time for models whose epochs cost very different times. Each fitted
+    phase trains at least one epoch. The stop is saved like early stopping's (it comes before the
+    :class:`EpochBackup`), so a resumed run does not train on. Every worker of a multi-worker run reads
+    its own clock: they stop at the same epoch unless one ends within their clocks' difference of the
+    budget."""
+
+    def __init__(self, run_dir: Path, phase: str, minutes: float):
+        super().__init__()
+        self.file, self.phase, self.minutes = Run(run_dir).learning_curve_file, phase, minutes
+
+    def on_train_begin(self, logs=None):
+        self.offset: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.offset is None:
+            self.offset = training_seconds_before(self.file, self.phase, epoch)
+            self.clock = Stopwatch()
+        self.epoch_began = self.clock.seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        spent = self.offset + self.clock.seconds
+        last = self.clock.seconds - self.epoch_began
+        if spent + last > self.minutes * 60:
+            self.model.stop_training = True
+            print(f"time budget: training stops after epoch {epoch + 1} of phase {self.phase}: {spent / 60:.1f} of "
+                  f"{self.minutes:g} min spent, and the next epoch (about {last / 60:.1f} min) would end past it")
 
 
 def _plain(value):
@@ -266,6 +305,8 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
     backup = EpochBackup(run.backup_dir(phase), patience, restore_lr=cfg.lr_schedule == "plateau", write=chief)
     recompute = bn_batches if cfg.ema_batchnorm == "recompute" else None
     callbacks = [*patience, EMASwap(backup, recompute)] if cfg.ema else [*patience]
+    if cfg.train_minutes is not None:
+        callbacks.append(TimeBudget(run_dir, phase, cfg.train_minutes))
     if not chief:
         return [*callbacks, backup]
     callbacks += [*scorers, WallClock(run_dir, phase), BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),

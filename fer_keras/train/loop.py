@@ -53,7 +53,7 @@ from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import LEGACY_VALUES, Run, read_json, remove_partial_writes, write_json, write_text
 from fer_keras.timing import Stopwatch
 from fer_keras.train.batchnorm import RECOMPUTE_IMAGES
-from fer_keras.train.callbacks import protocol_callbacks
+from fer_keras.train.callbacks import protocol_callbacks, training_seconds_before
 from fer_keras.train.precision import precision_line, precision_record, resolve_precision
 from fer_keras.train.recipe import BalancedAccuracy, dtype_policy, make_loss, make_optimizer
 from fer_keras.train.strategy import describe, is_chief, is_multi_worker, make_strategy, prepare_fit
@@ -353,6 +353,10 @@ def fit_phase(ctx: RunContext, model: keras.Model, phase: str, epochs: int, **ca
                                    **callback_options)
     first, stopped = callbacks[-1].resume_point()
     if stopped or first >= epochs:
+        return
+    budget = ctx.cfg.train_minutes
+    if budget is not None and training_seconds_before(ctx.run.learning_curve_file, phase, first) >= budget * 60:
+        print(f"[{ctx.cfg.resolved_run_id()}] phase {phase}: not trained, the time budget ({budget:g} min) is spent")
         return
     if first:
         print(f"[{ctx.cfg.resolved_run_id()}] phase {phase}: resuming at epoch {first + 1}")
