@@ -377,3 +377,28 @@ def test_rows_that_differ_only_in_schedule_or_options_say_so(tmp_path):
     assert rows == {("16", "", "", "none"), ("36", "", "", "none"), ("70", "width=64", "", "none"),
                     ("70", "width=64", "0.5", "flip+zoom")}
     assert set(tables.csv_frame(table)["epochs"]) == {16, 36, 70}
+
+
+def _curve(run: Path, minutes: list[float]) -> None:
+    rows = "".join(f"main,{i + 1},{m * 60},,,,\n" for i, m in enumerate(minutes))
+    (run / "learning_curve.csv").write_text("phase,epoch,elapsed_s,accuracy,val_accuracy,val_loss,learning_rate\n"
+                                            + rows)
+
+
+def test_training_cost_and_a_time_budget_are_shown_beside_the_scores(tmp_path):
+    """'train min' and 'epochs run' come from each run's learning curve (the mean over folds); runs under
+    another time budget are another recipe, not seeds of one, and say their budget."""
+    for fold, minutes in enumerate(([2.0, 4.0], [1.5, 3.0, 4.5, 6.0])):
+        c = {**_cfg("cv", fold=fold, folds=2), "train_minutes": 10}
+        _curve(write_run(tmp_path / _rid(c), c, val=0.6, test=0.5, n=100), minutes)
+    c = _cfg("vgg_lite")
+    for seed, budget in ((42, 30), (43, 60)):
+        rid = _rid(c).replace("_s42", f"_s{seed}")
+        _curve(write_run(tmp_path / rid, {**c, "seed": seed, "train_minutes": budget}, val=0.5, test=0.6, n=100),
+               [budget - 1.0])
+    (table, shown, _), = _tables(tmp_path).values()
+    by_model = shown.set_index(["model", "time budget (min)"])
+    assert by_model.loc[("cv", "10"), ["train min", "epochs run"]].tolist() == ["5.0", "3"]  # (4 + 6) / 2, (2 + 4) / 2
+    assert by_model.loc[("vgg_lite", "30"), ["train min", "epochs run"]].tolist() == ["29.0", "1"]
+    assert by_model.loc[("vgg_lite", "60"), "train min"] == "59.0"  # two budgets: two rows, not two seeds
+    assert set(tables.csv_frame(table)["train_minutes"]) == {10, 30, 60}

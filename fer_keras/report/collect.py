@@ -22,13 +22,15 @@ from fer_keras.evaluate.tta import TTA
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "cv_group", "paper_faithful",
-            "recipe", "epochs", "lr", "model_options", "random_erasing", "domain", "tta")
+            "recipe", "epochs", "train_minutes", "lr", "model_options", "random_erasing", "domain", "tta")
+#: What the run's training cost: wall-clock minutes and epochs trained, from its learning curve.
+COST = ("trained_minutes", "trained_epochs")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
            "precision_weighted", "recall_weighted", "f1_weighted", "auc_ovr_weighted", "dedup_accuracy",
            "prior_accuracy")
 SPLITS = ("val", "test", "cross")
 #: Settings outside the run id that runs must share to count as seeds of one recipe (:func:`merge_seeds`).
-RECIPE_SETTINGS = ("epochs", "lr", "model_options", "random_erasing", "domain", "tta")
+RECIPE_SETTINGS = ("epochs", "train_minutes", "lr", "model_options", "random_erasing", "domain", "tta")
 
 
 @dataclass
@@ -155,6 +157,9 @@ def read_run(run_dir: Path, run_id: str | None = None) -> tuple[dict, RunRecord]
            "status": "done" if status.get("state", "done") == "done" else status["state"],
            "run_dir": str(run_dir)}
     row["group"] = group_of(run_id, row["fold"])
+    curve = run_curve(run_dir, run_id)
+    if curve is not None and len(curve):
+        row["trained_minutes"], row["trained_epochs"] = float(curve["minutes"].iloc[-1]), len(curve)
     for split, m in results.items():
         for metric in METRICS:
             row[f"{split}_{metric}"] = m.get(metric)
@@ -204,7 +209,7 @@ def collect(root: Path) -> tuple[pd.DataFrame, dict[str, RunRecord]]:
         rows.append(row)
         records[record.run_id] = record
     rows += _missing_points(Path(root), {r["run_id"] for r in rows})
-    columns = ["run_id", "group", *SETTINGS, "params", "cross_set", "status", "collapsed", "run_dir",
+    columns = ["run_id", "group", *SETTINGS, "params", *COST, "cross_set", "status", "collapsed", "run_dir",
                *(f"{s}_{m}" for s in SPLITS for m in (*METRICS, "n", "dedup_n", "collapsed"))]
     df = merge_seeds(pd.DataFrame(rows, columns=columns))
     return df.sort_values("run_id", ignore_index=True), records

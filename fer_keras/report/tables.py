@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from fer_keras.evaluate.bootstrap import bootstrap_ci, fold_interval, holm, mcnemar_p
-from fer_keras.report.collect import METRICS, SPLITS, RunRecord
+from fer_keras.report.collect import COST, METRICS, SPLITS, RunRecord
 from fer_keras.report.paper import PAPER_COLUMNS
 
 KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "cv_group", "paper_faithful", "recipe", "epochs",
+        "train_minutes",
         "lr", "model_options", "random_erasing", "domain", "tta"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
@@ -39,7 +40,8 @@ ALPHA = 0.05
 UNTESTED = "†"
 #: Displayed columns: (header, column); precision/recall/F1 are on the validation split, as in the paper.
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
-           ("dataset", "dataset"), ("epochs", "epochs"), ("lr", "lr"), ("options", "model_options"),
+           ("dataset", "dataset"), ("epochs", "epochs"), ("time budget (min)", "train_minutes"), ("lr", "lr"),
+           ("options", "model_options"),
            ("erasing", "random_erasing"), ("domain options", "domain"), ("TTA", "tta"), ("CV folds by", "cv_group"),
            ("val acc", "val_accuracy"), ("cross set", "cross_set"),
            ("cross acc", "cross_accuracy"), ("cross acc dedup", "cross_dedup_accuracy"),
@@ -54,10 +56,11 @@ DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("r
            ("precision weighted", "val_precision_weighted"), ("recall macro", "val_recall_macro"),
            ("recall weighted", "val_recall_weighted"), ("F1 macro", "val_f1_macro"),
            ("F1 weighted", "val_f1_weighted"), ("balanced acc", "val_balanced_accuracy"),
-           ("params (M)", "params"), ("runs", "runs"), ("notes", "notes")]
+           ("params (M)", "params"), ("train min", "trained_minutes"), ("epochs run", "trained_epochs"),
+           ("runs", "runs"), ("notes", "notes")]
 #: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths,
 #: with and without random erasing, evaluated with other test-time augmentation).
-SHOWN_WHEN_THEY_DIFFER = ("epochs", "lr", "options", "erasing", "domain options", "TTA")
+SHOWN_WHEN_THEY_DIFFER = ("epochs", "time budget (min)", "lr", "options", "erasing", "domain options", "TTA")
 #: Shown only in tables with cross-validated rows, whose test folds are the result (El Cheikh et al.'s metrics).
 CV_ONLY = ("test balanced acc", "test F1 macro")
 #: Shown only in tables with a grouped (cv_group) row: "image" (ungrouped folds) or the pattern.
@@ -102,6 +105,9 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
                "status": "done" if len(done) == len(g) else ",".join(sorted(set(g["status"]) - {"done"}) or ["?"]),
                "collapsed": bool(done["collapsed"].any()), "run_ids": list(done["run_id"]),
                "cross_set": cross_sets(done)}
+        for col in COST:  # the mean over folds and seeds
+            values = pd.to_numeric(done[col], errors="coerce") if col in done else pd.Series(dtype=float)
+            row[col] = values.mean() if values.notna().any() else np.nan
         for col in SCALARS:
             values = pd.to_numeric(done[col], errors="coerce")
             row[col] = values.mean() if values.notna().any() else np.nan
@@ -191,6 +197,9 @@ def _cell(row: pd.Series, col: str, best: bool) -> str:
     value = row.get(col)
     if col == "params":
         return "" if pd.isna(value) else f"{value / 1e6:.2f}"
+    if col in COST:
+        return "" if pd.isna(value) else str(int(value)) if col == "trained_epochs" and value == int(value) \
+            else f"{value:.1f}"
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     if col in PAPER_COLUMNS:
@@ -268,7 +277,7 @@ def top5(summary: pd.DataFrame, small: bool = False) -> pd.DataFrame:
     return pool[pool[col].notna()].sort_values(col, ascending=False).head(5)
 
 
-CSV_COLUMNS = ["group", *KEYS, "folds", "params", "runs", "status", "collapsed"]
+CSV_COLUMNS = ["group", *KEYS, "folds", "params", *COST, "runs", "status", "collapsed"]
 
 
 def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
