@@ -160,6 +160,9 @@ class RunConfig(BaseModel):
             raise ValueError("train_minutes ends a run at a time, not after its epochs, and the cosine schedule "
                              "decays over the epochs: it would stop before the rate anneals; use lr_schedule "
                              "'plateau' or set epochs to what fits the time")
+        if self.train_minutes is not None and self.resolved_options().get("schedule") == "progressive":
+            raise ValueError("train_minutes would leave the last branches of esr's progressive schedule untrained "
+                             "(each stage grows the one before); use schedule 'joint' or an epoch budget")
         if self.random_erasing and self.pipeline != "tfdata":
             raise ValueError("random_erasing needs pipeline 'tfdata' (the legacy generator has no such option)")
         if self.weight_decay and self.optimizer != "adamw":

@@ -12,8 +12,8 @@ from conftest import tiny_backbone
 from stored_runs import write_set
 
 from fer_keras.config import ConfigError, make_config
-from fer_keras.runs import Run, read_json
-from fer_keras.train import callbacks
+from fer_keras.runs import Run, read_json, write_json
+from fer_keras.train import callbacks, loop
 from fer_keras.train.callbacks import TimeBudget
 from fer_keras.train.loop import train_run
 
@@ -76,7 +76,37 @@ def test_earlier_phases_and_a_replayed_epoch_are_counted_once(tmp_path, fake_clo
     assert _epochs_until_stop(TimeBudget(tmp_path, "main", 2.0), 25.0, first=1) == 2
 
 
-def test_the_cosine_schedule_refuses_a_time_budget():
+def test_the_budget_stops_before_the_ema_swap_and_the_backup_saves_its_stop(tmp_path):
+    cfg = make_config({"recipe": "fast", "ema": True, "train_minutes": 5})
+    names = [type(cb).__name__ for cb in callbacks.protocol_callbacks(cfg, tmp_path, "main")]
+    assert names.index("TimeBudget") < names.index("EMASwap") < names.index("EpochBackup") == len(names) - 1
+    assert "TimeBudget" not in [type(cb).__name__ for cb in callbacks.protocol_callbacks(make_config({}), tmp_path,
+                                                                                         "main")]
+
+
+def test_an_epoch_is_measured_from_the_last_ones_end(tmp_path, fake_clock):
+    """What comes after the budget's check in an epoch (checkpoint, backup) counts in the next epoch's length."""
+    model = types.SimpleNamespace(stop_training=False)
+    budget = TimeBudget(tmp_path, "main", 1.0)
+    budget.set_model(model)
+    budget.on_train_begin()
+    budget.on_epoch_begin(0)
+    FakeClock.now += 20.0
+    budget.on_epoch_end(0, {})  # 20 s spent, the next assumed 20 s: goes on
+    FakeClock.now += 15.0  # checkpoint and backup writes of epoch 1
+    budget.on_epoch_begin(1)
+    FakeClock.now += 20.0
+    budget.on_epoch_end(1, {})  # 55 s spent, the last epoch took 35 s: a third would end at 90 s
+    assert model.stop_training
+
+
+def test_the_cosine_schedule_progressive_esr_and_several_workers_refuse_a_time_budget(monkeypatch, tmp_path):
+    with pytest.raises(ConfigError, match="esr's progressive schedule"):
+        make_config({"model": "esr", "model_options": {"schedule": "progressive"}, "train_minutes": 5})
+    assert make_config({"model": "esr", "train_minutes": 5}).train_minutes == 5  # joint: one phase
+    monkeypatch.setattr(loop, "is_multi_worker", lambda strategy: True)
+    with pytest.raises(ConfigError, match="train_minutes in a multi-worker run"):
+        train_run(make_config({"train_minutes": 5, "out": str(tmp_path)}), verbose=0)
     with pytest.raises(ConfigError, match="train_minutes ends a run at a time"):
         make_config({"recipe": "fast", "lr_schedule": "cosine", "reduce_lr_patience": None, "train_minutes": 5})
     assert make_config({"train_minutes": 5}).train_minutes == 5
@@ -105,8 +135,10 @@ def test_a_spent_budget_ends_the_run_and_a_restart_trains_no_more(bright, tmp_pa
     assert len(run.log_file("main").read_text().strip().splitlines()) == 2  # header + one epoch
     assert read_json(run.backup_dir("main") / "resume.json")["stopped"] is True
     assert run.metrics_file.is_file()
-    # A restart of the same run (metrics.json removed as after a kill before the evaluation) trains nothing.
+    # Killed after the stopping epoch's backup, before the phase was recorded and the run evaluated: the
+    # restart trains no further epoch (the backup says the phase stopped).
     run.metrics_file.unlink()
+    write_json(run.state_file, {"phases_done": []})
     train_run(cfg, verbose=0)
     assert len(run.log_file("main").read_text().strip().splitlines()) == 2
     assert run.metrics_file.is_file()

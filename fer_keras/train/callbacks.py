@@ -252,11 +252,11 @@ class WallClock(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
     """Ends training before an epoch that would end past ``minutes`` of training (the run's, every phase and
     restart counted, as learning_curve.csv counts them; the next epoch is assumed to take as long as the
-    last): one budget in wall-clock time for models whose epochs cost very different times. Each fitted
-    phase trains at least one epoch. The stop is saved like early stopping's (it comes before the
-    :class:`EpochBackup`), so a resumed run does not train on. Every worker of a multi-worker run reads
-    its own clock: they stop at the same epoch unless one ends within their clocks' difference of the
-    budget."""
+    last, from one epoch's end to the next, so the checkpoint and backup writes count): one budget in
+    wall-clock time for models whose epochs cost very different times. Each fitted phase trains at least
+    one epoch. The stop is saved like early stopping's (it comes before the :class:`EpochBackup`), so a
+    resumed run does not train on. Single-process runs only (``train_run`` refuses it with several
+    workers, whose clocks could disagree)."""
 
     def __init__(self, run_dir: Path, phase: str, minutes: float):
         super().__init__()
@@ -266,14 +266,15 @@ class TimeBudget(keras.callbacks.Callback):
         self.offset: float | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.offset is None:
+        if self.offset is None:  # the first epoch of this fit: its length runs from its beginning
             self.offset = training_seconds_before(self.file, self.phase, epoch)
             self.clock = Stopwatch()
-        self.epoch_began = self.clock.seconds
+            self.last_end = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        spent = self.offset + self.clock.seconds
-        last = self.clock.seconds - self.epoch_began
+        now = self.clock.seconds
+        spent, last = self.offset + now, now - self.last_end
+        self.last_end = now
         if spent + last > self.minutes * 60:
             self.model.stop_training = True
             print(f"time budget: training stops after epoch {epoch + 1} of phase {self.phase}: {spent / 60:.1f} of "
@@ -304,9 +305,9 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
         patience.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience))
     backup = EpochBackup(run.backup_dir(phase), patience, restore_lr=cfg.lr_schedule == "plateau", write=chief)
     recompute = bn_batches if cfg.ema_batchnorm == "recompute" else None
-    callbacks = [*patience, EMASwap(backup, recompute)] if cfg.ema else [*patience]
-    if cfg.train_minutes is not None:
-        callbacks.append(TimeBudget(run_dir, phase, cfg.train_minutes))
+    # The budget's stop before the EMA swap, which finalises the averaged weights when it sees training stop.
+    stops = [*patience, TimeBudget(run_dir, phase, cfg.train_minutes)] if cfg.train_minutes else patience
+    callbacks = [*stops, EMASwap(backup, recompute)] if cfg.ema else [*stops]
     if not chief:
         return [*callbacks, backup]
     callbacks += [*scorers, WallClock(run_dir, phase), BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),

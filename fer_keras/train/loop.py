@@ -251,6 +251,9 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
             raise ConfigError(f"--force in a multi-worker run could let a worker resume from the backup the chief "
                               f"deletes; delete {run_dir} instead")
         shutil.rmtree(run_dir)
+    if cfg.train_minutes is not None and is_multi_worker(strategy):
+        raise ConfigError("train_minutes in a multi-worker run: each worker would read its own clock, and one "
+                          "that stopped alone would leave the others waiting for it; use an epoch budget")
     _check_same_run(cfg, run_dir)
     if run.is_finished():
         print(f"{run_dir} is already finished; pass --force to train it again")
