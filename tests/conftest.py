@@ -81,3 +81,15 @@ def tiny_pretrained(monkeypatch):
                               description="test-only", pretrains=("scratch", "imagenet"))
     monkeypatch.setitem(registry._REGISTRY, "tiny_pretrained", spec)
     return spec
+
+
+@pytest.fixture(scope="module")
+def bright(tmp_path_factory) -> Path:
+    """data_root holding bright/train (16 a class) and bright/test (8 a class): a small learnable set
+    (stored_runs.write_set), for end-to-end training tests."""
+    from stored_runs import write_set  # imports Keras: only for the tests that use it
+
+    root = tmp_path_factory.mktemp("data")
+    write_set(root / "bright" / "train", 16, seed=1)
+    write_set(root / "bright" / "test", 8, seed=2)
+    return root

@@ -5,11 +5,10 @@ and a phase that begins with the budget spent is not trained."""
 from __future__ import annotations
 
 import types
-from pathlib import Path
 
 import pytest
 from conftest import tiny_backbone
-from stored_runs import write_set
+from test_train_promises import _cfg
 
 from fer_keras.config import ConfigError, make_config
 from fer_keras.runs import Run, read_json, write_json
@@ -112,19 +111,6 @@ def test_the_cosine_schedule_progressive_esr_and_several_workers_refuse_a_time_b
     assert make_config({"train_minutes": 5}).train_minutes == 5
     with pytest.raises(ConfigError, match="train_minutes"):
         make_config({"train_minutes": 0})
-
-
-@pytest.fixture(scope="module")
-def bright(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_set(root / "bright" / "train", 12, seed=1)
-    write_set(root / "bright" / "test", 4, seed=2)
-    return root
-
-
-def _cfg(root: Path, out: Path, **kw):
-    return make_config({"model": "sequential_simple", "res": 32, "batch": 8, "lr": 1e-3, "tensorboard": False,
-                        "crossdomain": None, "dataset": "bright", "data_root": str(root), "out": str(out), **kw})
 
 
 def test_a_spent_budget_ends_the_run_and_a_restart_trains_no_more(bright, tmp_path, capsys):

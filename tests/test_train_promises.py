@@ -32,15 +32,6 @@ TINY = {"model": "sequential_simple", "res": 32, "batch": 8, "lr": 1e-3, "tensor
         "crossdomain": None, "dataset": "bright"}
 
 
-@pytest.fixture(scope="module")
-def bright(tmp_path_factory) -> Path:
-    """data_root holding bright/train (16 a class) and bright/test (8 a class)."""
-    root = tmp_path_factory.mktemp("data")
-    write_set(root / "bright" / "train", 16, seed=1)
-    write_set(root / "bright" / "test", 8, seed=2)
-    return root
-
-
 @pytest.fixture
 def op_determinism():
     """Switches op determinism off again after the test (a deterministic run turns it on for the process)."""
