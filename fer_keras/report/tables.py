@@ -106,8 +106,7 @@ def summarize(runs: pd.DataFrame, records: dict[str, RunRecord], *, seed: int = 
                "collapsed": bool(done["collapsed"].any()), "run_ids": list(done["run_id"]),
                "cross_set": cross_sets(done)}
         for col in COST:  # the mean over folds and seeds
-            values = pd.to_numeric(done[col], errors="coerce") if col in done else pd.Series(dtype=float)
-            row[col] = values.mean() if values.notna().any() else np.nan
+            row[col] = pd.to_numeric(done[col], errors="coerce").mean()  # NaN when no run has a curve
         for col in SCALARS:
             values = pd.to_numeric(done[col], errors="coerce")
             row[col] = values.mean() if values.notna().any() else np.nan
