@@ -278,6 +278,30 @@ def test_cross_validation_points_get_one_run_per_fold(tmp_path):
     assert (p.cfg.folds, p.cfg.fold) == (3, 0) and p.cfg.resolved_run_id() == p.run_id
 
 
+def test_only_runs_part_of_a_grid_under_its_own_run_ids(tmp_path, capsys, monkeypatch):
+    path = _grid(tmp_path, fixed={"model": "sequential_simple"},
+                 grid={"balance": ["simple", "conservative"], "seed": [1, 2]}, cv=2)
+    full = load_grid(path)
+    log = tmp_path / "trained.log"
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
+    args = [str(path), "--trainer", "grid_fakes:fake_train", "--only", "seed=2", "--only", "balance=simple"]
+    assert cli.main([*args, "--only", "fold=1"]) == 0
+    wanted = [p.run_id for p in full.points if p.cfg.seed == 2 and p.cfg.balance == "simple" and p.cfg.fold == 1]
+    assert [line.split()[1] for line in log.read_text().splitlines()] == wanted
+    assert "8 run(s), 1 chosen by --only" in capsys.readouterr().out
+    # A key given twice keeps either value; the full grid then finds the part already trained.
+    assert cli.main([*args, "--only", "seed=1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 chosen by --only" in out and out.count("complete") == 1 and out.count("pending") == 3
+    assert cli.main([str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("complete") == 1
+    for bad, says in [("seeds=1", "unknown key 'seeds'; did you mean 'seed'"), ("seed", "write KEY=VALUE"),
+                      ("seed=3", "no run of the grid matches .*seed: 1, 2")]:
+        assert cli.main([str(path), "--only", bad]) == 2
+        assert re.search(says, capsys.readouterr().err)
+    assert log.read_text().count("\n") == 1
+
+
 def _dead_pid() -> int:
     """The pid of a process that surely no longer exists: started, ended and reaped."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

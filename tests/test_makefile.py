@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-VARIABLES = ("CONFIG", "DATA", "OUT", "REAL", "REPORT", "QUANT", "FORMAT", "BENCH_OUT", "ARGS", "MAKEFLAGS")
+VARIABLES = ("CONFIG", "DATA", "OUT", "REAL", "REPORT", "QUANT", "FORMAT", "BENCH_OUT", "ARGS", "MAKEFLAGS", "ONLY", "SHARD", "GRID")
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
@@ -47,3 +47,9 @@ def test_unset_variables_pass_no_flag(target, absent):
 def test_set_variables_pass_their_flag():
     assert "--runs r" in dry_run("crossdomain", "OUT=r")
     assert "--runs r --out p" in dry_run("report", "OUT=r", "REPORT=p")
+
+
+def test_grid_passes_each_only_setting():
+    cmd = dry_run("grid-dry", "ONLY=model=esr cv_group=null")
+    assert "--dry-run --only model=esr --only cv_group=null" in cmd
+    assert "--only" not in dry_run("grid")

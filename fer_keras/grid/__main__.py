@@ -1,7 +1,8 @@
 """``python -m fer_keras.grid GRID.yaml``: run every missing point of an experiment grid.
 
 ``--dry-run`` lists the runs (with their state: pending, running, stale, failed, done,
-complete, ...) and the skipped combinations without training anything. ``--shard i/n``
+complete, ...) and the skipped combinations without training anything. ``--only KEY=VALUE``
+runs part of a grid under the grid's own run ids (one model, one fold). ``--shard i/n``
 (0-based: 0/4 .. 3/4; or a SLURM job array) runs one disjoint slice; several workers may
 also share one grid without shards: per-run locks keep them apart.
 """
@@ -16,7 +17,7 @@ from fer_keras.console import CommandParser, quiet_tensorflow
 from fer_keras.grid.lock import RunLock
 from fer_keras.grid.runner import crossdomain_target, default_train, is_complete, run_grid, run_state
 from fer_keras.grid.shard import parse_shard, select, shard_from_env
-from fer_keras.grid.spec import Grid, load_grid
+from fer_keras.grid.spec import Grid, load_grid, only, parse_only
 from fer_keras.registry import import_object
 from fer_keras.runs import Run, check_writable, write_error_line
 
@@ -27,6 +28,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list runs and run ids; train nothing")
     p.add_argument("--shard", help="i/n, 0-based (0/4 .. 3/4): run slice i of n "
                                    "(default: SLURM_ARRAY_TASK_ID/COUNT, else all)")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help="run only the points with this setting (repeat: a key twice = either value), e.g. "
+                        "--only model=resnet18 --only cv_group=null; run ids stay the grid's")
     p.add_argument("--retries", type=int, default=0, help="retry a failed run this many times (default 0)")
     p.add_argument("--skip-failed", action="store_true", help="do not retry runs that failed in earlier calls")
     p.add_argument("--trainer", default=None, metavar="MODULE:FUNCTION",
@@ -40,8 +44,9 @@ def _trainer(spec: str | None):
     return import_object(spec)
 
 
-def describe(grid: Grid, points, shard) -> str:
+def describe(grid: Grid, points, shard, chosen: int | None = None) -> str:
     lines = [f"grid {grid.path}: {len(grid.points)} run(s)"
+             + (f", {chosen} chosen by --only" if chosen is not None and chosen != len(grid.points) else "")
              + (f", shard {shard[0]}/{shard[1]}: {len(points)}" if shard else "")]
     lines += [f"note: {n}" for n in grid.notes]
     width = max(len(p.run_id) for p in points) if points else 10
@@ -65,12 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shard = parse_shard(args.shard) if args.shard else shard_from_env()
         grid = load_grid(args.grid)
+        chosen = only(grid.points, parse_only(args.only))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     quiet_tensorflow(args.verbose)  # after the checks: a mistake in the grid file is reported without TensorFlow
-    points = select(grid.points, shard, key=lambda p: p.run_id)
-    print(describe(grid, points, shard))
+    points = select(chosen, shard, key=lambda p: p.run_id)
+    print(describe(grid, points, shard, chosen=len(chosen)))
     if args.dry_run:
         return 0
     try:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from fer_keras.config import CONFIG_DIR, ConfigError, RunConfig, make_config, read_config_file, read_yaml_mapping
 from fer_keras.registry import get_spec, validate_request
 
@@ -277,3 +279,39 @@ def _point(base: dict, fixed: dict, combo: dict, cv: int | None, fold: int | Non
         values["run_id"] = run_id
         cfg = make_config(values, source="grid point")
     return Point(run_id=run_id, group=group, cfg=cfg, values={**combo, **({"fold": fold} if cv else {})})
+
+
+def parse_only(items: list[str]) -> dict[str, list[Any]]:
+    """``["model=resnet18", "fold=0", "model=esr"]`` -> ``{"model": ["resnet18", "esr"], "fold": [0]}``.
+
+    Values are read as YAML (``fold=0`` is a number, ``cv_group=null`` is None); a key given twice
+    keeps points with either value.
+    """
+    rule: dict[str, list[Any]] = {}
+    known = set(RunConfig.model_fields)
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise GridError(f"--only {item!r}: write KEY=VALUE, e.g. --only model=resnet18")
+        if key not in known:
+            raise GridError(f"--only {item!r}: unknown key {key!r}{_suggest(key, known)}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise GridError(f"--only {item!r}: the value is not YAML ({err.__class__.__name__})") from None
+        rule.setdefault(key, []).extend(_as_list(value))
+    return rule
+
+
+def only(points: list[Point], rule: dict[str, list[Any]]) -> list[Point]:
+    """The points whose settings match every key of ``rule`` (any of its values): one model or fold of a
+    grid, run under the grid's own run ids, so the full grid later finds them complete."""
+    if not rule:
+        return points
+    kept = [p for p in points if _matches(p.cfg.model_dump(), rule)]
+    if not kept:
+        seen = {k: sorted({str(p.cfg.model_dump()[k]) for p in points}) for k in rule}
+        listed = "; ".join(f"{k}: {', '.join(v[:MAX_LISTED])}" for k, v in seen.items())
+        raise GridError(f"no run of the grid matches --only {rule}; the grid's values are {listed}")
+    return kept
