@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-VARIABLES = ("CONFIG", "DATA", "OUT", "REAL", "REPORT", "QUANT", "FORMAT", "BENCH_OUT", "ARGS", "MAKEFLAGS", "ONLY", "SHARD", "GRID")
+VARIABLES = ("CONFIG", "DATA", "OUT", "REAL", "REPORT", "QUANT", "FORMAT", "BENCH_OUT", "ARGS", "MAKEFLAGS", "ONLY",
+             "SHARD", "GRID")
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
