@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer_keras.data.images import BadImageError, open_rgb
+from fer_keras.data.images import BadImageError, exif_orientation, open_rgb
 
 __all__ = ["BadImageError", "clean_copy_suffix", "copy_without_metadata", "open_rgb", "save_clean", "sha256_file"]
 
@@ -96,37 +96,43 @@ def _png_without_metadata(data: bytes) -> bytes:
     return b"".join(out)
 
 
-def _format(path: Path) -> str | None:
+def _byte_copyable(path: Path) -> str | None:
+    """The format of ``path`` when its bytes can be copied with the metadata left out (JPEG, PNG, BMP stored
+    upright); None when only its decoded pixels can be (GIF, WebP, or stored turned: dropping the EXIF
+    orientation would leave the image sideways, and a JPEG cannot be turned without re-encoding it)."""
     with Image.open(path) as img:
-        return img.format
+        copyable = img.format in ("JPEG", "MPO", "PNG", "BMP") and exif_orientation(img) == 1
+        return img.format if copyable else None
 
 
 def clean_copy_suffix(src: str | os.PathLike) -> str:
-    """The suffix :func:`copy_without_metadata` gives the copy of ``src``: its own, or .png for GIF and WebP."""
-    return Path(src).suffix if _format(Path(src)) in ("JPEG", "MPO", "PNG", "BMP") else ".png"
+    """The suffix :func:`copy_without_metadata` gives the copy of ``src``: its own, or .png where it writes
+    the decoded pixels."""
+    return Path(src).suffix if _byte_copyable(Path(src)) else ".png"
 
 
 def copy_without_metadata(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Copy an image without its metadata (EXIF, GPS, XMP, ICC, comments), its pixels unchanged.
 
     JPEG and PNG lose their metadata segments and chunks byte for byte, so no pixel is re-encoded; BMP has
-    none; GIF and WebP become a lossless PNG from their pixels (``dst`` then ends in .png). EXIF rotation
-    goes with the EXIF: the training pipeline never applied it (TensorFlow's decoders ignore it). Returns
-    the path written, atomically.
+    none. GIF, WebP and any image with an EXIF orientation other than 1 (a phone photo stored sideways)
+    become a lossless PNG of the pixels ``open_rgb`` gives, upright (``dst`` then ends in .png): the
+    orientation goes with the EXIF, so the copy must hold the pixels the pipeline and the predictor show a
+    model. Returns the path written, atomically.
     """
     src, dst = Path(src), Path(dst)
-    fmt = _format(src)
+    fmt = _byte_copyable(src)
+    if fmt is None:
+        dst = dst.with_suffix(".png")
+        save_clean(open_rgb(src), dst)
+        return dst
     data = src.read_bytes()
     if fmt in ("JPEG", "MPO"):
         clean = _jpeg_without_metadata(data)
     elif fmt == "PNG":
         clean = _png_without_metadata(data)
-    elif fmt == "BMP":
-        clean = data  # BMP has no metadata fields
     else:
-        dst = dst.with_suffix(".png")
-        save_clean(open_rgb(src), dst)
-        return dst
+        clean = data  # BMP has no metadata fields
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=dst.suffix, dir=dst.parent)
     try:

@@ -70,3 +70,22 @@ def test_exclusion_list_round_trip(tmp_path):
     assert {p.as_posix() for p in read_exclusions(tmp_path)} == {
         "train/happy/a.jpg", "val/fear/c.jpg"}
     assert "# manual pass" in (tmp_path / "exclude.txt").read_text()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_metadata_free_copy_of_a_turned_photo_is_upright(tmp_path, suffix):
+    """The EXIF orientation goes with the EXIF, so a photo stored sideways is copied as the lossless PNG of its
+    upright pixels (a JPEG cannot be turned without re-encoding); one stored upright keeps its own bytes."""
+    from data_prep.images import clean_copy_suffix, copy_without_metadata
+
+    rgb = np.random.default_rng(3).integers(0, 256, (18, 24, 3), np.uint8)
+    for k in range(1, 9):
+        src = tmp_path / f"o{k}{suffix}"
+        exif = Image.Exif()
+        exif[0x0112] = k
+        Image.fromarray(rgb).save(src, exif=exif)
+        out = copy_without_metadata(src, tmp_path / "out" / src.name)
+        assert out.suffix == clean_copy_suffix(src) == (suffix if k == 1 else ".png"), k
+        with Image.open(out) as copy:
+            assert 0x0112 not in copy.getexif(), k
+            assert np.array_equal(np.asarray(copy.convert("RGB")), np.asarray(open_rgb(src))), k

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -9,7 +11,7 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from fer_keras.data import duplicates
-from fer_keras.data.readers import ImageSet
+from fer_keras.data.readers import ImageSet, read_class_folders
 from fer_keras.data.splits import make_splits
 from fer_keras.runs import Run
 
@@ -93,6 +95,21 @@ def test_kinds_exact_near_and_unique(tmp_path):
     assert cache.is_file()
     assert duplicates.summary(kinds) == {"images": 3, "exact": 1, "near": 1, "unique": 1,
                                          "hash": duplicates.HASH_NAME, "threshold": duplicates.NEAR_THRESHOLD}
+
+
+def test_a_copy_stored_sideways_is_a_copy(tmp_path):
+    """Keys hash a picture upright, as the pipeline shows it to a model: a copy stored turned, with an EXIF
+    orientation, is a near copy; the orientation is part of the cache key (keys cached before it counted)."""
+    pic = face(1)
+    train = image_set([write(tmp_path / "train" / "a.png", pic)], [0])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ROTATE_270 turns the stored pixels upright
+    (tmp_path / "test" / "happy").mkdir(parents=True)
+    Image.fromarray(np.rot90(pic)).save(tmp_path / "test" / "happy" / "turned.png", exif=exif)
+    test = read_class_folders(tmp_path / "test")
+    assert test.orientations.tolist() == [6]
+    assert duplicates.duplicates_in(train, test)[0].tolist() == ["near"]
+    assert duplicates.set_digest(test)[0] != duplicates.set_digest(dataclasses.replace(test, orientations=None))[0]
 
 
 def test_keys_are_cached_by_file_list_in_any_order(tmp_path, monkeypatch):

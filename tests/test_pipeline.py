@@ -83,6 +83,58 @@ def test_training_decodes_jpegs_as_the_predictor_does(tmp_path, mode):
     assert np.abs(ours - theirs).max() <= 1 and np.abs(ours - theirs).mean() < 0.1
 
 
+def turned_photos(folder: Path, suffix: str) -> list[Path]:
+    """One 24 x 18 picture (no symmetry: each orientation shows it differently) stored with each EXIF
+    orientation 1..8, as phones store photos: pixels as the sensor read them, the tag says how to turn them."""
+    from PIL import Image
+
+    rgb = np.random.default_rng(7).integers(0, 256, (18, 24, 3), np.uint8)
+    rgb = np.asarray(Image.fromarray(rgb).resize((6, 4)).resize((24, 18), Image.BILINEAR))  # smooth: JPEG-friendly
+    folder.mkdir(parents=True)
+    paths = []
+    for k in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = k
+        Image.fromarray(rgb).save(folder / f"o{k}{suffix}", exif=exif, **({"quality": 95} if suffix == ".jpg" else {}))
+        paths.append(folder / f"o{k}{suffix}")
+    return paths
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_training_and_evaluation_turn_phone_photos_upright_as_the_predictor_does(tmp_path, suffix):
+    """A photo stored sideways with an EXIF orientation reaches the model upright, as ``open_rgb`` gives it to
+    the predictor: in evaluation, the cached and the uncached training stream and the legacy pipeline."""
+    from PIL import Image
+
+    from fer_keras.data.pipeline import _to_uint8
+
+    paths = turned_photos(tmp_path / "happy", suffix)
+    images = read_class_folders(tmp_path)
+    assert images.paths == [str(p) for p in paths] and images.orientations.tolist() == list(range(1, 9))
+    assert images.subset(np.array([7, 0]), "s").orientations.tolist() == [8, 1]
+    res = 20
+    upright = [np.asarray(open_rgb(p)) for p in paths]
+    assert [u.shape[:2] for u in upright] == [(18, 24)] * 4 + [(24, 18)] * 4
+    want = np.stack([_to_uint8(tf.image.resize(u.astype(np.float32), (res, res), antialias=True)).numpy()
+                     for u in upright]).astype(int)  # as Predictor.model_input resizes
+    assert len({w.tobytes() for w in want}) == 8  # every orientation looks different
+
+    def close(x: np.ndarray, expected: np.ndarray = want) -> bool:
+        diff = np.abs(x.astype(int) - expected)
+        return diff.max() == 0 if suffix == ".png" else diff.max() <= 2 and diff.mean() < 0.2
+
+    evaluated, labels = _collect(make_dataset(images, res, batch=3, training=False))
+    assert close(evaluated) and labels.shape == (8, 1)
+    order = epoch_order(images.labels, 1, 0)
+    for cache in (True, False):
+        stream = np.concatenate([x.numpy() for x, _ in TrainingData(images, res, 3, seed=1, cache=cache,
+                                                                    augment=False).epochs()])
+        assert close(stream, want[order]), cache
+    legacy, _ = _collect(make_legacy_dataset(images, res, batch=3, training=False))
+    nearest = np.stack([np.asarray(Image.fromarray(u).resize((res, res), Image.NEAREST)) for u in upright])
+    assert close(legacy, nearest.astype(int))
+
+
 def test_csv_pixels_become_rgb(tmp_path):
     rows = [f"{c},{' '.join(map(str, np.random.default_rng(c).integers(0, 256, 256)))},Training" for c in (0, 3, 3)]
     (tmp_path / "f.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fer_keras.data.image_types import to_8bit
 from fer_keras.data.readers import ImageSet
@@ -54,13 +54,15 @@ def cache_dir() -> Path:
 
 
 def _entries(images: ImageSet) -> list[bytes]:
-    """One line per image that changes when the image may have: path, size and mtime (or its pixels)."""
+    """One line per image that changes when the image may have: path, size and mtime (or its pixels), and
+    an EXIF orientation other than 1 (keys cached before the hash turned such images upright are stale)."""
     if images.pixels is not None:
         return [hashlib.sha256(p.tobytes() + str(p.shape).encode()).digest() for p in images.pixels]
     out = []
-    for p in images.paths:
+    for p, turn in zip(images.paths, images.orientation(), strict=True):
         st = os.stat(p)
-        out.append(f"{os.path.abspath(p)}\t{st.st_size}\t{st.st_mtime_ns}".encode())
+        line = f"{os.path.abspath(p)}\t{st.st_size}\t{st.st_mtime_ns}"
+        out.append((line if turn == 1 else f"{line}\t{turn}").encode())
     return out
 
 
@@ -89,7 +91,8 @@ def _phash(img: Image.Image) -> np.uint64:
 def _file_keys(path: str) -> tuple[bytes, np.uint64]:
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as img:
-        return hashlib.sha256(data).digest(), _phash(img)
+        # Hashed upright, as the pipeline shows it: a sideways copy of a training face is still a copy.
+        return hashlib.sha256(data).digest(), _phash(ImageOps.exif_transpose(img))
 
 
 def _pixel_keys(pixels: np.ndarray) -> tuple[bytes, np.uint64]:
@@ -228,7 +231,8 @@ def pooled(sets: list[ImageSet], name: str) -> ImageSet:
     pixels = [s.pixels for s in sets]
     return ImageSet(name=name, class_names=sets[0].class_names, labels=np.concatenate([s.labels for s in sets]),
                     paths=sum((s.paths for s in sets), []),
-                    pixels=np.concatenate(pixels) if all(p is not None for p in pixels) else None)
+                    pixels=np.concatenate(pixels) if all(p is not None for p in pixels) else None,
+                    orientations=np.concatenate([s.orientation() for s in sets]))
 
 
 def duplicates_in(reference: ImageSet, images: ImageSet, threshold: int = NEAR_THRESHOLD) -> tuple[np.ndarray, Path]:

@@ -11,7 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from fer_keras.data.image_types import MAX_PIXELS, to_8bit
 
@@ -38,6 +38,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         # PIL's CMYK->RGB handles Adobe's inverted CMYK JPEGs at decode time.
         img = img.convert("RGB")
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation ``ImageOps.exif_transpose`` applies (1 upright, 2..8 a flip, a quarter turn or
+    both); 1 for none or a value it ignores. Phones store pixels sideways and set this tag, and ``open_rgb``
+    turns them upright for the predictor: the training pipeline reads it to do the same."""
+    value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    return int(value) if value in range(2, 9) else 1
 
 
 def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -4,7 +4,8 @@ Keras 3 dropped ImageDataGenerator from its public API; the private
 ``keras.src.legacy`` copy still runs on the stack this suite tests (TF 2.21 / Keras 3.15).
 This mode loads images the way ``flow_from_directory`` did (PIL, nearest-neighbour
 resize to RES) and applies ``random_transform`` image by image, but keeps the suite's
-rules: canonical class order, 0-255 output (the model rescales), every image once at
+rules: canonical class order, EXIF orientation applied (as the predictor applies it;
+``flow_from_directory`` ignored it), 0-255 output (the model rescales), every image once at
 evaluation, and the same loader for evaluation as for training (see
 ``fer_keras.data.pipeline.eval_dataset``). Each training epoch draws its order and
 augmentation from (seed, phase, epoch), so a resumed run, whose stream starts at the
@@ -19,7 +20,7 @@ import itertools
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.augment import ROTATION_DEGREES, SHIFT, ZOOM
@@ -43,7 +44,7 @@ def _load(images: ImageSet, i: int, res: int) -> np.ndarray:
     if images.pixels is not None:
         img = Image.fromarray(images.pixels[i])
     else:
-        img = Image.open(images.paths[i])
+        img = ImageOps.exif_transpose(Image.open(images.paths[i]))
     img = img.convert("RGB")
     if img.size != (res, res):
         img = img.resize((res, res), Image.NEAREST)  # flow_from_directory's default interpolation

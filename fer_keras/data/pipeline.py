@@ -1,4 +1,4 @@
-"""tf.data input pipelines: decode in parallel, resize, grey to RGB, cache, augment, prefetch.
+"""tf.data input pipelines: decode in parallel, turn upright (EXIF), resize, grey to RGB, cache, augment, prefetch.
 
 Every pipeline yields RGB float32 on the 0-255 scale and one-hot labels; each model
 normalises its own input. Evaluation pipelines never shuffle, never repeat and keep
@@ -43,8 +43,24 @@ def decode_bytes(data: tf.Tensor) -> tf.Tensor:
                    lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
 
 
-def _decode(path: tf.Tensor, res: int) -> tf.Tensor:
-    img = decode_bytes(tf.io.read_file(path))
+def orient(img: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """``img`` turned upright by its EXIF ``orientation``, as ``ImageOps.exif_transpose`` turns it for the
+    predictor (``open_rgb``): TensorFlow's decoders ignore the tag, so phone photos stored sideways would
+    train sideways. Branch k is PIL's transpose for orientation k + 1; other values leave ``img`` as it is."""
+    return tf.switch_case(tf.cast(orientation, tf.int32) - 1, [
+        lambda: img,
+        lambda: tf.image.flip_left_right(img),                # 2 FLIP_LEFT_RIGHT
+        lambda: tf.image.rot90(img, 2),                       # 3 ROTATE_180
+        lambda: tf.image.flip_up_down(img),                   # 4 FLIP_TOP_BOTTOM
+        lambda: tf.image.transpose(img),                      # 5 TRANSPOSE
+        lambda: tf.image.rot90(img, 3),                       # 6 ROTATE_270 (clockwise)
+        lambda: tf.image.rot90(tf.image.transpose(img), 2),   # 7 TRANSVERSE
+        lambda: tf.image.rot90(img, 1),                       # 8 ROTATE_90 (counter-clockwise)
+    ], default=lambda: img)
+
+
+def _decode(path: tf.Tensor, orientation: tf.Tensor, res: int) -> tf.Tensor:
+    img = orient(decode_bytes(tf.io.read_file(path)), orientation)
     img = tf.image.resize(img, (res, res), antialias=True)
     return tf.ensure_shape(_to_uint8(img), (res, res, 3))
 
@@ -62,12 +78,16 @@ def _from_pixels(pixels: np.ndarray, res: int) -> tf.data.Dataset:
                                                           num_parallel_calls=AUTOTUNE)
 
 
+def _paths(images: ImageSet) -> np.ndarray:
+    return np.array(images.paths, dtype=object).astype(str)
+
+
 def image_dataset(images: ImageSet, res: int) -> tf.data.Dataset:
-    """Decoded (res, res, 3) uint8 images in file order."""
+    """Decoded (res, res, 3) uint8 images in file order, EXIF orientation applied."""
     if images.pixels is not None:
         return _from_pixels(images.pixels, res)
-    paths = tf.data.Dataset.from_tensor_slices(np.array(images.paths, dtype=object).astype(str))
-    return paths.map(lambda p: _decode(p, res), num_parallel_calls=AUTOTUNE)
+    files = tf.data.Dataset.from_tensor_slices((_paths(images), images.orientation()))
+    return files.map(lambda p, o: _decode(p, o, res), num_parallel_calls=AUTOTUNE)
 
 
 SAMPLINGS = ("shuffle", "weighted")
@@ -129,8 +149,9 @@ def _batch_loader(images: ImageSet, res: int, cache: bool) -> Callable[[tf.Tenso
         pixels = images.pixels
         return lambda index: tf.map_fn(lambda img: _pixels_to_rgb(img, res), _gather(pixels, index),
                                        fn_output_signature=tf.TensorSpec((res, res, 3), tf.uint8))
-    paths = tf.constant(np.array(images.paths, dtype=object).astype(str))
-    return lambda index: tf.map_fn(lambda p: _decode(p, res), tf.gather(paths, index),
+    paths, orientations = tf.constant(_paths(images)), tf.constant(images.orientation())
+    return lambda index: tf.map_fn(lambda f: _decode(f[0], f[1], res),
+                                   (tf.gather(paths, index), tf.gather(orientations, index)),
                                    fn_output_signature=tf.TensorSpec((res, res, 3), tf.uint8))
 
 

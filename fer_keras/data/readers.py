@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fer_keras.data.exclusions import read_exclusions
 from fer_keras.data.image_types import DECODABLE_FORMATS, IMAGE_SUFFIXES, MAX_PIXELS, MIN_FACE_SIDE, to_8bit, too_small
+from fer_keras.data.images import exif_orientation
 from fer_keras.labels import FER2013_CODES, canonical_name, canonical_order
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -43,6 +44,13 @@ class ImageSet:
     paths: list[str] = field(default_factory=list)
     pixels: np.ndarray | None = None  # (n, h, w) or (n, h, w, 3) uint8 when read from a CSV
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Per file, the EXIF orientation the pipeline applies after decoding (:func:`exif_orientation`);
+    #: None: every image upright (pixel sets, and sets built without reading the files' headers).
+    orientations: np.ndarray | None = None
+
+    def orientation(self) -> np.ndarray:
+        """(n,) uint8 EXIF orientation of every image, 1 (upright) where none was read."""
+        return self.orientations if self.orientations is not None else np.ones(len(self), np.uint8)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -58,6 +66,7 @@ class ImageSet:
             labels=self.labels[index],
             paths=[self.paths[i] for i in index] if self.paths else [],
             pixels=self.pixels[index] if self.pixels is not None else None,
+            orientations=self.orientations[index] if self.orientations is not None else None,
         )
 
     def summary(self) -> dict:
@@ -88,40 +97,52 @@ def skipped_lines(skipped: list[tuple[str, str]], listed_in: str | Path, *, head
 
 def check_image(path: Path) -> str | None:
     """Why ``path`` cannot be trained on (None when it can): the one check every step shares."""
+    return inspect_image(path)[0]
+
+
+def inspect_image(path: Path) -> tuple[str | None, int]:
+    """(:func:`check_image`'s verdict, the file's :func:`exif_orientation`): one open of the file for both."""
     try:
         if path.stat().st_size == 0:
-            return "empty file (0 bytes)"
+            return "empty file (0 bytes)", 1
         with warnings.catch_warnings():
             # PIL warns about a decompression bomb from the header; judge the size before decoding.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                fmt = "JPEG" if img.format == "MPO" else img.format  # phone JPEGs with a second picture
-                if fmt not in DECODABLE_FORMATS:
-                    return (f"{fmt} image: the training pipeline decodes only "
-                            f"{', '.join(DECODABLE_FORMATS)} (make import converts it)")
-                if fmt == "BMP" and img.mode == "1":
-                    return "1-bit BMP: the training pipeline cannot decode it (make import converts it)"
-                w, h = img.size
-                if w * h > MAX_PIXELS:
-                    return f"too large ({w}x{h} px, above {MAX_PIXELS:,} pixels)"
-                small = too_small(w, h)
-                if small:
-                    return small
-                if fmt == "WEBP" and "A" in img.mode:
-                    # tf.io.decode_image(channels=3) refuses it, so training would stop mid-epoch.
-                    return ("WebP with an alpha channel: the training pipeline cannot decode it "
-                            "(make import converts it)")
-                img.draft("L", (64, 64))  # JPEG: decode at reduced size, enough to judge
-                if fmt == "GIF" and _transparent_pixels(img):
-                    return ("GIF with transparent pixels: the training pipeline decodes them as black, not as the "
-                            "colour stored under them (make import converts it)")
-                pixels = np.asarray(to_8bit(img).convert("L"), dtype=np.float32)
+                problem = _problem(img)
+                # Read after the checks, which decode the image: a PNG's eXIf chunk may follow its pixels.
+                return problem, exif_orientation(img) if problem is None else 1
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-        return f"too large ({err})"
+        return f"too large ({err})", 1
     except UnidentifiedImageError:
-        return "not an image"
+        return "not an image", 1
     except (OSError, SyntaxError, ValueError) as err:
-        return f"unreadable or truncated image ({err})"
+        return f"unreadable or truncated image ({err})", 1
+
+
+def _problem(img: Image.Image) -> str | None:
+    """:func:`check_image`'s verdict on an opened file."""
+    fmt = "JPEG" if img.format == "MPO" else img.format  # phone JPEGs with a second picture
+    if fmt not in DECODABLE_FORMATS:
+        return (f"{fmt} image: the training pipeline decodes only "
+                f"{', '.join(DECODABLE_FORMATS)} (make import converts it)")
+    if fmt == "BMP" and img.mode == "1":
+        return "1-bit BMP: the training pipeline cannot decode it (make import converts it)"
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        return f"too large ({w}x{h} px, above {MAX_PIXELS:,} pixels)"
+    small = too_small(w, h)
+    if small:
+        return small
+    if fmt == "WEBP" and "A" in img.mode:
+        # tf.io.decode_image(channels=3) refuses it, so training would stop mid-epoch.
+        return ("WebP with an alpha channel: the training pipeline cannot decode it "
+                "(make import converts it)")
+    img.draft("L", (64, 64))  # JPEG: decode at reduced size, enough to judge
+    if fmt == "GIF" and _transparent_pixels(img):
+        return ("GIF with transparent pixels: the training pipeline decodes them as black, not as the "
+                "colour stored under them (make import converts it)")
+    pixels = np.asarray(to_8bit(img).convert("L"), dtype=np.float32)
     if pixels.size == 0 or float(pixels.std()) < BLANK_STD:
         return "blank image (a single colour)"
     return None
@@ -209,20 +230,21 @@ def read_class_folders(folder: Path, *, name: str | None = None, workers: int = 
         else:
             candidates.append((p, idx))
     with ThreadPoolExecutor(workers) as pool:
-        problems = list(pool.map(lambda item: check_image(item[0]), candidates))
-    keep = [(str(p), idx) for (p, idx), why in zip(candidates, problems, strict=True) if why is None]
-    skipped += [(str(p), why) for (p, _), why in zip(candidates, problems, strict=True) if why]
+        found = list(pool.map(lambda item: inspect_image(item[0]), candidates))
+    keep = [(str(p), idx, turn) for (p, idx), (why, turn) in zip(candidates, found, strict=True) if why is None]
+    skipped += [(str(p), why) for (p, _), (why, _) in zip(candidates, found, strict=True) if why]
     for cls in order:
-        if not any(order[idx] == cls for _, idx in keep):
+        if not any(order[idx] == cls for _, idx, _ in keep):
             why = Counter(r for f, r in skipped if Path(f).is_relative_to(classes[cls]))
             raise DatasetError(f"class folder {classes[cls]} has no usable image; skipped: "
                                + "; ".join(f"{n} {r}" for r, n in why.most_common(3)))
     return ImageSet(
         name=name or folder.name,
         class_names=order,
-        labels=np.array([idx for _, idx in keep], dtype=np.int32),
-        paths=[p for p, _ in keep],
+        labels=np.array([idx for _, idx, _ in keep], dtype=np.int32),
+        paths=[p for p, _, _ in keep],
         skipped=skipped,
+        orientations=np.array([turn for _, _, turn in keep], dtype=np.uint8),
     )
 
 

@@ -89,6 +89,7 @@ def pool(parts: dict[str, ImageSet], name: str) -> ImageSet:
         paths=sum((s.paths for s in sets), []),
         pixels=np.concatenate(pixels) if all(p is not None for p in pixels) else None,
         skipped=sum((s.skipped for s in sets), []),
+        orientations=np.concatenate([s.orientation() for s in sets]),
     )
 
 

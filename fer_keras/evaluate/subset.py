@@ -8,6 +8,7 @@ class the model does not know is refused, naming the class and how to drop or ma
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,8 +25,7 @@ def on_model_classes(images: ImageSet, model_classes: Sequence[str]) -> tuple[Im
         return images, None
     order = tuple(c for c in ALL_CLASSES if c in set(model_classes))  # canonical: output_columns maps it
     remap = np.array([order.index(c) for c in images.class_names], dtype=np.int32)
-    wide = ImageSet(name=images.name, class_names=order, labels=remap[images.labels], paths=images.paths,
-                    pixels=images.pixels, skipped=images.skipped)
+    wide = dataclasses.replace(images, class_names=order, labels=remap[images.labels])
     return wide, list(images.class_names)
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
+from fer_keras.data.images import open_rgb
 from fer_keras.models.features import feature_maps_layer
 from fer_keras.report.figures import _save, plt
 from fer_keras.runs import Run
@@ -72,7 +73,7 @@ def gradcam_figures(run_dirs: list[Path], out: Path, *, n_images: int = 4) -> li
         classes = Run(run_dir).classes()
         fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images), 4.6), squeeze=False)
         for col, (file, true) in enumerate(images):
-            img = np.asarray(Image.open(file).convert("RGB").resize((res, res), Image.BILINEAR), dtype=np.float32)
+            img = np.asarray(open_rgb(file).resize((res, res), Image.BILINEAR), dtype=np.float32)
             cam, probs = heatmap(model, img)
             pred = int(probs.argmax())
             axes[0, col].imshow(img.astype(np.uint8))
