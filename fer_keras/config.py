@@ -108,6 +108,10 @@ class RunConfig(BaseModel):
     ema_batchnorm: Literal["recompute", "raw"] = Field(
         "recompute", description="BatchNorm statistics of the EMA model: recompute (under the EMA weights, on "
         "un-augmented training images) or raw (those gathered under the raw weights, Keras' default)")
+    batchnorm_recompute: bool = Field(
+        False, description="before every validation (so every checkpoint) set the BatchNorm statistics to the mean "
+        "over up to 4096 un-augmented training images under the current weights: Keras' moving averages lag the "
+        "weights and are gathered on augmented batches")
     tta_flip: bool = Field(False, description="evaluation: average the probabilities of image and mirror image")
     tta_zoom: bool = Field(False, description=f"evaluation: also average those of {ZOOM_TEXT} of each")
     random_erasing: float = Field(0.0, ge=0, le=1, description="training augmentation: probability of erasing "
@@ -165,6 +169,10 @@ class RunConfig(BaseModel):
                              "(each stage grows the one before); use schedule 'joint' or an epoch budget")
         if self.random_erasing and self.pipeline != "tfdata":
             raise ValueError("random_erasing needs pipeline 'tfdata' (the legacy generator has no such option)")
+        if self.batchnorm_recompute and self.ema:
+            raise ValueError("batchnorm_recompute with ema: the EMA model's BatchNorm statistics are already "
+                             "recomputed for its weights with ema_batchnorm 'recompute' (with 'raw' you asked for "
+                             "the raw ones); set ema to false or drop batchnorm_recompute")
         if self.weight_decay and self.optimizer != "adamw":
             raise ValueError(f"weight_decay {self.weight_decay} needs optimizer 'adamw' (got {self.optimizer!r})")
         own = get_spec(self.model).checkpoint_monitor
@@ -191,7 +199,8 @@ class RunConfig(BaseModel):
     def fast_options(self) -> dict[str, Any]:
         """The fast recipe's options that change what is learned or measured (protocol runs leave them off)."""
         keys = ("optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "ema", "tta_flip",
-                "tta_zoom", "random_erasing", "loss", "color", "equalize", "checkpoint_metric")
+                "tta_zoom", "random_erasing", "loss", "color", "equalize", "checkpoint_metric",
+                "batchnorm_recompute")
         return {k: getattr(self, k) for k in keys}
 
     @field_validator("model")

@@ -13,15 +13,18 @@ from fer_keras.bench.report import markdown
 from fer_keras.bench.train_speed import add_ratios, train_speed
 from fer_keras.config import ConfigError, load_config, make_config
 from fer_keras.data import augment
+from fer_keras.data.pipeline import eval_dataset
 from fer_keras.data.readers import ImageSet
+from fer_keras.data.splits import splits_for
 from fer_keras.evaluate.evaluator import evaluate_set, predict_probs
 from fer_keras.evaluate.tta import NAMES, TTA, ZOOMS, zoomed
 from fer_keras.registry import build_model
 from fer_keras.report.collect import collect, learning_curves
 from fer_keras.runs import read_json
-from fer_keras.train.batchnorm import read_statistics, recompute_statistics
+from fer_keras.train.batchnorm import read_statistics, recompute_statistics, write_statistics
 from fer_keras.train.callbacks import protocol_callbacks
-from fer_keras.train.loop import compile_model, train_run
+from fer_keras.train.cli import overrides_from, parser
+from fer_keras.train.loop import compile_model, statistics_batches, train_run
 from fer_keras.train.recipe import dtype_policy, learning_rate
 
 FAST = {"recipe": "fast", "optimizer": "adamw", "weight_decay": 0.05, "lr": 1e-2, "lr_schedule": "cosine",
@@ -63,6 +66,16 @@ def test_protocol_runs_cannot_carry_the_recipes_options():
     # speed options change no result: protocol runs may use them
     cfg = make_config({"mixed_precision": "mixed_bfloat16", "jit_compile": True, "steps_per_execution": 4})
     assert cfg.recipe == "protocol" and not cfg.resolved_run_id().endswith("_fast")
+
+
+def test_batchnorm_recompute_is_a_flag_of_the_fast_recipe_without_ema():
+    cfg = make_config(overrides_from(parser().parse_args(["--recipe", "fast", "--batchnorm-recompute", "true"])))
+    assert cfg.batchnorm_recompute and not cfg.ema
+    with pytest.raises(ConfigError, match="batchnorm_recompute are not the protocol's; set recipe to 'fast'"):
+        make_config({"batchnorm_recompute": True})
+    for mode in ("recompute", "raw"):  # the EMA recomputes its own statistics, or was asked not to
+        with pytest.raises(ConfigError, match="batchnorm_recompute with ema: .* set ema to false"):
+            make_config({**FAST, "batchnorm_recompute": True, "ema_batchnorm": mode})
 
 
 def test_fast_yaml_is_the_labelled_fast_recipe():
@@ -145,6 +158,19 @@ def test_recompute_statistics_is_the_mean_of_the_batch_statistics():
                                       zip(weights, [w for w in bn.weights if w.trainable], strict=True))
 
 
+def test_recompute_statistics_leaves_frozen_layers_alone():
+    # Keras runs a frozen BatchNorm in inference mode: reset, it would keep mean 0 and variance 1.
+    inputs = keras.Input((2, 2, 1))
+    frozen, free = keras.layers.BatchNormalization(), keras.layers.BatchNormalization()
+    model = keras.Model(inputs, free(frozen(inputs)))
+    frozen.trainable = False
+    frozen.moving_mean.assign([3.0])
+    frozen.moving_variance.assign([5.0])
+    recompute_statistics(model, [np.full((2, 2, 2, 1), 7.0)])
+    assert float(frozen.moving_mean.numpy()[0]) == 3.0 and float(frozen.moving_variance.numpy()[0]) == 5.0
+    assert float(free.moving_mean.numpy()[0]) == pytest.approx((7.0 - 3.0) / np.sqrt(5.0 + 1e-3), rel=1e-4)
+
+
 @pytest.mark.parametrize("mode", ["recompute", "raw"])
 def test_ema_model_is_saved_with_batchnorm_statistics_of_its_own_weights(tmp_path, mode):
     keras.utils.set_random_seed(0)
@@ -162,6 +188,50 @@ def test_ema_model_is_saved_with_batchnorm_statistics_of_its_own_weights(tmp_pat
     matches = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(stored, read_statistics(saved),
                                                                            strict=True))
     assert matches == (mode == "recompute")
+
+
+class MovingStatistics(keras.callbacks.Callback):
+    """The moving averages each epoch's training left, read before its validation."""
+
+    def __init__(self):
+        super().__init__()
+        self.before_validation: list[list[np.ndarray]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.last = read_statistics(self.model)
+
+    def on_test_begin(self, logs=None):
+        self.before_validation.append(self.last)
+
+
+def _relative_gap(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(x - y) / (np.abs(y) + 1e-3))) for x, y in zip(a, b, strict=True))
+
+
+def test_batchnorm_recompute_validates_saves_and_evaluates_the_recomputed_statistics(bright, tmp_path):
+    cfg = make_config({"recipe": "fast", "batchnorm_recompute": True, "model": "vgg_lite", "res": 32,
+                       "dataset": "bright", "data_root": str(bright), "crossdomain": None, "epochs": 2, "batch": 8,
+                       "tensorboard": False, "out": str(tmp_path)})
+    moving = MovingStatistics()
+    run = train_run(cfg, verbose=0, extra_callbacks=[moving])
+    epoch = read_json(run / "best.json")["epoch"]
+    saved = keras.models.load_model(run / "best.keras")  # compiled as trained: its loss is the logged val_loss
+    stored = read_statistics(saved)
+    splits = splits_for(cfg)
+    recompute_statistics(saved, statistics_batches(cfg, splits.train, cfg.batch)())
+    recomputed = read_statistics(saved)
+    # The checkpoint holds the statistics recomputed under its weights, not the moving averages of training.
+    assert _relative_gap(stored, recomputed) < 1e-4
+    assert _relative_gap(moving.before_validation[epoch - 1], recomputed) > 1e-1
+    # ... and they were in the model when it was validated: the logged val_loss is the saved file's.
+    val = eval_dataset(splits.val, cfg.res, cfg.batch, pipeline=cfg.pipeline)
+    logged = pd.read_csv(run / "log.csv").set_index("epoch").loc[epoch - 1, "val_loss"]
+    assert saved.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(logged, rel=1e-4)
+    write_statistics(saved, moving.before_validation[epoch - 1])
+    assert saved.evaluate(val, verbose=0, return_dict=True)["loss"] != pytest.approx(logged, rel=1e-2)
+    # The final evaluation is that file's: its validation accuracy is the logged one.
+    assert read_json(run / "metrics.json")["val"]["accuracy"] == pytest.approx(
+        pd.read_csv(run / "log.csv").set_index("epoch").loc[epoch - 1, "val_accuracy"])
 
 
 # --- evaluation and precision ------------------------------------------------------------------------

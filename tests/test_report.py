@@ -402,3 +402,15 @@ def test_training_cost_and_a_time_budget_are_shown_beside_the_scores(tmp_path):
     assert by_model.loc[("vgg_lite", "30"), ["train min", "epochs run"]].tolist() == ["29.0", "1"]
     assert by_model.loc[("vgg_lite", "60"), "train min"] == "59.0"  # two budgets: two rows, not two seeds
     assert set(tables.csv_frame(table)["train_minutes"]) == {10, 30, 60}
+
+
+def test_recomputed_batchnorm_statistics_make_another_recipe_not_another_seed(tmp_path):
+    """Runs with and without batchnorm_recompute are two rows, each saying which; a run saved before the option
+    existed reads as without it, so it is a seed of the recipe without it."""
+    c = {**_cfg("vgg_lite"), "recipe": "fast"}
+    for seed, option in ((42, None), (43, False), (44, True), (45, True)):
+        config = {**c, "seed": seed, **({} if option is None else {"batchnorm_recompute": option})}
+        write_run(tmp_path / _rid(c).replace("_s42", f"_s{seed}"), config, val=0.5, test=0.6, n=100)
+    (table, shown, _), = _tables(tmp_path).values()
+    assert sorted(zip(shown["BN recomputed"], shown["runs"], strict=True)) == [("False", "2/2"), ("True", "2/2")]
+    assert sorted(tables.csv_frame(table)["batchnorm_recompute"]) == [False, True]

@@ -1,6 +1,8 @@
 """TLF-ResNet18 does not collapse: its embedding spreads, triplet training separates classes, and the
 linear head copes with the small per-coordinate spread of a unit-norm embedding. Generated data only."""
 
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pytest
@@ -11,13 +13,14 @@ from fer_keras.config import make_config
 from fer_keras.models.features import feature_extractor
 from fer_keras.registry import build_model
 from fer_keras.runs import read_json, write_json
-from fer_keras.train.batchnorm import read_statistics, recompute_statistics
+from fer_keras.train import batchnorm, triplet
+from fer_keras.train.batchnorm import RecomputeBatchNorm, read_statistics, recompute_statistics
 from fer_keras.train.callbacks import BestCheckpoint, protocol_callbacks
+from fer_keras.train.loop import RunContext
 from fer_keras.train.triplet import (
     EMBEDDING_FILE,
     TLF_CHECKPOINT,
     CentroidScore,
-    RecomputeBatchNorm,
     TripletLoss,
     dense_weights,
     fit_linear_head,
@@ -164,6 +167,30 @@ def test_embedding_checkpoint_is_chosen_by_the_centroid_score_of_the_recomputed_
     assert TLF_CHECKPOINT in (tmp_path / "log_embedding.csv").read_text().splitlines()[0].split(",")
     recompute_statistics(model, sample)  # the weights of the last epoch
     assert all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(seen[-1], read_statistics(model), strict=True))
+
+
+@pytest.mark.parametrize("option", [False, True])
+def test_the_embedding_recomputes_the_statistics_once_per_validation(tmp_path, monkeypatch, option):
+    # Its own RecomputeBatchNorm (on its BN_IMAGES sample), or with batchnorm_recompute the protocol's (on the
+    # run's bn_batches): never both.
+    keras.utils.set_random_seed(0)
+    rng = _rng("once")
+    x, y = _patterns(4, rng)
+    onehot = np.eye(3, dtype="float32")
+    data = tf.data.Dataset.from_tensor_slices((x, onehot[y])).batch(6)
+    own, protocol = data.take(1), data.skip(1)
+    monkeypatch.setattr(triplet, "statistics_batches", lambda *args: lambda: own)
+    seen = []
+    monkeypatch.setattr(batchnorm, "recompute_statistics", lambda model, batches: seen.append(batches))
+    cfg = make_config({"model": "tlf_resnet18", "recipe": "fast", "batchnorm_recompute": option, "epochs": 2,
+                       "tensorboard": False})
+    ctx = RunContext(cfg=cfg, run_dir=tmp_path, splits=SimpleNamespace(train=None),
+                     strategy=tf.distribute.get_strategy(), global_batch=6,
+                     train_data=lambda phase, first: data.repeat(), steps_per_epoch=2, val_ds=data,
+                     class_weight=None, verbose=0, bn_batches=(lambda: protocol) if option else None)
+    triplet._fit_embedding(ctx, _tiny_embedding(), {"margin": MARGIN, "mining": "batch_hard"})
+    assert len(seen) == 2 and all(batches is (protocol if option else own) for batches in seen)  # one a validation
+    assert ctx.extra_callbacks == []
 
 
 def test_an_embedding_checkpoint_of_another_criterion_is_replaced_on_resume(tmp_path):

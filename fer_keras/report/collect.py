@@ -22,7 +22,8 @@ from fer_keras.evaluate.tta import TTA
 from fer_keras.runs import Run, crossdomain_tag, find_runs, read_json, run_names
 
 SETTINGS = ("model", "res", "dataset", "pretrain", "balance", "seed", "folds", "fold", "cv_group", "paper_faithful",
-            "recipe", "epochs", "train_minutes", "lr", "model_options", "random_erasing", "domain", "tta")
+            "recipe", "epochs", "train_minutes", "lr", "model_options", "random_erasing", "batchnorm_recompute",
+            "domain", "tta")
 #: What the run's training cost: wall-clock minutes and epochs trained, from its learning curve.
 COST = ("trained_minutes", "trained_epochs")
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
@@ -30,7 +31,8 @@ METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "
            "prior_accuracy")
 SPLITS = ("val", "test", "cross")
 #: Settings outside the run id that runs must share to count as seeds of one recipe (:func:`merge_seeds`).
-RECIPE_SETTINGS = ("epochs", "train_minutes", "lr", "model_options", "random_erasing", "domain", "tta")
+RECIPE_SETTINGS = ("epochs", "train_minutes", "lr", "model_options", "random_erasing", "batchnorm_recompute",
+                   "domain", "tta")
 
 
 @dataclass
@@ -115,6 +117,7 @@ def _settings(cfg: dict) -> dict:
     row["dataset"] = Path(str(row["dataset"] or "")).name
     row["recipe"] = row["recipe"] or "protocol"  # runs from before recipes were the protocol's
     row["random_erasing"] = row["random_erasing"] or None  # 0 and runs from before the option: off
+    row["batchnorm_recompute"] = bool(row["batchnorm_recompute"])  # runs from before the option: off
     row["domain"] = domain_options(cfg)
     row["tta"] = TTA.of(cfg).name  # how its metrics were measured
     # What cross-validation folds keep whole: the cv_group pattern's groups, or single images.

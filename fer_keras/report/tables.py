@@ -31,7 +31,7 @@ from fer_keras.report.paper import PAPER_COLUMNS
 
 KEYS = ["model", "res", "dataset", "pretrain", "balance", "seed", "cv_group", "paper_faithful", "recipe", "epochs",
         "train_minutes",
-        "lr", "model_options", "random_erasing", "domain", "tta"]
+        "lr", "model_options", "random_erasing", "batchnorm_recompute", "domain", "tta"]
 SCALARS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 SMALL_PARAMS = 5_000_000
 ALPHA = 0.05
@@ -42,7 +42,8 @@ UNTESTED = "†"
 DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("res", "res"),
            ("dataset", "dataset"), ("epochs", "epochs"), ("time budget (min)", "train_minutes"), ("lr", "lr"),
            ("options", "model_options"),
-           ("erasing", "random_erasing"), ("domain options", "domain"), ("TTA", "tta"), ("CV folds by", "cv_group"),
+           ("erasing", "random_erasing"), ("BN recomputed", "batchnorm_recompute"), ("domain options", "domain"),
+           ("TTA", "tta"), ("CV folds by", "cv_group"),
            ("val acc", "val_accuracy"), ("cross set", "cross_set"),
            ("cross acc", "cross_accuracy"), ("cross acc dedup", "cross_dedup_accuracy"),
            ("cross acc prior-corrected", "cross_prior_accuracy"),
@@ -59,8 +60,9 @@ DISPLAY = [("model", "model"), ("init", "pretrain"), ("balance", "balance"), ("r
            ("params (M)", "params"), ("train min", "trained_minutes"), ("epochs run", "trained_epochs"),
            ("runs", "runs"), ("notes", "notes")]
 #: Settings shown only where rows of one table differ in them (runs of one model at two schedule lengths,
-#: with and without random erasing, evaluated with other test-time augmentation).
-SHOWN_WHEN_THEY_DIFFER = ("epochs", "time budget (min)", "lr", "options", "erasing", "domain options", "TTA")
+#: with and without random erasing or recomputed BatchNorm statistics, evaluated with other test-time augmentation).
+SHOWN_WHEN_THEY_DIFFER = ("epochs", "time budget (min)", "lr", "options", "erasing", "BN recomputed", "domain options",
+                          "TTA")
 #: Shown only in tables with cross-validated rows, whose test folds are the result (El Cheikh et al.'s metrics).
 CV_ONLY = ("test balanced acc", "test F1 macro")
 #: Shown only in tables with a grouped (cv_group) row: "image" (ungrouped folds) or the pattern.

@@ -5,6 +5,9 @@ weights with moving statistics gathered under the raw weights. As for SWA (Izmai
 ``bn_update``), the statistics are recomputed under the averaged weights: a forward pass in training
 mode over un-augmented training batches, each BatchNorm layer keeping the cumulative mean of the batch
 statistics (momentum (k-1)/k at the k-th batch) instead of its usual exponential average.
+
+:class:`RecomputeBatchNorm` does the same for the raw weights before every validation (``batchnorm_recompute``,
+and the TLF embedding): the moving averages lag the weights and are gathered on augmented batches.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ def write_statistics(model: keras.Model, values: list[np.ndarray]) -> None:
 def recompute_statistics(model: keras.Model, batches: Iterable) -> int:
     """Replace every BatchNorm layer's moving mean and variance by the mean of its batch statistics over
     ``batches`` (images, or (images, labels) pairs) under the model's current weights; return the number of
-    batches seen. Weights are not changed (the forward pass in training mode only updates the statistics)."""
-    layers = batchnorm_layers(model)
+    batches seen. Weights are not changed (the forward pass in training mode only updates the statistics).
+    Frozen layers keep theirs: Keras runs them in inference mode, so they would never be updated (a frozen
+    backbone's in the first phase of fine-tuning, an ESR stage's earlier branches)."""
+    layers = [bn for bn in batchnorm_layers(model) if bn.trainable]
     if not layers:
         return 0
     momenta = [bn.momentum for bn in layers]
@@ -58,6 +63,18 @@ def recompute_statistics(model: keras.Model, batches: Iterable) -> int:
         for bn, momentum in zip(layers, momenta, strict=True):
             bn.momentum = momentum
     return seen
+
+
+class RecomputeBatchNorm(keras.callbacks.Callback):
+    """Before every evaluation (the validation of each epoch, so also the checkpoint and the backup saved after
+    it), sets each BatchNorm layer's moving statistics to the mean of its batch statistics on ``batches()``."""
+
+    def __init__(self, batches: Callable[[], Iterable]):
+        super().__init__()
+        self.batches = batches
+
+    def on_test_begin(self, logs=None):
+        recompute_statistics(self.model, self.batches())
 
 
 class StatisticsSwap:

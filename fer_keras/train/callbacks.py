@@ -12,7 +12,8 @@ second fine-tuning phase) only replaces the checkpoint with a better model.
 
 The fast recipe turns ReduceLROnPlateau off under its cosine schedule and may turn
 EarlyStopping off (``null`` patience); with ``ema`` an :class:`EMASwap` puts the
-averaged weights in the model for validation and for every checkpoint. Every run writes
+averaged weights in the model for validation and for every checkpoint; with ``batchnorm_recompute``
+the BatchNorm statistics are recomputed before every validation (fer_keras.train.batchnorm). Every run writes
 its learning curve against wall-clock time (:class:`WallClock`) beside log.csv, which
 stays free of timings so a resumed run's log equals an uninterrupted one's; ``train_minutes``
 adds a :class:`TimeBudget` that reads the same clock.
@@ -41,7 +42,7 @@ import numpy as np
 from fer_keras.config import RunConfig
 from fer_keras.runs import MODEL_FILE, RESUME_FILE, Run, read_json, replacing, score_file, write_json, write_text
 from fer_keras.timing import Stopwatch
-from fer_keras.train.batchnorm import StatisticsSwap
+from fer_keras.train.batchnorm import RecomputeBatchNorm, StatisticsSwap
 
 #: What ReduceLROnPlateau and EarlyStopping learn across epochs (the attributes they reset on_train_begin).
 PATIENCE_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch", "best_epoch")
@@ -308,6 +309,12 @@ def protocol_callbacks(cfg: RunConfig, run_dir: Path, phase: str, *, checkpoint:
     # The budget's stop before the EMA swap, which finalises the averaged weights when it sees training stop.
     stops = [*patience, TimeBudget(run_dir, phase, cfg.train_minutes)] if cfg.train_minutes else patience
     callbacks = [*stops, EMASwap(backup, recompute)] if cfg.ema else [*stops]
+    if cfg.batchnorm_recompute:
+        if bn_batches is None:
+            raise ValueError("batchnorm_recompute needs bn_batches: the un-augmented training batches")
+        # Its on_test_begin sets the statistics the validation pass uses; the checkpoint and the backup save
+        # the model after that pass, so they keep them. On every worker: the replicas stay identical.
+        callbacks.append(RecomputeBatchNorm(bn_batches))
     if not chief:
         return [*callbacks, backup]
     callbacks += [*scorers, WallClock(run_dir, phase), BestCheckpoint(run_dir / checkpoint, monitor=monitor, mode=mode),

@@ -76,7 +76,8 @@ class RunContext:
     class_weight: dict[int, float] | None
     verbose: int = 2
     extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
-    #: Un-augmented training batches for the EMA model's BatchNorm statistics (fer_keras.train.batchnorm).
+    #: Un-augmented training batches the BatchNorm statistics are recomputed on (the EMA model's, or before
+    #: every validation with ``batchnorm_recompute``: fer_keras.train.batchnorm).
     bn_batches: Callable[[], tf.data.Dataset] | None = None
     chief: bool = True  # False on the other workers of a multi-worker run: they write nothing
     _state: dict | None = field(default=None, init=False, repr=False)
@@ -313,7 +314,7 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
                      class_weight=weights, verbose=verbose,
                      extra_callbacks=list(extra_callbacks or []), chief=chief,
                      bn_batches=statistics_batches(cfg, splits.train, global_batch)
-                     if cfg.ema and cfg.ema_batchnorm == "recompute" else None)
+                     if cfg.batchnorm_recompute or (cfg.ema and cfg.ema_batchnorm == "recompute") else None)
     trainer: Trainer = spec.load_trainer() or fit_protocol
     result = trainer(ctx, model)
     if chief:

@@ -12,7 +12,8 @@
    many spread but imperfect embeddings, while its centroids predict one class (chance). The
    protocol's learning-rate and early-stopping callbacks still watch ``val_loss``. Before
    each validation pass the BatchNorm statistics are recomputed on un-augmented training
-   images (:class:`RecomputeBatchNorm`): the moving averages lag the fast-changing weights of
+   images (:class:`RecomputeBatchNorm`; with ``batchnorm_recompute`` the protocol's callbacks do it, on up
+   to 4096 images): the moving averages lag the fast-changing weights of
    a short run, and with lagging statistics the evaluated embedding shrinks to a point
    although the training-mode one separates the classes.
 2. A linear classifier (``head``: ``svm`` = LinearSVC, ``lda``, ``logreg``) is fitted on
@@ -29,7 +30,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -49,7 +50,7 @@ from fer_keras.models.catalog import TLF_CHECKPOINT, TLF_HEADS, TLF_MININGS
 from fer_keras.models.features import feature_extractor
 from fer_keras.models.tlf import DECISION
 from fer_keras.runs import replacing, score_file, write_json
-from fer_keras.train.batchnorm import recompute_statistics
+from fer_keras.train.batchnorm import RecomputeBatchNorm
 from fer_keras.train.loop import RunContext, TrainResult, fit_phase, statistics_batches
 
 EMBEDDING_FILE = "embedding.keras"
@@ -108,18 +109,6 @@ class TripletLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining}
-
-
-class RecomputeBatchNorm(keras.callbacks.Callback):
-    """Before every evaluation (the validation of each epoch, so also the checkpoint), sets each
-    BatchNorm layer's moving statistics to the mean of its batch statistics on ``batches()``."""
-
-    def __init__(self, batches: Callable[[], Iterable]):
-        super().__init__()
-        self.batches = batches
-
-    def on_test_begin(self, logs=None):
-        recompute_statistics(self.model, self.batches())
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -233,13 +222,16 @@ def _fit_embedding(ctx: RunContext, embed: keras.Model, opts: dict[str, Any]) ->
     print(f"[{cfg.resolved_run_id()}] triplet embedding ({opts['mining']}, margin {opts['margin']}): "
           f"up to {cfg.epochs} epochs")
     sample = statistics_batches(cfg, ctx.splits.train, ctx.global_batch, BN_IMAGES)
-    recompute = RecomputeBatchNorm(sample)
-    ctx.extra_callbacks.append(recompute)  # on_test_begin: before any validation batch and any checkpoint
+    # on_test_begin: before any validation batch and any checkpoint. With batchnorm_recompute the protocol's
+    # callbacks already do it (on up to RECOMPUTE_IMAGES images): a second pass would only repeat the work.
+    own = [] if cfg.batchnorm_recompute else [RecomputeBatchNorm(sample)]
+    ctx.extra_callbacks.extend(own)
     try:
         fit_phase(ctx, embed, "embedding", cfg.epochs, checkpoint=EMBEDDING_FILE, monitor=TLF_CHECKPOINT,
                   mode="max", scorers=[CentroidScore(sample, ctx.val_ds)])
     finally:
-        ctx.extra_callbacks.remove(recompute)
+        for callback in own:
+            ctx.extra_callbacks.remove(callback)
 
 
 def _fit_head(ctx: RunContext, model: keras.Model, embed: keras.Model, opts: dict[str, Any]) -> None:
