@@ -81,10 +81,10 @@ GRID   ?= experiments/demo.yaml
 .PHONY: grid grid-dry report
 
 grid:                  ## run every missing point of a grid: make grid GRID=experiments/demo.yaml [ONLY="model=esr fold=0" SHARD=i/n (0-based) GRID_ARGS=..]
-	$(PY) -m fer_keras.grid $(GRID) $(foreach o,$(ONLY),--only $(o)) $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
+	$(PY) -m fer_keras.grid $(GRID) $(foreach o,$(ONLY),--only '$(o)') $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
 
 grid-dry:              ## list a grid's runs, their ids and states; trains nothing
-	$(PY) -m fer_keras.grid $(GRID) --dry-run $(foreach o,$(ONLY),--only $(o)) $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
+	$(PY) -m fer_keras.grid $(GRID) --dry-run $(foreach o,$(ONLY),--only '$(o)') $(call opt,--shard,$(SHARD)) $(GRID_ARGS)
 
 report:                ## tables, figures, report.html from every run under OUT: make report [OUT=runs REPORT=report PAPER_CSV=paper.csv]
 	$(PY) -m fer_keras.report $(call opt,--runs,$(OUT)) $(call opt,--out,$(REPORT)) $(call opt,--paper-csv,$(PAPER_CSV)) \

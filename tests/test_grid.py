@@ -296,10 +296,15 @@ def test_only_runs_part_of_a_grid_under_its_own_run_ids(tmp_path, capsys, monkey
     assert cli.main([str(path), "--dry-run"]) == 0
     assert capsys.readouterr().out.count("complete") == 1
     for bad, says in [("seeds=1", "unknown key 'seeds'; did you mean 'seed'"), ("seed", "write KEY=VALUE"),
-                      ("seed=3", "no run of the grid matches .*seed: 1, 2")]:
+                      ("seed=3", "seed=3: no run of the grid has it; its seed values: 1, 2"),
+                      ("seed=[1, 3]", "seed=3: no run"),  # a typo beside a right value is not dropped quietly
+                      ("seed=true", "seed is not a yes/no setting"), ("balance=nonee", "not a value of balance"),
+                      ("lr=1e-2", "lr=0.01: no run")]:
         assert cli.main([str(path), "--only", bad]) == 2
         assert re.search(says, capsys.readouterr().err)
     assert log.read_text().count("\n") == 1
+    assert cli.main([str(path), "--dry-run", "--only", "lr=1e-4", "--only", "cv_group=null"]) == 0  # typed as in a grid
+    assert "8 run(s)\n" in capsys.readouterr().out
 
 
 def _dead_pid() -> int:

@@ -135,6 +135,22 @@ def test_training_and_evaluation_turn_phone_photos_upright_as_the_predictor_does
     assert close(legacy, nearest.astype(int))
 
 
+def test_a_damaged_exif_block_reads_as_upright_in_the_reader_and_the_predictor(tmp_path):
+    """Pillow cannot parse a 5-byte EXIF payload (it raised struct.error through the whole dataset read): the
+    pixels are fine, so the file is trained on as stored, and the predictor sees the same pixels."""
+    from PIL import Image
+
+    from fer_keras.data.readers import inspect_image
+
+    rgb = np.random.default_rng(3).integers(0, 256, (18, 24, 3), np.uint8)
+    path = tmp_path / "happy" / "damaged.png"
+    path.parent.mkdir()
+    Image.fromarray(rgb).save(path, exif=b"MM\x00*\x00")
+    assert inspect_image(path) == (None, 1)
+    assert np.array_equal(np.asarray(open_rgb(path)), rgb)
+    assert read_class_folders(tmp_path).orientations.tolist() == [1]
+
+
 def test_csv_pixels_become_rgb(tmp_path):
     rows = [f"{c},{' '.join(map(str, np.random.default_rng(c).integers(0, 256, 256)))},Training" for c in (0, 3, 3)]
     (tmp_path / "f.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")

@@ -8,6 +8,7 @@ because inference (``fer_keras.predict``) opens user photos the same way the pre
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -44,7 +45,10 @@ def exif_orientation(img: Image.Image) -> int:
     """The EXIF orientation ``ImageOps.exif_transpose`` applies (1 upright, 2..8 a flip, a quarter turn or
     both); 1 for none or a value it ignores. Phones store pixels sideways and set this tag, and ``open_rgb``
     turns them upright for the predictor: the training pipeline reads it to do the same."""
-    value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    try:
+        value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except (SyntaxError, struct.error, ValueError, OSError):  # a damaged EXIF block: the pixels are still fine
+        return 1
     return int(value) if value in range(2, 9) else 1
 
 
@@ -70,7 +74,8 @@ def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Ima
                 raise BadImageError(
                     f"{path}: {w}x{h} px is above the decode cap of {max_pixels} pixels")
         img.load()
-        img = ImageOps.exif_transpose(img)
+        if exif_orientation(img) != 1:  # as the trainer reads it, so both see the same pixels
+            img = ImageOps.exif_transpose(img)
         return _to_rgb(img)
     except BadImageError:
         raise

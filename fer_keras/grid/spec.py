@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from fer_keras.config import CONFIG_DIR, ConfigError, RunConfig, make_config, read_config_file, read_yaml_mapping
 from fer_keras.registry import get_spec, validate_request
@@ -284,8 +285,8 @@ def _point(base: dict, fixed: dict, combo: dict, cv: int | None, fold: int | Non
 def parse_only(items: list[str]) -> dict[str, list[Any]]:
     """``["model=resnet18", "fold=0", "model=esr"]`` -> ``{"model": ["resnet18", "esr"], "fold": [0]}``.
 
-    Values are read as YAML (``fold=0`` is a number, ``cv_group=null`` is None); a key given twice
-    keeps points with either value.
+    Values are read as YAML (``fold=0`` is a number, ``cv_group=null`` is None), then as the setting's
+    type, as a grid file's are (``lr=1e-3`` is 0.001); a key given twice keeps points with either value.
     """
     rule: dict[str, list[Any]] = {}
     known = set(RunConfig.model_fields)
@@ -297,21 +298,29 @@ def parse_only(items: list[str]) -> dict[str, list[Any]]:
         if key not in known:
             raise GridError(f"--only {item!r}: unknown key {key!r}{_suggest(key, known)}")
         try:
-            value = yaml.safe_load(text)
+            raw = _as_list(yaml.safe_load(text))
+            typed = [TypeAdapter(RunConfig.model_fields[key].annotation).validate_python(v) for v in raw]
         except yaml.YAMLError as err:
             raise GridError(f"--only {item!r}: the value is not YAML ({err.__class__.__name__})") from None
-        rule.setdefault(key, []).extend(_as_list(value))
+        except ValidationError as err:
+            raise GridError(f"--only {item!r}: not a value of {key} ({err.errors()[0]['msg']})") from None
+        if any(isinstance(r, bool) and not isinstance(t, bool) for r, t in zip(raw, typed, strict=True)):
+            raise GridError(f"--only {item!r}: {key} is not a yes/no setting")
+        rule.setdefault(key, []).extend(typed)
     return rule
 
 
 def only(points: list[Point], rule: dict[str, list[Any]]) -> list[Point]:
     """The points whose settings match every key of ``rule`` (any of its values): one model or fold of a
     grid, run under the grid's own run ids, so the full grid later finds them complete."""
-    if not rule:
-        return points
-    kept = [p for p in points if _matches(p.cfg.model_dump(), rule)]
+    settings = [p.cfg.model_dump() for p in points]
+    for key, wanted in rule.items():
+        have = [s[key] for s in settings]
+        missing = [v for v in wanted if v not in have]
+        if missing:  # a typo beside a right value would otherwise run only the right one
+            listed = ", ".join(sorted({str(v) for v in have})[:MAX_LISTED])
+            raise GridError(f"--only {key}={missing[0]!r}: no run of the grid has it; its {key} values: {listed}")
+    kept = [p for p, s in zip(points, settings, strict=True) if all(s[k] in v for k, v in rule.items())]
     if not kept:
-        seen = {k: sorted({str(p.cfg.model_dump()[k]) for p in points}) for k in rule}
-        listed = "; ".join(f"{k}: {', '.join(v[:MAX_LISTED])}" for k, v in seen.items())
-        raise GridError(f"no run of the grid matches --only {rule}; the grid's values are {listed}")
+        raise GridError(f"no run of the grid has every setting of --only {rule} at once")
     return kept

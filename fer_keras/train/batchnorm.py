@@ -51,13 +51,15 @@ def recompute_statistics(model: keras.Model, batches: Iterable) -> int:
     for bn in layers:
         bn.moving_mean.assign(keras.ops.zeros_like(bn.moving_mean))
         bn.moving_variance.assign(keras.ops.ones_like(bn.moving_variance))
-    seen = 0
+    seen, images_seen = 0, 0
     try:
         for batch in batches:
             images = batch[0] if isinstance(batch, tuple | list) else batch
-            seen += 1
+            n = int(keras.ops.shape(images)[0])
+            seen, images_seen = seen + 1, images_seen + n
             for bn in layers:
-                bn.momentum = (seen - 1) / seen  # cumulative mean: the k-th batch weighs 1/k
+                # Cumulative mean weighted by images: a short last batch weighs what its images do.
+                bn.momentum = (images_seen - n) / images_seen
             model(images, training=True)
     finally:
         for bn, momentum in zip(layers, momenta, strict=True):
