@@ -149,6 +149,9 @@ def test_a_damaged_exif_block_reads_as_upright_in_the_reader_and_the_predictor(t
     assert inspect_image(path) == (None, 1)
     assert np.array_equal(np.asarray(open_rgb(path)), rgb)
     assert read_class_folders(tmp_path).orientations.tolist() == [1]
+    from fer_keras.data.duplicates import _file_keys
+
+    assert len(_file_keys(str(path))) == 2  # the near-copy hash reads it the same way (it raised too)
 
 
 def test_csv_pixels_become_rgb(tmp_path):

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from fer_keras.data.image_types import to_8bit
+from fer_keras.data.images import upright
 from fer_keras.data.readers import ImageSet
 
 #: Largest Hamming distance (of 64 bits) between the perceptual hashes of near duplicates: data_prep dedupe's.
@@ -92,7 +93,7 @@ def _file_keys(path: str) -> tuple[bytes, np.uint64]:
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as img:
         # Hashed upright, as the pipeline shows it: a sideways copy of a training face is still a copy.
-        return hashlib.sha256(data).digest(), _phash(ImageOps.exif_transpose(img))
+        return hashlib.sha256(data).digest(), _phash(upright(img))
 
 
 def _pixel_keys(pixels: np.ndarray) -> tuple[bytes, np.uint64]:

@@ -52,6 +52,12 @@ def exif_orientation(img: Image.Image) -> int:
     return int(value) if value in range(2, 9) else 1
 
 
+def upright(img: Image.Image) -> Image.Image:
+    """``img`` turned by its EXIF orientation, as the training graph turns it (``pipeline.orient``); a damaged
+    EXIF block leaves it as stored, in every reader alike."""
+    return ImageOps.exif_transpose(img) if exif_orientation(img) != 1 else img
+
+
 def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode ``path`` to an 8-bit RGB PIL image, EXIF rotation applied.
 
@@ -74,8 +80,7 @@ def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Ima
                 raise BadImageError(
                     f"{path}: {w}x{h} px is above the decode cap of {max_pixels} pixels")
         img.load()
-        if exif_orientation(img) != 1:  # as the trainer reads it, so both see the same pixels
-            img = ImageOps.exif_transpose(img)
+        img = upright(img)
         return _to_rgb(img)
     except BadImageError:
         raise

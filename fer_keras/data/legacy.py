@@ -20,10 +20,11 @@ import itertools
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
+from PIL import Image
 
 from fer_keras.config import DEFAULT_SEED
 from fer_keras.data.augment import ROTATION_DEGREES, SHIFT, ZOOM
+from fer_keras.data.images import upright
 from fer_keras.data.readers import ImageSet
 
 
@@ -44,7 +45,7 @@ def _load(images: ImageSet, i: int, res: int) -> np.ndarray:
     if images.pixels is not None:
         img = Image.fromarray(images.pixels[i])
     else:
-        img = ImageOps.exif_transpose(Image.open(images.paths[i]))
+        img = upright(Image.open(images.paths[i]))
     img = img.convert("RGB")
     if img.size != (res, res):
         img = img.resize((res, res), Image.NEAREST)  # flow_from_directory's default interpolation
