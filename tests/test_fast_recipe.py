@@ -234,6 +234,14 @@ def test_batchnorm_recompute_validates_saves_and_evaluates_the_recomputed_statis
         pd.read_csv(run / "log.csv").set_index("epoch").loc[epoch - 1, "val_accuracy"])
 
 
+
+def test_batchnorm_recompute_on_a_model_without_batchnorm_says_it_does_nothing(bright, tmp_path, capsys):
+    cfg = make_config({"recipe": "fast", "batchnorm_recompute": True, "model": "sequential_simple", "res": 32,
+                       "dataset": "bright", "data_root": str(bright), "crossdomain": None, "epochs": 1, "batch": 8,
+                       "tensorboard": False, "out": str(tmp_path)})
+    train_run(cfg, verbose=0)
+    assert "batchnorm_recompute is on but sequential_simple has no BatchNorm layer" in capsys.readouterr().out
+
 # --- evaluation and precision ------------------------------------------------------------------------
 
 def test_zoom_views_are_bilinear_centre_zooms_with_edge_fill():

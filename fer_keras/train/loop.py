@@ -52,7 +52,7 @@ from fer_keras.models.preprocessing import preprocessing_mode
 from fer_keras.registry import build_model, get_spec
 from fer_keras.runs import LEGACY_VALUES, Run, read_json, remove_partial_writes, write_json, write_text
 from fer_keras.timing import Stopwatch
-from fer_keras.train.batchnorm import RECOMPUTE_IMAGES
+from fer_keras.train.batchnorm import RECOMPUTE_IMAGES, batchnorm_layers
 from fer_keras.train.callbacks import protocol_callbacks, training_seconds_before
 from fer_keras.train.precision import precision_line, precision_record, resolve_precision
 from fer_keras.train.recipe import BalancedAccuracy, dtype_policy, make_loss, make_optimizer
@@ -309,6 +309,8 @@ def train_run(cfg: RunConfig, *, force: bool = False, verbose: int = 2,
             "checkpoint_monitor": cfg.checkpoint_monitor(),
         })
     print(f"[{cfg.resolved_run_id()}] best checkpoint chosen by {cfg.checkpoint_monitor()} (highest)")
+    if cfg.batchnorm_recompute and not batchnorm_layers(model):
+        print(f"note: batchnorm_recompute is on but {cfg.model} has no BatchNorm layer: nothing to recompute")
     ctx = RunContext(cfg=cfg_built, run_dir=run_dir, splits=splits, strategy=strategy, global_batch=global_batch,
                      train_data=train_data, steps_per_epoch=steps_per_epoch, val_ds=val_ds,
                      class_weight=weights, verbose=verbose,
