@@ -69,7 +69,8 @@ def test_embedding_spans_the_sphere_at_initialisation():
 
 def test_triplet_training_separates_classes_in_inference_mode():
     # The embedding the head and the checkpoint see (BatchNorm in inference mode) must separate the
-    # classes after a few epochs of batch-hard triplet training, not shrink to a point.
+    # classes after two epochs of batch-hard triplet training, not shrink to a point (squared distances of
+    # about 2 between classes, 0.1 within).
     keras.utils.set_random_seed(0)
     rng = _rng("train")
     x, y = _patterns(12, rng)
@@ -78,12 +79,15 @@ def test_triplet_training_separates_classes_in_inference_mode():
     embed.compile(optimizer=keras.optimizers.Adam(1e-3), loss=TripletLoss(MARGIN, "batch_hard"))
     onehot = np.eye(3, dtype="float32")
     batches = [x[i:i + 12] for i in range(0, len(x), 12)]
-    embed.fit(x, onehot[y], batch_size=12, epochs=4, shuffle=True, verbose=0,
-              validation_data=(xv, onehot[yv]), callbacks=[RecomputeBatchNorm(lambda: batches)])
-    same, different = _mean_distances(embed.predict(xv, verbose=0), yv)
+    # Validation and prediction in one batch each (one traced function apiece, no short last batch).
+    embed.fit(x, onehot[y], batch_size=12, epochs=2, shuffle=True, verbose=0, validation_data=(xv, onehot[yv]),
+              validation_batch_size=len(xv), callbacks=[RecomputeBatchNorm(lambda: batches)])
+    both = embed.predict(np.concatenate([x, xv]), batch_size=len(x) + len(xv), verbose=0)
+    train, val = both[:len(x)], both[len(x):]
+    same, different = _mean_distances(val, yv)
     assert different > 0.5 and different > same + MARGIN, (same, different)
-    clf = fit_linear_head(embed.predict(x, verbose=0), y, "svm")
-    assert np.mean(clf.predict(embed.predict(xv, verbose=0)) == yv) > 0.8
+    clf = fit_linear_head(train, y, "svm")
+    assert np.mean(clf.predict(val) == yv) > 0.8
 
 
 @pytest.mark.parametrize("head", ["svm", "logreg"])
